@@ -1,0 +1,335 @@
+//! Cache and refresh rules (RFC 8461 §3.3, §5.1, §8.3, §10.2) as pure functions of
+//! (what is cached, the time, what DNS or HTTPS just said). The caller does the I/O.
+//!
+//! The three steps, each a function:
+//! 1. [`on_request`]: answer from memory, or say a TXT lookup is needed first;
+//! 2. [`on_txt`]: given the TXT outcome, answer or say which id to fetch;
+//! 3. [`on_fetch`]: given the fetch outcome, the new state and what is in force.
+
+use crate::policy::{Mode, Policy};
+use crate::txt::Discovery;
+
+/// Seconds since the Unix epoch. Passed in; nothing here reads a clock.
+pub type UnixTime = u64;
+
+/// Tunables, with the defaults the docs give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// How long a TXT answer (including "no record") is reused before it is looked up again.
+    pub txt_grace: u64,
+    /// After a failed fetch of an id, how long before the same id is fetched again (FETCH-09).
+    pub fetch_backoff: u64,
+    /// Refresh a cached policy this long after its fetch, even if the id is unchanged (CACHE-08);
+    /// at the latest at half its `max_age`.
+    pub refresh_interval: u64,
+    /// With no valid cache, a DNS SERVFAIL/timeout defers delivery instead of delivering
+    /// without MTA-STS (DNS-02; off by default, as RFC 8461 reads).
+    pub defer_on_dns_failure: bool,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            txt_grace: 60,
+            fetch_backoff: 300,
+            refresh_interval: 86_400,
+            defer_on_dns_failure: false,
+        }
+    }
+}
+
+/// A policy as cached: the parsed policy, the id it was fetched under, and when (CACHE-01).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPolicy {
+    pub policy: Policy,
+    pub id: String,
+    /// Time of the last successful fetch of this policy.
+    pub fetched_at: UnixTime,
+}
+
+impl CachedPolicy {
+    /// `fetched_at + max_age`; the entry is invalid from this instant on (CACHE-02).
+    pub fn expires_at(&self) -> UnixTime {
+        self.fetched_at.saturating_add(self.policy.max_age)
+    }
+
+    /// Whether the entry is still in force at `now`.
+    pub fn is_valid(&self, now: UnixTime) -> bool {
+        now < self.expires_at()
+    }
+
+    /// When a background refresh is due (CACHE-08): after `refresh_interval`, or at half of
+    /// `max_age` for short-lived policies.
+    pub fn refresh_at(&self, settings: &CacheSettings) -> UnixTime {
+        let interval = settings.refresh_interval.min(self.policy.max_age / 2);
+        self.fetched_at.saturating_add(interval)
+    }
+}
+
+/// How a TXT lookup at `_mta-sts.<domain>` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxtLookup {
+    /// Exactly one valid record, with this id.
+    Found(String),
+    /// Authoritatively nothing usable (DNS-01, TXT-05, TXT-06).
+    Absent(Absence),
+    /// SERVFAIL, timeout, REFUSED, bogus DNSSEC (DNS-02, DNS-04); the text says which.
+    TempFail(String),
+}
+
+/// Why there is no usable record; kept apart for logs and metrics (DNS-03).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Absence {
+    NxDomain,
+    NoData,
+    Discovery(Discovery),
+}
+
+/// Why a fetch failed, by the TLS-RPT result type it is reported as (RFC 8460 §4.3.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FetchFailure {
+    /// Connect, DNS for the policy host, timeout, non-200, redirect, over the size limit.
+    FetchError,
+    /// The policy host's certificate failed PKIX validation.
+    WebPkiInvalid,
+    /// The body or its media type is invalid.
+    PolicyInvalid,
+}
+
+impl FetchFailure {
+    /// The TLS-RPT `result-type`.
+    pub fn result_type(self) -> &'static str {
+        match self {
+            Self::FetchError => "sts-policy-fetch-error",
+            Self::WebPkiInvalid => "sts-webpki-invalid",
+            Self::PolicyInvalid => "sts-policy-invalid",
+        }
+    }
+}
+
+/// A failed fetch, remembered for back-off (FETCH-09) and alerting (CACHE-09).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedFetch {
+    pub id: String,
+    pub at: UnixTime,
+    pub failure: FetchFailure,
+}
+
+/// Everything known about one policy domain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DomainState {
+    /// The last successfully fetched policy; possibly expired, see [`CachedPolicy::is_valid`].
+    pub policy: Option<CachedPolicy>,
+    /// The last TXT outcome and when it was seen.
+    pub txt: Option<(UnixTime, TxtLookup)>,
+    /// The last failed fetch since the last success.
+    pub failed_fetch: Option<FailedFetch>,
+}
+
+impl DomainState {
+    /// The policy in force at `now`, if any.
+    pub fn valid_policy(&self, now: UnixTime) -> Option<&CachedPolicy> {
+        self.policy.as_ref().filter(|p| p.is_valid(now))
+    }
+
+    fn backed_off(&self, id: &str, now: UnixTime, settings: &CacheSettings) -> bool {
+        self.failed_fetch
+            .as_ref()
+            .is_some_and(|f| f.id == id && now < f.at.saturating_add(settings.fetch_backoff))
+    }
+
+    fn txt_fresh(&self, now: UnixTime, settings: &CacheSettings) -> Option<&TxtLookup> {
+        self.txt
+            .as_ref()
+            .filter(|(at, _)| now < at.saturating_add(settings.txt_grace))
+            .map(|(_, lookup)| lookup)
+    }
+
+    /// Whether operators should be alerted (CACHE-09, SEC-03): a valid non-`none` policy whose
+    /// latest refresh failed.
+    pub fn needs_alert(&self, now: UnixTime) -> bool {
+        self.failed_fetch.is_some()
+            && self
+                .valid_policy(now)
+                .is_some_and(|p| p.policy.mode != Mode::None)
+    }
+}
+
+/// What is in force for a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The state's `policy` applies (it is `Some`).
+    Policy(Source),
+    /// Deliver as if the domain had no MTA-STS.
+    NoPolicy(NoPolicyReason),
+    /// Defer delivery (only when [`CacheSettings::defer_on_dns_failure`] is set).
+    Defer(String),
+}
+
+/// Where an applied policy came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cached,
+    Fetched,
+}
+
+/// Why no policy applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoPolicyReason {
+    /// No usable TXT record (DNS-01, TXT-05, TXT-06).
+    NoRecord(Absence),
+    /// DNS failed and nothing valid is cached (DNS-02, default setting).
+    DnsFailure(String),
+    /// A record exists but its policy could not be fetched (FETCH-10).
+    FetchFailed(FetchFailure),
+}
+
+/// Step 1: what to do with a request, without any I/O if possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestPlan {
+    /// Answer now; nothing to look up.
+    Answer(Verdict),
+    /// Answer now, and re-check the TXT record off the request path (grace period over, or a
+    /// refresh is due).
+    AnswerThenRecheck(Verdict),
+    /// Nothing valid is known: look up the TXT record, then call [`on_txt`].
+    LookupTxt,
+}
+
+/// Step 2: what to do after a TXT lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxtPlan {
+    /// Decided; no fetch.
+    Done(Verdict),
+    /// Fetch the policy for `id`, then call [`on_fetch`]. `meanwhile` is what is in force if the
+    /// caller answers before the fetch ends.
+    Fetch { id: String, meanwhile: Verdict },
+}
+
+/// Step 1 (CACHE-02, CACHE-03, CACHE-08, FETCH-09).
+pub fn on_request(
+    state: Option<&DomainState>,
+    now: UnixTime,
+    settings: &CacheSettings,
+) -> RequestPlan {
+    let Some(state) = state else {
+        return RequestPlan::LookupTxt;
+    };
+    if let Some(cached) = state.valid_policy(now) {
+        let verdict = Verdict::Policy(Source::Cached);
+        let recheck =
+            state.txt_fresh(now, settings).is_none() || now >= cached.refresh_at(settings);
+        return if recheck {
+            RequestPlan::AnswerThenRecheck(verdict)
+        } else {
+            RequestPlan::Answer(verdict)
+        };
+    }
+    // No valid policy: reuse a recent TXT answer rather than ask DNS for every message.
+    match state.txt_fresh(now, settings) {
+        Some(TxtLookup::Absent(why)) => {
+            RequestPlan::Answer(Verdict::NoPolicy(NoPolicyReason::NoRecord(why.clone())))
+        }
+        Some(TxtLookup::Found(id)) if state.backed_off(id, now, settings) => {
+            let failure = state
+                .failed_fetch
+                .as_ref()
+                .map_or(FetchFailure::FetchError, |f| f.failure);
+            RequestPlan::Answer(Verdict::NoPolicy(NoPolicyReason::FetchFailed(failure)))
+        }
+        _ => RequestPlan::LookupTxt,
+    }
+}
+
+/// Step 2 (CACHE-03, CACHE-04, CACHE-06, CACHE-08, DNS-01, DNS-02, FETCH-09, FETCH-11).
+pub fn on_txt(
+    state: Option<&DomainState>,
+    now: UnixTime,
+    lookup: TxtLookup,
+    settings: &CacheSettings,
+) -> (DomainState, TxtPlan) {
+    let mut next = state.cloned().unwrap_or_default();
+    let cached = next.valid_policy(now).cloned();
+    let plan = match (&lookup, cached) {
+        (TxtLookup::Found(id), Some(cached)) => {
+            let keep = Verdict::Policy(Source::Cached);
+            let changed = *id != cached.id;
+            let refresh_due = now >= cached.refresh_at(settings);
+            if (changed || refresh_due) && !next.backed_off(id, now, settings) {
+                TxtPlan::Fetch {
+                    id: id.clone(),
+                    meanwhile: keep,
+                }
+            } else {
+                TxtPlan::Done(keep)
+            }
+        }
+        // CACHE-06, DNS-01, DNS-02: losing the record never evicts a valid policy.
+        (_, Some(_)) => TxtPlan::Done(Verdict::Policy(Source::Cached)),
+        (TxtLookup::Found(id), None) => {
+            if next.backed_off(id, now, settings) {
+                let failure = next
+                    .failed_fetch
+                    .as_ref()
+                    .map_or(FetchFailure::FetchError, |f| f.failure);
+                TxtPlan::Done(Verdict::NoPolicy(NoPolicyReason::FetchFailed(failure)))
+            } else {
+                TxtPlan::Fetch {
+                    id: id.clone(),
+                    meanwhile: Verdict::NoPolicy(NoPolicyReason::FetchFailed(
+                        FetchFailure::FetchError,
+                    )),
+                }
+            }
+        }
+        (TxtLookup::Absent(why), None) => {
+            TxtPlan::Done(Verdict::NoPolicy(NoPolicyReason::NoRecord(why.clone())))
+        }
+        (TxtLookup::TempFail(why), None) if settings.defer_on_dns_failure => {
+            TxtPlan::Done(Verdict::Defer(format!("MTA-STS TXT lookup failed: {why}")))
+        }
+        (TxtLookup::TempFail(why), None) => {
+            TxtPlan::Done(Verdict::NoPolicy(NoPolicyReason::DnsFailure(why.clone())))
+        }
+    };
+    next.txt = Some((now, lookup));
+    (next, plan)
+}
+
+/// Step 3 (CACHE-04, CACHE-05, CACHE-07, CACHE-12, FETCH-10, FETCH-11, POL-11).
+///
+/// A fetched policy replaces the cached one whatever its mode: a fetched `mode: none` is the
+/// one approved withdrawal (§8.3). A failure never touches the cached policy.
+pub fn on_fetch(
+    state: Option<&DomainState>,
+    now: UnixTime,
+    id: &str,
+    outcome: Result<Policy, FetchFailure>,
+) -> (DomainState, Verdict) {
+    let mut next = state.cloned().unwrap_or_default();
+    match outcome {
+        Ok(policy) => {
+            // max_age 0 is stored already expired: it applies to this attempt only (CACHE-12).
+            next.policy = Some(CachedPolicy {
+                policy,
+                id: id.to_string(),
+                fetched_at: now,
+            });
+            next.failed_fetch = None;
+            (next, Verdict::Policy(Source::Fetched))
+        }
+        Err(failure) => {
+            next.failed_fetch = Some(FailedFetch {
+                id: id.to_string(),
+                at: now,
+                failure,
+            });
+            let verdict = if next.valid_policy(now).is_some() {
+                Verdict::Policy(Source::Cached)
+            } else {
+                Verdict::NoPolicy(NoPolicyReason::FetchFailed(failure))
+            };
+            (next, verdict)
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Sans-I/O core of mtasts: the MTA-STS protocol (RFC 8461) as pure functions.
+//!
+//! - [`txt`]: the `_mta-sts` TXT record (§3.1);
+//! - [`policy`]: the policy file (§3.2);
+//! - [`mx`]: MX patterns and matching (§4.1);
+//! - [`cache`]: what is in force, and what to fetch when (§3.3, §5.1, §8.3, §10.2);
+//! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
+//! - [`domain`]: the normalised domain names all of them share.
+//!
+//! No sockets, no clock, no async: time is an argument, I/O is the caller's.
+//! Item ids such as `TXT-04` refer to the project's RFC checklist.
+
+pub mod cache;
+pub mod domain;
+pub mod mx;
+pub mod policy;
+pub mod postfix;
+pub mod txt;
+
+pub use cache::{
+    CacheSettings, CachedPolicy, DomainState, FetchFailure, TxtLookup, UnixTime, Verdict,
+};
+pub use domain::{DomainError, DomainName};
+pub use mx::{MxPattern, MxPatternError};
+pub use policy::{Mode, Parsed, Policy, PolicyError, PolicyErrors, PolicyRule, PolicyWarning};
+pub use postfix::{RenderOptions, Reply};
+pub use txt::{Discovery, StsRecord, TxtError};

@@ -1,0 +1,166 @@
+//! Answers for Postfix's `smtp_tls_policy_maps` (socketmap payloads, without the netstring),
+//! as pure functions (checklist §16).
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::domain::DomainName;
+use crate::policy::{Mode, Policy};
+
+/// Postfix's default `socketmap_max_reply_size` (PFX-14).
+pub const MAX_REPLY_BYTES: usize = 100_000;
+
+/// How to render for one map name (a daemon "zone").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Enforce `testing` policies as if they were `enforce` (postfix-mta-sts-resolver's "strict").
+    pub strict_testing: bool,
+    /// Add the Postfix ≥ 3.10 TLSRPT attributes; Postfix ≤ 3.9 rejects them (PFX-31).
+    pub tlsrpt: bool,
+    /// The reply limit, normally [`MAX_REPLY_BYTES`].
+    pub max_reply: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        Self {
+            strict_testing: false,
+            tlsrpt: false,
+            max_reply: MAX_REPLY_BYTES,
+        }
+    }
+}
+
+/// A socketmap reply (PFX-12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok(String),
+    NotFound,
+    Temp(String),
+    Timeout(String),
+    Perm(String),
+}
+
+impl Reply {
+    /// The payload as Postfix reads it: status word, one space, data.
+    pub fn payload(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ok(data) => write!(f, "OK {data}"),
+            Self::NotFound => f.write_str("NOTFOUND "),
+            Self::Temp(reason) => write!(f, "TEMP {}", one_line(reason)),
+            Self::Timeout(reason) => write!(f, "TIMEOUT {}", one_line(reason)),
+            Self::Perm(reason) => write!(f, "PERM {}", one_line(reason)),
+        }
+    }
+}
+
+fn one_line(reason: &str) -> String {
+    reason.replace(['\r', '\n'], " ")
+}
+
+/// The reply for a policy in force for `domain` (PFX-30, PFX-33): `enforce` (and `testing`
+/// when strict) → `OK secure …`; otherwise `NOTFOUND`.
+pub fn policy_reply(domain: &DomainName, policy: &Policy, opts: &RenderOptions) -> Reply {
+    let enforced = match policy.mode {
+        Mode::Enforce => true,
+        Mode::Testing => opts.strict_testing,
+        Mode::None => false,
+    };
+    if !enforced {
+        return Reply::NotFound;
+    }
+    match render_secure(domain, policy, opts) {
+        Some(data) => Reply::Ok(data),
+        None => Reply::Temp(format!(
+            "MTA-STS policy of {domain} has too many mx patterns for a {}-byte Postfix reply",
+            opts.max_reply
+        )),
+    }
+}
+
+/// `secure match=p1:p2 servername=hostname`, plus the TLSRPT attributes when asked. Leaves out
+/// the `policy_string` attributes first when the reply would exceed the limit; `None` when even
+/// the bare form would (PFX-14, PFX-33).
+pub fn render_secure(domain: &DomainName, policy: &Policy, opts: &RenderOptions) -> Option<String> {
+    let mut unique = HashSet::with_capacity(policy.mx.len());
+    let matches: Vec<String> = policy
+        .mx
+        .iter()
+        .map(|p| p.postfix_match())
+        .filter(|m| unique.insert(m.clone()))
+        .collect();
+    let mut out = format!("secure match={} servername=hostname", matches.join(":"));
+    if opts.tlsrpt {
+        out.push_str(&format!(" policy_type=sts policy_domain={domain}"));
+        let mut unique = HashSet::with_capacity(policy.mx.len());
+        for p in policy.mx.iter().filter(|p| unique.insert(*p)) {
+            out.push_str(&format!(" mx_host_pattern={p}"));
+        }
+        let strings: String = policy
+            .lines()
+            .iter()
+            .filter(|l| !l.contains(['{', '}']))
+            .map(|l| format!(" {{ policy_string = {l} }}"))
+            .collect();
+        if reply_len(&out) + strings.len() <= opts.max_reply {
+            out.push_str(&strings);
+        }
+    }
+    (reply_len(&out) <= opts.max_reply).then_some(out)
+}
+
+/// Length of `OK <data>`.
+fn reply_len(data: &str) -> usize {
+    3 + data.len()
+}
+
+/// Why a lookup key names no policy domain; each is answered `NOTFOUND`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRejection {
+    #[error("empty key")]
+    Empty,
+    #[error(
+        "`{0}` is a parent-domain probe; RFC 8461 §3.4 forbids parent-domain policies (PFX-02)"
+    )]
+    ParentProbe(String),
+    #[error("`{0}`: {1}")]
+    NotADomain(String, crate::domain::DomainError),
+}
+
+/// The policy domain of a Postfix lookup key (PFX-02, PFX-03): `[host]:port`, `[host]`,
+/// `host:port` and `host` give `host`; case is folded, one trailing dot removed, U-labels
+/// converted. Keys starting with `.` and IP literals name no policy domain.
+pub fn policy_domain_from_key(key: &str) -> Result<DomainName, KeyRejection> {
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(KeyRejection::Empty);
+    }
+    if key.starts_with('.') {
+        return Err(KeyRejection::ParentProbe(key.to_string()));
+    }
+    let host = match key.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(host, _port)| host),
+        None => strip_port(key),
+    };
+    DomainName::parse(host).map_err(|e| KeyRejection::NotADomain(key.to_string(), e))
+}
+
+/// `host:port` → `host`; a bare IPv6 address (several colons) is left whole to be refused.
+fn strip_port(key: &str) -> &str {
+    match key.rsplit_once(':') {
+        Some((host, port))
+            if !host.contains(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            host
+        }
+        _ => key,
+    }
+}
