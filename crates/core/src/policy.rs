@@ -285,7 +285,7 @@ fn parse(text: &str) -> Result<Parsed, PolicyErrors> {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         b.line(line_no, line);
     }
-    if !b.version {
+    if !b.version && !b.seen.contains("version") {
         b.error(0, Some("version"), PolicyRule::MissingField("version"));
     }
     let mode = b.mode;

@@ -64,30 +64,57 @@ fn one_line(reason: &str) -> String {
     reason.replace(['\r', '\n'], " ")
 }
 
+/// What had to be left out to keep a reply within the size limit (PFX-14, PFX-33). The caller
+/// logs it: leaving out the TLSRPT attributes turns off Postfix's exact MX-name check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Omission {
+    /// The `policy_string` attributes (reporting detail only).
+    PolicyStrings,
+    /// All TLSRPT attributes: Postfix falls back to its `match=` checking.
+    TlsrptAttributes,
+}
+
 /// The reply for a policy in force for `domain` (PFX-30, PFX-33): `enforce` (and `testing`
 /// when strict) → `OK secure …`; otherwise `NOTFOUND`.
 pub fn policy_reply(domain: &DomainName, policy: &Policy, opts: &RenderOptions) -> Reply {
+    policy_reply_with_omission(domain, policy, opts).0
+}
+
+/// [`policy_reply`], also saying what was left out to fit the size limit.
+pub fn policy_reply_with_omission(
+    domain: &DomainName,
+    policy: &Policy,
+    opts: &RenderOptions,
+) -> (Reply, Option<Omission>) {
     let enforced = match policy.mode {
         Mode::Enforce => true,
         Mode::Testing => opts.strict_testing,
         Mode::None => false,
     };
     if !enforced {
-        return Reply::NotFound;
+        return (Reply::NotFound, None);
     }
     match render_secure(domain, policy, opts) {
-        Some(data) => Reply::Ok(data),
-        None => Reply::Temp(format!(
-            "MTA-STS policy of {domain} has too many mx patterns for a {}-byte Postfix reply",
-            opts.max_reply
-        )),
+        Some((data, omitted)) => (Reply::Ok(data), omitted),
+        None => (
+            Reply::Temp(format!(
+                "MTA-STS policy of {domain} has too many mx patterns for a {}-byte Postfix reply",
+                opts.max_reply
+            )),
+            None,
+        ),
     }
 }
 
-/// `secure match=p1:p2 servername=hostname`, plus the TLSRPT attributes when asked. Leaves out
-/// the `policy_string` attributes first when the reply would exceed the limit; `None` when even
-/// the bare form would (PFX-14, PFX-33).
-pub fn render_secure(domain: &DomainName, policy: &Policy, opts: &RenderOptions) -> Option<String> {
+/// `secure match=p1:p2 servername=hostname`, plus the TLSRPT attributes when asked. To stay
+/// within the limit it leaves out the `policy_string` attributes first, then all TLSRPT
+/// attributes; `None` when even the bare form does not fit (PFX-14, PFX-33). Attributes are
+/// dropped whole, never cut.
+pub fn render_secure(
+    domain: &DomainName,
+    policy: &Policy,
+    opts: &RenderOptions,
+) -> Option<(String, Option<Omission>)> {
     let mut unique = HashSet::with_capacity(policy.mx.len());
     let matches: Vec<String> = policy
         .mx
@@ -95,24 +122,31 @@ pub fn render_secure(domain: &DomainName, policy: &Policy, opts: &RenderOptions)
         .map(|p| p.postfix_match())
         .filter(|m| unique.insert(m.clone()))
         .collect();
-    let mut out = format!("secure match={} servername=hostname", matches.join(":"));
-    if opts.tlsrpt {
-        out.push_str(&format!(" policy_type=sts policy_domain={domain}"));
-        let mut unique = HashSet::with_capacity(policy.mx.len());
-        for p in policy.mx.iter().filter(|p| unique.insert(*p)) {
-            out.push_str(&format!(" mx_host_pattern={p}"));
-        }
-        let strings: String = policy
-            .lines()
-            .iter()
-            .filter(|l| !l.contains(['{', '}']))
-            .map(|l| format!(" {{ policy_string = {l} }}"))
-            .collect();
-        if reply_len(&out) + strings.len() <= opts.max_reply {
-            out.push_str(&strings);
-        }
+    let bare = format!("secure match={} servername=hostname", matches.join(":"));
+    let fits = |s: &str| reply_len(s) <= opts.max_reply;
+    if !opts.tlsrpt {
+        return fits(&bare).then_some((bare, None));
     }
-    (reply_len(&out) <= opts.max_reply).then_some(out)
+    let mut attrs = format!(" policy_type=sts policy_domain={domain}");
+    let mut unique = HashSet::with_capacity(policy.mx.len());
+    for p in policy.mx.iter().filter(|p| unique.insert(*p)) {
+        attrs.push_str(&format!(" mx_host_pattern={p}"));
+    }
+    let strings: String = policy
+        .lines()
+        .iter()
+        .filter(|l| !l.contains(['{', '}']))
+        .map(|l| format!(" {{ policy_string = {l} }}"))
+        .collect();
+    let full = format!("{bare}{attrs}{strings}");
+    if fits(&full) {
+        return Some((full, None));
+    }
+    let without_strings = format!("{bare}{attrs}");
+    if fits(&without_strings) {
+        return Some((without_strings, Some(Omission::PolicyStrings)));
+    }
+    fits(&bare).then_some((bare, Some(Omission::TlsrptAttributes)))
 }
 
 /// Length of `OK <data>`.
