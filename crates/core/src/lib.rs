@@ -5,11 +5,13 @@
 //! - [`mx`]: MX patterns and matching (§4.1);
 //! - [`cache`]: what is in force, and what to fetch when (§3.3, §5.1, §8.3, §10.2);
 //! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
+//! - [`advice`]: legal-but-unwise choices, for linting and checking;
 //! - [`domain`]: the normalised domain names all of them share.
 //!
 //! No sockets, no clock, no async: time is an argument, I/O is the caller's.
 //! Item ids such as `TXT-04` refer to the project's RFC checklist.
 
+pub mod advice;
 pub mod cache;
 pub mod domain;
 pub mod mx;

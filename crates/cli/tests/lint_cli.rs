@@ -1,0 +1,111 @@
+//! `mtasts lint` as a user runs it: real process, stdin, files, exit codes, JSON.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn mtasts(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mtasts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).expect("write stdin");
+    drop(pipe);
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const GOOD: &str = "version: STSv1\r\nmode: enforce\r\nmx: MAIL.example.com\r\nmax_age: 1209600\r\n";
+
+#[test]
+fn valid_policy_prints_normalised_form_and_exits_0() {
+    let o = mtasts(&["lint", "policy", "-"], Some(GOOD));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("policy: valid\n"), "{out}");
+    assert!(out.contains("  mx: mail.example.com\n"), "{out}");
+}
+
+#[test]
+fn invalid_policy_lists_every_problem_and_exits_1() {
+    let bad = "version: STSv1\nmode: Enforce\nmx: *.*.example.com\nmax_age: 1 week\n";
+    let o = mtasts(&["lint", "policy", "-", "--json"], Some(bad));
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["valid"], false);
+    let errors = v["errors"].as_array().expect("errors");
+    let got: Vec<(u64, &str, &str)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap_or(0),
+                e["key"].as_str().unwrap_or(""),
+                e["rule"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(2, "mode", "POL-03"), (3, "mx", "POL-07"), (4, "max_age", "POL-08")]);
+    assert!(v["normalized"].is_null());
+}
+
+#[test]
+fn policy_from_file_with_advice_and_domain() {
+    let dir = std::env::temp_dir().join(format!("mtasts-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let path = dir.join("mta-sts.txt");
+    std::fs::write(&path, "version: STSv1\nmode: testing\nmx: *.example.org\nmax_age: 600\n").expect("write");
+    let path_str = path.to_str().expect("utf-8 path");
+    let o = mtasts(&["lint", "policy", path_str, "--domain", "example.org", "--json"], None);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let rules: Vec<&str> = v["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["rule"].as_str())
+        .collect();
+    assert_eq!(rules, vec!["max-age-short", "testing-mode", "wildcard-without-base"]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn oversized_policy_is_an_error() {
+    let mut big = String::from(GOOD);
+    while big.len() <= 65_536 {
+        big.push_str("filler: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
+    }
+    let o = mtasts(&["lint", "policy", "-", "--json"], Some(&big));
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["errors"][0]["rule"], "FETCH-08");
+}
+
+#[test]
+fn record_lint_joins_dig_strings_and_reports_rules() {
+    let o = mtasts(&["lint", "record", "\"v=STSv1; id=ab\" \"cd\""], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("v=STSv1; id=abcd;"));
+    let o = mtasts(&["lint", "record", "v=STSv1; id=toolongtoolongtoolongtoolongtoolong", "--json"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["errors"][0]["rule"], "TXT-08");
+    let o = mtasts(&["lint", "record", "v=STSv1"], None);
+    assert_eq!(o.status.code(), Some(1), "no id and not a usable record");
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    assert_eq!(mtasts(&["lint"], None).status.code(), Some(2));
+    assert_eq!(mtasts(&["lint", "bogus"], None).status.code(), Some(2));
+    let o = mtasts(&["lint", "policy", "/nonexistent/mta-sts.txt"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/mta-sts.txt"));
+}
