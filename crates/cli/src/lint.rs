@@ -202,7 +202,7 @@ fn join_quoted(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(after_quote) = rest.strip_prefix('"') {
         let end = after_quote.find('"')?;
-        out.extend_from_slice(after_quote[..end].as_bytes());
+        out.extend_from_slice(&after_quote.as_bytes()[..end]);
         rest = after_quote[end + 1..].trim_start();
     }
     rest.is_empty().then_some(out)
