@@ -14,7 +14,8 @@ fn mtasts(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("spawn mtasts");
     let mut pipe = child.stdin.take().expect("stdin");
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).expect("write stdin");
+    pipe.write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
     drop(pipe);
     child.wait_with_output().expect("wait")
 }
@@ -23,7 +24,8 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-const GOOD: &str = "version: STSv1\r\nmode: enforce\r\nmx: MAIL.example.com\r\nmax_age: 1209600\r\n";
+const GOOD: &str =
+    "version: STSv1\r\nmode: enforce\r\nmx: MAIL.example.com\r\nmax_age: 1209600\r\n";
 
 #[test]
 fn valid_policy_prints_normalised_form_and_exits_0() {
@@ -52,7 +54,14 @@ fn invalid_policy_lists_every_problem_and_exits_1() {
             )
         })
         .collect();
-    assert_eq!(got, vec![(2, "mode", "POL-03"), (3, "mx", "POL-07"), (4, "max_age", "POL-08")]);
+    assert_eq!(
+        got,
+        vec![
+            (2, "mode", "POL-03"),
+            (3, "mx", "POL-07"),
+            (4, "max_age", "POL-08")
+        ]
+    );
     assert!(v["normalized"].is_null());
 }
 
@@ -61,9 +70,23 @@ fn policy_from_file_with_advice_and_domain() {
     let dir = std::env::temp_dir().join(format!("mtasts-lint-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let path = dir.join("mta-sts.txt");
-    std::fs::write(&path, "version: STSv1\nmode: testing\nmx: *.example.org\nmax_age: 600\n").expect("write");
+    std::fs::write(
+        &path,
+        "version: STSv1\nmode: testing\nmx: *.example.org\nmax_age: 600\n",
+    )
+    .expect("write");
     let path_str = path.to_str().expect("utf-8 path");
-    let o = mtasts(&["lint", "policy", path_str, "--domain", "example.org", "--json"], None);
+    let o = mtasts(
+        &[
+            "lint",
+            "policy",
+            path_str,
+            "--domain",
+            "example.org",
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     let rules: Vec<&str> = v["warnings"]
@@ -72,7 +95,10 @@ fn policy_from_file_with_advice_and_domain() {
         .iter()
         .filter_map(|w| w["rule"].as_str())
         .collect();
-    assert_eq!(rules, vec!["max-age-short", "testing-mode", "wildcard-without-base"]);
+    assert_eq!(
+        rules,
+        vec!["max-age-short", "testing-mode", "wildcard-without-base"]
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -93,7 +119,15 @@ fn record_lint_joins_dig_strings_and_reports_rules() {
     let o = mtasts(&["lint", "record", "\"v=STSv1; id=ab\" \"cd\""], None);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("v=STSv1; id=abcd;"));
-    let o = mtasts(&["lint", "record", "v=STSv1; id=toolongtoolongtoolongtoolongtoolong", "--json"], None);
+    let o = mtasts(
+        &[
+            "lint",
+            "record",
+            "v=STSv1; id=toolongtoolongtoolongtoolongtoolong",
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["errors"][0]["rule"], "TXT-08");

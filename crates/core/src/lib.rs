@@ -14,6 +14,8 @@
 pub mod advice;
 pub mod cache;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mx;
 pub mod policy;
 pub mod postfix;
