@@ -1,0 +1,269 @@
+//! Authoritative DNS over UDP and TCP for every name of a world, with per-name faults.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+use crate::Error;
+
+const TTL: u32 = 300;
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// How the server misbehaves for one name (all types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsFault {
+    /// NXDOMAIN even if records exist.
+    NxDomain,
+    /// NOERROR with an empty answer.
+    NoData,
+    ServFail,
+    Refused,
+    /// Never answers (a client times out).
+    Drop,
+    /// Over UDP, answers with TC set and no records, forcing TCP; over TCP, answers normally.
+    Truncate,
+}
+
+/// The zone data: records by lower-case name, and faults.
+#[derive(Debug, Clone, Default)]
+pub struct Zone {
+    records: BTreeMap<String, Vec<RData>>,
+    faults: HashMap<String, DnsFault>,
+}
+
+/// Lower-case, no trailing dot: the zone's key for a name.
+pub fn key(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Zone {
+    /// Adds a record.
+    pub fn add(&mut self, name: &str, rdata: RData) {
+        self.records.entry(key(name)).or_default().push(rdata);
+    }
+
+    /// Sets a fault for a name.
+    pub fn fault(&mut self, name: &str, fault: DnsFault) {
+        self.faults.insert(key(name), fault);
+    }
+
+    /// Removes every record and fault at a name.
+    pub fn clear(&mut self, name: &str) {
+        self.records.remove(&key(name));
+        self.faults.remove(&key(name));
+    }
+
+    /// All names with records.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.records.keys().map(String::as_str)
+    }
+
+    fn rdata(&self, name: &str, rtype: RecordType) -> Vec<&RData> {
+        self.records
+            .get(name)
+            .map(|v| v.iter().filter(|r| r.record_type() == rtype).collect())
+            .unwrap_or_default()
+    }
+
+    /// Answers one query: (response code, answer records).
+    fn answer(&self, qname: &Name, qtype: RecordType) -> (ResponseCode, Vec<Record>) {
+        let mut answers = Vec::new();
+        let mut name = qname.clone();
+        for _ in 0..MAX_CNAME_CHAIN {
+            let k = key(&name.to_ascii());
+            match self.faults.get(&k) {
+                Some(DnsFault::NxDomain) => return (ResponseCode::NXDomain, answers),
+                Some(DnsFault::NoData) => return (ResponseCode::NoError, answers),
+                Some(DnsFault::ServFail) => return (ResponseCode::ServFail, Vec::new()),
+                Some(DnsFault::Refused) => return (ResponseCode::Refused, Vec::new()),
+                _ => {}
+            }
+            let direct = self.rdata(&k, qtype);
+            if !direct.is_empty() {
+                answers.extend(
+                    direct
+                        .into_iter()
+                        .map(|r| Record::from_rdata(name.clone(), TTL, r.clone())),
+                );
+                return (ResponseCode::NoError, answers);
+            }
+            let cname = self
+                .rdata(&k, RecordType::CNAME)
+                .into_iter()
+                .next()
+                .cloned();
+            match cname {
+                Some(RData::CNAME(target)) if qtype != RecordType::CNAME => {
+                    answers.push(Record::from_rdata(
+                        name.clone(),
+                        TTL,
+                        RData::CNAME(target.clone()),
+                    ));
+                    name = target.0.clone();
+                }
+                _ if self.records.contains_key(&k) => return (ResponseCode::NoError, answers),
+                _ if answers.is_empty() => return (ResponseCode::NXDomain, answers),
+                // A CNAME pointing outside the zone: return the chain so far.
+                _ => return (ResponseCode::NoError, answers),
+            }
+        }
+        (ResponseCode::ServFail, Vec::new())
+    }
+}
+
+/// What the DNS server saw: queries by (name, type).
+#[derive(Debug, Default)]
+pub struct DnsLog {
+    counts: Mutex<HashMap<(String, RecordType), u64>>,
+}
+
+impl DnsLog {
+    /// How many queries arrived for `name` and `rtype` (UDP and TCP together).
+    pub fn count(&self, name: &str, rtype: RecordType) -> u64 {
+        self.counts
+            .lock()
+            .map(|c| c.get(&(key(name), rtype)).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn record(&self, name: &Name, rtype: RecordType) {
+        if let Ok(mut c) = self.counts.lock() {
+            *c.entry((key(&name.to_ascii()), rtype)).or_default() += 1;
+        }
+    }
+}
+
+/// Shared state of the server: zone (replaceable at run time), latency, log.
+#[derive(Debug)]
+pub struct DnsState {
+    pub zone: Mutex<Zone>,
+    pub latency: Mutex<Duration>,
+    pub log: DnsLog,
+}
+
+/// Binds UDP and TCP on `addr` (port 0: the same free port for both) and serves the zone.
+pub async fn serve(
+    addr: SocketAddr,
+    state: Arc<DnsState>,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, Error> {
+    let (udp, tcp) = bind_pair(addr).await?;
+    let local = udp.local_addr().map_err(Error::io("dns local_addr"))?;
+    let udp = Arc::new(udp);
+    let st = state.clone();
+    tasks.spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
+                continue;
+            };
+            let query = buf[..n].to_vec();
+            let (udp, st) = (udp.clone(), st.clone());
+            tokio::spawn(async move {
+                if let Some(reply) = respond(&st, &query, false).await {
+                    let _ = udp.send_to(&reply, peer).await;
+                }
+            });
+        }
+    });
+    tasks.spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = tcp.accept().await else {
+                continue;
+            };
+            let st = state.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok(len) = stream.read_u16().await else {
+                        return;
+                    };
+                    let mut query = vec![0u8; usize::from(len)];
+                    if stream.read_exact(&mut query).await.is_err() {
+                        return;
+                    }
+                    let Some(reply) = respond(&st, &query, true).await else {
+                        continue;
+                    };
+                    let Ok(len) = u16::try_from(reply.len()) else {
+                        return;
+                    };
+                    if stream.write_u16(len).await.is_err()
+                        || stream.write_all(&reply).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), Error> {
+    // With port 0, UDP picks a port and TCP must get the same one; retry on a clash.
+    for _ in 0..20 {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(Error::io("dns udp bind"))?;
+        let port = udp.local_addr().map_err(Error::io("dns local_addr"))?;
+        match TcpListener::bind(port).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(_) if addr.port() == 0 => continue,
+            Err(e) => return Err(Error::Io(format!("dns tcp bind {port}: {e}"))),
+        }
+    }
+    Err(Error::Io(format!(
+        "no common UDP/TCP port free on {}",
+        addr.ip()
+    )))
+}
+
+async fn respond(state: &DnsState, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    let request = Message::from_vec(query).ok()?;
+    let q = request.queries().first()?.clone();
+    state.log.record(q.name(), q.query_type());
+    let latency = state.latency.lock().map(|l| *l).unwrap_or_default();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (fault, (rcode, answers)) = {
+        let zone = state.zone.lock().ok()?;
+        let fault = zone.faults.get(&key(&q.name().to_ascii())).copied();
+        (fault, zone.answer(q.name(), q.query_type()))
+    };
+    if fault == Some(DnsFault::Drop) {
+        return None;
+    }
+    let mut reply = Message::new();
+    reply
+        .set_id(request.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(OpCode::Query)
+        .set_authoritative(true)
+        .set_recursion_desired(request.recursion_desired())
+        .set_recursion_available(true)
+        .add_query(q);
+    if fault == Some(DnsFault::Truncate) && !tcp {
+        reply.set_truncated(true);
+    } else {
+        reply.set_response_code(rcode);
+        reply.add_answers(answers);
+    }
+    let bytes = reply.to_vec().ok()?;
+    if !tcp && bytes.len() > 512 && request.extensions().is_none() {
+        // No EDNS: a classic client gets TC and retries over TCP.
+        let mut truncated = reply.truncate();
+        truncated.set_truncated(true);
+        return truncated.to_vec().ok();
+    }
+    Some(bytes)
+}

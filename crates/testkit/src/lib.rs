@@ -1,0 +1,48 @@
+//! A fake internet on loopback for mtasts's tests, benchmarks and `mtasts lab`: authoritative
+//! DNS, HTTPS policy hosts and SMTP servers with STARTTLS, under a per-run test CA.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mtasts_testkit::Error> {
+//! use mtasts_testkit::{World, SmtpHost};
+//! let world = World::builder()
+//!     .sts_domain("good.test", "1", "enforce", &["mx1.good.test"])
+//!     .smtp("mx2.good.test", SmtpHost::sni_only())
+//!     .build()
+//!     .await?;
+//! println!("DNS at {}, trust {}", world.dns_addr(), world.ca_file().display());
+//! # Ok(()) }
+//! ```
+
+pub mod ca;
+pub mod dns;
+pub mod https;
+pub mod smtp;
+pub mod tls;
+pub mod world;
+
+pub use ca::{CertKind, TestCa};
+pub use dns::DnsFault;
+pub use https::{HttpRequest, PolicyHost};
+pub use smtp::{Delivery, SmtpHost, SmtpSession, StartTls};
+pub use tls::TlsRecord;
+pub use world::{Placement, World, WorldBuilder};
+
+/// Why the world could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("I/O: {0}")]
+    Io(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("certificate generation: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Maps an I/O error, naming what was being done.
+    pub fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
+        move |e| Error::Io(format!("{what}: {e}"))
+    }
+}

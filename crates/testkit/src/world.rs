@@ -1,0 +1,457 @@
+//! The declarative world: zone data, policy hosts and MX hosts, started in-process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, TLSA, TXT};
+use hickory_proto::rr::{Name, RData, RecordType};
+use tokio::task::JoinSet;
+
+use crate::Error;
+use crate::ca::TestCa;
+use crate::dns::{self, DnsFault, DnsState, Zone};
+use crate::https::{self, HttpRequest, HttpsHostState, PolicyHost};
+use crate::smtp::{self, Delivery, SmtpHost, SmtpHostState, SmtpSession};
+use crate::tls::TlsRecord;
+
+/// Where the world binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Port 0 everywhere, for parallel tests; clients use [`World::port_map`].
+    Ephemeral,
+    /// DNS on 127.0.0.1:53, each host on its own address at ports 443 and 25: for a network
+    /// namespace where real MTAs run.
+    RealPorts,
+}
+
+const HTTPS_PORT: u16 = 443;
+const SMTP_PORT: u16 = 25;
+
+/// Builds a [`World`].
+#[derive(Debug, Clone)]
+pub struct WorldBuilder {
+    zone: Zone,
+    policy_hosts: BTreeMap<String, PolicyHost>,
+    smtp_hosts: BTreeMap<String, SmtpHost>,
+    addresses: BTreeMap<String, Ipv4Addr>,
+    dns_latency: Duration,
+    placement: Placement,
+    errors: Vec<String>,
+}
+
+impl Default for WorldBuilder {
+    fn default() -> Self {
+        Self {
+            zone: Zone::default(),
+            policy_hosts: BTreeMap::new(),
+            smtp_hosts: BTreeMap::new(),
+            addresses: BTreeMap::new(),
+            dns_latency: Duration::ZERO,
+            placement: Placement::Ephemeral,
+            errors: Vec::new(),
+        }
+    }
+}
+
+fn name(s: &str) -> Result<Name, String> {
+    Name::from_ascii(s).map_err(|e| format!("`{s}` is not a DNS name: {e}"))
+}
+
+impl WorldBuilder {
+    /// Where to bind (default: ephemeral).
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    fn rdata(mut self, owner: &str, rdata: Result<RData, String>) -> Self {
+        match rdata {
+            Ok(r) => self.zone.add(owner, r),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// One TXT record; text over 255 bytes is split into several strings.
+    pub fn txt(self, owner: &str, text: &str) -> Self {
+        let strings: Vec<&[u8]> = text.as_bytes().chunks(255).collect();
+        self.rdata(owner, Ok(RData::TXT(TXT::from_bytes(strings))))
+    }
+
+    /// One TXT record made of exactly these character-strings.
+    pub fn txt_strings(self, owner: &str, strings: &[&str]) -> Self {
+        let strings: Vec<&[u8]> = strings.iter().map(|s| s.as_bytes()).collect();
+        self.rdata(owner, Ok(RData::TXT(TXT::from_bytes(strings))))
+    }
+
+    /// A CNAME.
+    pub fn cname(self, owner: &str, target: &str) -> Self {
+        let r = name(target).map(|t| RData::CNAME(CNAME(t)));
+        self.rdata(owner, r)
+    }
+
+    /// An MX record.
+    pub fn mx(self, domain: &str, preference: u16, host: &str) -> Self {
+        let r = name(host).map(|h| RData::MX(MX::new(preference, h)));
+        self.rdata(domain, r)
+    }
+
+    /// An A record. For a fake host, also the address it binds.
+    pub fn a(mut self, owner: &str, ip: Ipv4Addr) -> Self {
+        self.addresses.entry(dns::key(owner)).or_insert(ip);
+        self.rdata(owner, Ok(RData::A(A(ip))))
+    }
+
+    /// An AAAA record (DNS data only; fake hosts listen on IPv4 loopback).
+    pub fn aaaa(self, owner: &str, ip: Ipv6Addr) -> Self {
+        self.rdata(owner, Ok(RData::AAAA(AAAA(ip))))
+    }
+
+    /// A TLSA record.
+    pub fn tlsa(self, owner: &str, usage: u8, selector: u8, matching: u8, data: Vec<u8>) -> Self {
+        let r = TLSA::new(
+            CertUsage::from(usage),
+            Selector::from(selector),
+            Matching::from(matching),
+            data,
+        );
+        self.rdata(owner, Ok(RData::TLSA(r)))
+    }
+
+    /// A fault for every query at `owner`.
+    pub fn dns_fault(mut self, owner: &str, fault: DnsFault) -> Self {
+        self.zone.fault(owner, fault);
+        self
+    }
+
+    /// Added delay before every DNS answer.
+    pub fn dns_latency(mut self, latency: Duration) -> Self {
+        self.dns_latency = latency;
+        self
+    }
+
+    /// Serves `https://mta-sts.<domain>/…` as `host` says (adds its A record).
+    pub fn policy(mut self, domain: &str, host: PolicyHost) -> Self {
+        self.policy_hosts
+            .insert(format!("mta-sts.{}", dns::key(domain)), host);
+        self
+    }
+
+    /// Runs an SMTP server for `host` (adds its A record).
+    pub fn smtp(mut self, host: &str, spec: SmtpHost) -> Self {
+        self.smtp_hosts.insert(dns::key(host), spec);
+        self
+    }
+
+    /// A complete, valid MTA-STS domain: TXT id, policy, MX records and valid MX servers.
+    pub fn sts_domain(self, domain: &str, id: &str, mode: &str, mx_hosts: &[&str]) -> Self {
+        let mut policy = format!("version: STSv1\nmode: {mode}\n");
+        for h in mx_hosts {
+            policy.push_str(&format!("mx: {h}\n"));
+        }
+        policy.push_str("max_age: 604800\n");
+        let mut b = self
+            .txt(&format!("_mta-sts.{domain}"), &format!("v=STSv1; id={id};"))
+            .policy(domain, PolicyHost::ok(&policy));
+        for (i, h) in mx_hosts.iter().enumerate() {
+            let pref = u16::try_from(10 * (i + 1)).unwrap_or(u16::MAX);
+            b = b.mx(domain, pref, h).smtp(h, SmtpHost::valid());
+        }
+        b
+    }
+
+    /// Starts everything.
+    pub async fn build(mut self) -> Result<World, Error> {
+        if let Some(e) = self.errors.first() {
+            return Err(Error::Config(e.clone()));
+        }
+        let started = std::time::Instant::now();
+        let ca = TestCa::new()?;
+        let dir = temp_dir()?;
+        let ca_file = dir.join("ca.pem");
+        ca.write_pem(&ca_file)?;
+
+        // Every fake host gets its own loopback address, so per-host behaviour (e.g. an MX
+        // without STARTTLS) is decided by where the client connected, as on the real internet.
+        let mut next = 0u32;
+        let mut host_ip = |host: &str, addresses: &BTreeMap<String, Ipv4Addr>| -> Ipv4Addr {
+            if let Some(ip) = addresses.get(host) {
+                return *ip;
+            }
+            next += 1;
+            let [_, b, c, d] = (0x7f01_0000u32 + next).to_be_bytes();
+            Ipv4Addr::new(127, b, c, d.max(1))
+        };
+        let mut tasks = JoinSet::new();
+        let (https_port, smtp_port, dns_bind) = match self.placement {
+            Placement::Ephemeral => (0, 0, SocketAddr::from(([127, 0, 0, 1], 0))),
+            Placement::RealPorts => (
+                HTTPS_PORT,
+                SMTP_PORT,
+                SocketAddr::from(([127, 0, 0, 1], 53)),
+            ),
+        };
+
+        let mut https_hosts = BTreeMap::new();
+        for (host, spec) in std::mem::take(&mut self.policy_hosts) {
+            let ip = host_ip(&host, &self.addresses);
+            if !self.addresses.contains_key(&host) {
+                self.zone.add(&host, RData::A(A(ip)));
+                self.addresses.insert(host.clone(), ip);
+            }
+            let state = Arc::new(HttpsHostState {
+                host: host.clone(),
+                spec: Mutex::new(spec),
+                failed_handshakes: Mutex::new(Vec::new()),
+                requests: Mutex::new(Vec::new()),
+            });
+            let bound = https::serve(
+                SocketAddr::new(IpAddr::V4(ip), https_port),
+                state.clone(),
+                &ca,
+                &mut tasks,
+            )
+            .await?;
+            https_hosts.insert(
+                host,
+                (state, SocketAddr::new(IpAddr::V4(ip), HTTPS_PORT), bound),
+            );
+        }
+        let mut smtp_hosts = BTreeMap::new();
+        for (host, spec) in std::mem::take(&mut self.smtp_hosts) {
+            let ip = host_ip(&host, &self.addresses);
+            if !self.addresses.contains_key(&host) {
+                self.zone.add(&host, RData::A(A(ip)));
+                self.addresses.insert(host.clone(), ip);
+            }
+            let state = Arc::new(SmtpHostState {
+                host: host.clone(),
+                spec: Mutex::new(spec),
+                sessions: Mutex::new(Vec::new()),
+                deliveries: Mutex::new(Vec::new()),
+            });
+            let bound = smtp::serve(
+                SocketAddr::new(IpAddr::V4(ip), smtp_port),
+                state.clone(),
+                &ca,
+                &mut tasks,
+            )
+            .await?;
+            smtp_hosts.insert(
+                host,
+                (state, SocketAddr::new(IpAddr::V4(ip), SMTP_PORT), bound),
+            );
+        }
+        let dns = Arc::new(DnsState {
+            zone: Mutex::new(self.zone),
+            latency: Mutex::new(self.dns_latency),
+            log: dns::DnsLog::default(),
+        });
+        let dns_addr = dns::serve(dns_bind, dns.clone(), &mut tasks).await?;
+        let world = World {
+            ca,
+            dir,
+            ca_file,
+            dns_addr,
+            dns,
+            https: https_hosts,
+            smtp: smtp_hosts,
+            tasks,
+            started_in: started.elapsed(),
+        };
+        tracing::debug!(elapsed = ?world.started_in, "world started");
+        Ok(world)
+    }
+}
+
+fn temp_dir() -> Result<PathBuf, Error> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mtasts-testkit-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+type HostEntry<S> = (Arc<S>, SocketAddr, SocketAddr);
+
+/// A running fake internet. Dropping it stops every server and removes its files.
+#[derive(Debug)]
+pub struct World {
+    ca: TestCa,
+    dir: PathBuf,
+    ca_file: PathBuf,
+    dns_addr: SocketAddr,
+    dns: Arc<DnsState>,
+    https: BTreeMap<String, HostEntry<HttpsHostState>>,
+    smtp: BTreeMap<String, HostEntry<SmtpHostState>>,
+    tasks: JoinSet<()>,
+    started_in: Duration,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl World {
+    /// A builder.
+    pub fn builder() -> WorldBuilder {
+        WorldBuilder::default()
+    }
+
+    /// Where the authoritative DNS listens (UDP and TCP).
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
+    /// The test CA.
+    pub fn ca(&self) -> &TestCa {
+        &self.ca
+    }
+
+    /// A PEM file with the test CA certificate, for `--ca-file`.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// How long `build` took.
+    pub fn started_in(&self) -> Duration {
+        self.started_in
+    }
+
+    /// (address DNS gives, conventional port) → where the server really listens. Identity in
+    /// [`Placement::RealPorts`].
+    pub fn port_map(&self) -> HashMap<SocketAddr, SocketAddr> {
+        let https = self
+            .https
+            .values()
+            .map(|(_, public, bound)| (*public, *bound));
+        let smtp = self
+            .smtp
+            .values()
+            .map(|(_, public, bound)| (*public, *bound));
+        https.chain(smtp).collect()
+    }
+
+    /// Where the SMTP server of `host` really listens.
+    pub fn smtp_addr(&self, host: &str) -> Option<SocketAddr> {
+        self.smtp.get(&dns::key(host)).map(|(_, _, bound)| *bound)
+    }
+
+    /// Where the policy host of `domain` really listens.
+    pub fn policy_addr(&self, domain: &str) -> Option<SocketAddr> {
+        self.https
+            .get(&format!("mta-sts.{}", dns::key(domain)))
+            .map(|(_, _, bound)| *bound)
+    }
+
+    /// Queries the DNS server answered or dropped for (`name`, `rtype`).
+    pub fn dns_queries(&self, name: &str, rtype: RecordType) -> u64 {
+        self.dns.log.count(name, rtype)
+    }
+
+    /// Changes the zone while running.
+    pub fn with_zone<T>(&self, f: impl FnOnce(&mut Zone) -> T) -> Option<T> {
+        self.dns.zone.lock().ok().map(|mut z| f(&mut z))
+    }
+
+    /// Replaces the TXT records at `owner` with one record of `text` (`None`: removes them).
+    pub fn set_txt(&self, owner: &str, text: Option<&str>) {
+        self.with_zone(|z| {
+            z.clear(owner);
+            if let Some(t) = text {
+                let strings: Vec<&[u8]> = t.as_bytes().chunks(255).collect();
+                z.add(owner, RData::TXT(TXT::from_bytes(strings)));
+            }
+        });
+    }
+
+    /// Sets the added DNS latency.
+    pub fn set_dns_latency(&self, latency: Duration) {
+        if let Ok(mut l) = self.dns.latency.lock() {
+            *l = latency;
+        }
+    }
+
+    fn https_state(&self, domain: &str) -> Option<&Arc<HttpsHostState>> {
+        self.https
+            .get(&format!("mta-sts.{}", dns::key(domain)))
+            .map(|(s, _, _)| s)
+    }
+
+    fn smtp_state(&self, host: &str) -> Option<&Arc<SmtpHostState>> {
+        self.smtp.get(&dns::key(host)).map(|(s, _, _)| s)
+    }
+
+    /// Changes how the policy host of `domain` answers from now on (not its certificate).
+    pub fn set_policy(&self, domain: &str, host: PolicyHost) {
+        if let Some(s) = self.https_state(domain)
+            && let Ok(mut spec) = s.spec.lock()
+        {
+            *spec = host;
+        }
+    }
+
+    /// Requests the policy host of `domain` received.
+    pub fn policy_requests(&self, domain: &str) -> Vec<HttpRequest> {
+        self.https_state(domain)
+            .and_then(|s| s.requests.lock().ok().map(|r| r.clone()))
+            .unwrap_or_default()
+    }
+
+    /// TLS handshakes to the policy host of `domain` that did not complete.
+    pub fn policy_failed_handshakes(&self, domain: &str) -> Vec<TlsRecord> {
+        self.https_state(domain)
+            .and_then(|s| s.failed_handshakes.lock().ok().map(|r| r.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Changes how the MX `host` behaves for new connections (not its certificates).
+    pub fn set_smtp(&self, host: &str, spec: SmtpHost) {
+        if let Some(s) = self.smtp_state(host)
+            && let Ok(mut cur) = s.spec.lock()
+        {
+            *cur = spec;
+        }
+    }
+
+    /// Finished SMTP sessions at `host`.
+    pub fn smtp_sessions(&self, host: &str) -> Vec<SmtpSession> {
+        self.smtp_state(host)
+            .and_then(|s| s.sessions.lock().ok().map(|r| r.clone()))
+            .unwrap_or_default()
+    }
+
+    /// Messages `host` accepted.
+    pub fn deliveries(&self, host: &str) -> Vec<Delivery> {
+        self.smtp_state(host)
+            .and_then(|s| s.deliveries.lock().ok().map(|r| r.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The host names with fake servers, and their (public) addresses.
+    pub fn hosts(&self) -> Vec<(String, IpAddr)> {
+        let https = self.https.iter().map(|(h, (_, a, _))| (h.clone(), a.ip()));
+        let smtp = self.smtp.iter().map(|(h, (_, a, _))| (h.clone(), a.ip()));
+        https.chain(smtp).collect()
+    }
+}
+
+impl FromStr for Placement {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "ephemeral" => Ok(Self::Ephemeral),
+            "real-ports" => Ok(Self::RealPorts),
+            other => Err(Error::Config(format!("unknown placement `{other}`"))),
+        }
+    }
+}
