@@ -22,9 +22,12 @@ const MAX_CNAME_CHAIN: usize = 8;
 #[serde(rename_all = "kebab-case")]
 pub enum DnsFault {
     /// NXDOMAIN even if records exist.
+    #[serde(rename = "nxdomain")]
     NxDomain,
     /// NOERROR with an empty answer.
+    #[serde(rename = "nodata")]
     NoData,
+    #[serde(rename = "servfail")]
     ServFail,
     Refused,
     /// Never answers (a client times out).

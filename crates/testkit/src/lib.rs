@@ -14,6 +14,7 @@
 //! ```
 
 pub mod ca;
+pub mod catalog;
 pub mod dns;
 pub mod https;
 pub mod smtp;
@@ -21,6 +22,7 @@ pub mod tls;
 pub mod world;
 
 pub use ca::{CertKind, TestCa};
+pub use catalog::{Catalog, Scenario};
 pub use dns::DnsFault;
 pub use https::{HttpRequest, PolicyHost};
 pub use smtp::{Delivery, SmtpHost, SmtpSession, StartTls};

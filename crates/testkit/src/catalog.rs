@@ -1,0 +1,161 @@
+//! The named scenario catalog (`catalog/scenarios.toml`): good and deliberately broken
+//! MTA-STS domains, loadable into a [`WorldBuilder`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::Error;
+use crate::dns::DnsFault;
+use crate::https::PolicyHost;
+use crate::smtp::SmtpHost;
+use crate::world::WorldBuilder;
+
+/// The catalog shipped with mtasts.
+pub const BUILTIN: &str = include_str!("../catalog/scenarios.toml");
+
+/// One domain of the catalog.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub about: String,
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    #[serde(default = "default_id")]
+    pub id: String,
+    #[serde(default = "default_max_age")]
+    pub max_age: u64,
+    /// MX records, in preference order.
+    #[serde(default)]
+    pub mx: Vec<String>,
+    /// `mx:` lines of the policy; defaults to `mx`.
+    pub policy_mx: Option<Vec<String>>,
+    /// TXT records at `_mta-sts.<name>`, each a list of character-strings.
+    pub txt: Option<Vec<Vec<String>>>,
+    pub txt_fault: Option<DnsFault>,
+    pub txt_cname: Option<String>,
+    /// The policy body verbatim, instead of one built from mode/policy_mx/max_age.
+    pub body: Option<String>,
+    #[serde(default)]
+    pub policy: PolicyHost,
+    #[serde(default)]
+    pub no_policy_host: bool,
+    /// Per-MX overrides.
+    #[serde(default)]
+    pub smtp: BTreeMap<String, SmtpHost>,
+}
+
+fn default_mode() -> String {
+    "enforce".into()
+}
+fn default_id() -> String {
+    "20261125".into()
+}
+fn default_max_age() -> u64 {
+    604_800
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    scenario: Vec<Scenario>,
+}
+
+/// A loaded catalog.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Catalog {
+    /// The shipped catalog.
+    pub fn builtin() -> Result<Self, Error> {
+        Self::parse(BUILTIN)
+    }
+
+    /// Parses a catalog file's text.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let file: CatalogFile =
+            toml::from_str(text).map_err(|e| Error::Config(format!("scenario catalog: {e}")))?;
+        let mut seen = std::collections::HashSet::new();
+        for s in &file.scenario {
+            if !seen.insert(s.name.to_ascii_lowercase()) {
+                return Err(Error::Config(format!(
+                    "scenario catalog: `{}` is listed twice",
+                    s.name
+                )));
+            }
+        }
+        Ok(Self {
+            scenarios: file.scenario,
+        })
+    }
+
+    /// The scenario for `name`.
+    pub fn get(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// A builder holding every scenario.
+    pub fn world(&self) -> WorldBuilder {
+        self.scenarios
+            .iter()
+            .fold(crate::World::builder(), |b, s| s.apply(b))
+    }
+}
+
+impl Scenario {
+    /// The policy body this scenario serves.
+    pub fn policy_body(&self) -> String {
+        if let Some(body) = &self.body {
+            return body.clone();
+        }
+        let mut out = format!("version: STSv1\nmode: {}\n", self.mode);
+        for m in self.policy_mx.as_ref().unwrap_or(&self.mx) {
+            out.push_str(&format!("mx: {m}\n"));
+        }
+        out.push_str(&format!("max_age: {}\n", self.max_age));
+        out
+    }
+
+    /// Adds this scenario's records and hosts to a builder.
+    pub fn apply(&self, mut b: WorldBuilder) -> WorldBuilder {
+        let txt_name = format!("_mta-sts.{}", self.name);
+        match (&self.txt_cname, &self.txt) {
+            (Some(target), _) => {
+                b = b
+                    .cname(&txt_name, target)
+                    .txt(target, &format!("v=STSv1; id={};", self.id));
+            }
+            (None, Some(records)) => {
+                for r in records {
+                    let strings: Vec<&str> = r.iter().map(String::as_str).collect();
+                    b = b.txt_strings(&txt_name, &strings);
+                }
+            }
+            (None, None) => b = b.txt(&txt_name, &format!("v=STSv1; id={};", self.id)),
+        }
+        if let Some(fault) = self.txt_fault {
+            b = b.dns_fault(&txt_name, fault);
+        }
+        if !self.no_policy_host {
+            let mut host = self.policy.clone();
+            if host.body.is_empty() {
+                host.body = self.policy_body();
+            }
+            if host.content_type.as_deref() == Some("") {
+                host.content_type = None;
+            }
+            b = b.policy(&self.name, host);
+        }
+        for (i, mx) in self.mx.iter().enumerate() {
+            let pref = u16::try_from(10 * (i + 1)).unwrap_or(u16::MAX);
+            let spec = self.smtp.get(mx).cloned().unwrap_or_default();
+            b = b.mx(&self.name, pref, mx).smtp(mx, spec);
+        }
+        b
+    }
+}
