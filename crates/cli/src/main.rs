@@ -1,5 +1,6 @@
 //! The `mtasts` binary: argument parsing and wiring only.
 
+mod lab;
 mod lint;
 
 use std::process::ExitCode;
@@ -20,11 +21,16 @@ enum Command {
     ///
     /// Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error or unreadable input.
     Lint(lint::LintArgs),
+    /// The fake internet of our tests, on loopback: list, serve, or run it in a namespace.
+    ///
+    /// Exit status: 0 success (for `run`, the command's own status), 2 lab error.
+    Lab(lab::LabArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Lint(args) => lint::run(&args),
+        Command::Lab(args) => lab::run(&args),
     }
 }

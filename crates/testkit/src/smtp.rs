@@ -277,9 +277,10 @@ fn arg(line: &str) -> String {
 }
 
 async fn reply(io: &mut BufReader<Box<dyn Io>>, text: &str) -> std::io::Result<()> {
+    // One write per reply: clients such as `openssl s_client` read the STARTTLS reply with a
+    // single read and would take a separately sent CRLF for the start of the TLS handshake.
     let w = io.get_mut();
-    w.write_all(text.as_bytes()).await?;
-    w.write_all(b"\r\n").await?;
+    w.write_all(format!("{text}\r\n").as_bytes()).await?;
     w.flush().await
 }
 

@@ -1,0 +1,423 @@
+//! `mtasts lab`: the testkit's fake internet for people — list the scenario catalog, serve it,
+//! or bring it up in a network namespace where real MTAs and tools can be pointed at it.
+//!
+//! Namespace work goes through `ip` (iproute2), so nothing here needs unsafe code: the servers
+//! run in a child started with `ip netns exec NAME mtasts lab serve`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use mtasts_testkit::{Catalog, Placement};
+
+const DEFAULT_NAME: &str = "mtasts-lab";
+const STATE_ROOT: &str = "/run/mtasts-lab";
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    cmd: LabCmd,
+}
+
+#[derive(Debug, Args)]
+struct CatalogArg {
+    /// A scenario catalog (TOML) instead of the built-in one.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCmd {
+    /// Print the scenario catalog: one domain per line with what it demonstrates.
+    List {
+        #[command(flatten)]
+        catalog: CatalogArg,
+    },
+    /// Run the fake internet in the current network namespace until SIGTERM/SIGINT.
+    Serve {
+        #[command(flatten)]
+        catalog: CatalogArg,
+        /// `real-ports` (DNS on 127.0.0.1:53, hosts on ports 443/25) or `ephemeral`.
+        #[arg(long, default_value = "real-ports")]
+        placement: String,
+        /// Where to write ca.pem, hosts.txt and the ready marker.
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+    /// Create network namespace NAME (loopback only) with the lab running inside (root).
+    Up {
+        /// Namespace name.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        #[command(flatten)]
+        catalog: CatalogArg,
+    },
+    /// Stop the lab and remove the namespace, its addresses and files (root).
+    Down {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+    },
+    /// Up, run COMMAND inside the namespace, then always down; exits with COMMAND's status.
+    Run {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        #[command(flatten)]
+        catalog: CatalogArg,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+pub fn run(args: &LabArgs) -> ExitCode {
+    let result = match &args.cmd {
+        LabCmd::List { catalog } => list(catalog).map(|()| ExitCode::SUCCESS),
+        LabCmd::Serve {
+            catalog,
+            placement,
+            state_dir,
+        } => serve(catalog, placement, state_dir).map(|()| ExitCode::SUCCESS),
+        LabCmd::Up { name, catalog } => up(name, catalog).map(|lab| {
+            lab.print_summary();
+            ExitCode::SUCCESS
+        }),
+        LabCmd::Down { name } => down(name).map(|()| ExitCode::SUCCESS),
+        LabCmd::Run {
+            name,
+            catalog,
+            command,
+        } => run_in_lab(name, catalog, command),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("mtasts lab: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn load_catalog(arg: &CatalogArg) -> Result<Catalog> {
+    match &arg.catalog {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Catalog::parse(&text).with_context(|| path.display().to_string())
+        }
+        None => Catalog::builtin().context("the built-in catalog"),
+    }
+}
+
+fn list(arg: &CatalogArg) -> Result<()> {
+    let catalog = load_catalog(arg)?;
+    let width = catalog
+        .scenarios
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0);
+    for s in &catalog.scenarios {
+        println!("{:width$}  {}", s.name, s.about);
+    }
+    Ok(())
+}
+
+fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
+    let catalog = load_catalog(arg)?;
+    let placement: Placement = placement.parse()?;
+    std::fs::create_dir_all(state_dir).with_context(|| state_dir.display().to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let world = catalog
+            .world()
+            .placement(placement)
+            .build()
+            .await
+            .context("starting the lab servers")?;
+        std::fs::copy(world.ca_file(), state_dir.join("ca.pem")).context("writing ca.pem")?;
+        let mut hosts = String::new();
+        for (host, ip) in world.hosts() {
+            if placement == Placement::RealPorts {
+                add_loopback_address(&ip.to_string());
+            }
+            hosts.push_str(&format!("{ip} {host}\n"));
+        }
+        std::fs::write(state_dir.join("hosts.txt"), hosts).context("writing hosts.txt")?;
+        let mut ports = String::new();
+        for (public, bound) in world.port_map() {
+            ports.push_str(&format!("{public} {bound}\n"));
+        }
+        std::fs::write(state_dir.join("ports.txt"), ports).context("writing ports.txt")?;
+        std::fs::write(state_dir.join("ready"), format!("{}\n", world.dns_addr()))
+            .context("writing the ready marker")?;
+        eprintln!(
+            "lab serving {} domains; DNS {}; CA {}",
+            catalog.scenarios.len(),
+            world.dns_addr(),
+            state_dir.join("ca.pem").display()
+        );
+        wait_for_stop_signal().await;
+        drop(world);
+        Ok(())
+    })
+}
+
+/// Adds `ip/32` to `lo` so the address shows in `ip addr`; binding works without it, since
+/// all of 127.0.0.0/8 is local, so a failure is only reported.
+fn add_loopback_address(ip: &str) {
+    let status = Command::new("ip")
+        .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        eprintln!("note: could not add {ip}/32 to lo (already there, or not root)");
+    }
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// A lab that is up.
+struct Lab {
+    name: String,
+    state_dir: PathBuf,
+    child: Child,
+}
+
+impl Lab {
+    fn ca_file(&self) -> PathBuf {
+        self.state_dir.join("ca.pem")
+    }
+
+    fn print_summary(&self) {
+        println!("lab `{}` is up", self.name);
+        println!("  namespace:  {} (loopback only)", self.name);
+        println!(
+            "  DNS:        127.0.0.1:53 inside the namespace (/etc/netns/{}/resolv.conf)",
+            self.name
+        );
+        println!("  test CA:    {}", self.ca_file().display());
+        println!(
+            "  hosts:      {}",
+            self.state_dir.join("hosts.txt").display()
+        );
+        println!(
+            "  try:        ip netns exec {} dig TXT _mta-sts.enforce.test",
+            self.name
+        );
+        println!("  stop with:  mtasts lab down --name {}", self.name);
+    }
+}
+
+fn state_dir(name: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(name)
+}
+
+fn netns_dir(name: &str) -> PathBuf {
+    Path::new("/etc/netns").join(name)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        bail!("namespace name `{name}`: use 1–32 letters, digits, `-` or `_`");
+    }
+    Ok(())
+}
+
+fn sh(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program} (is iproute2 installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+fn up(name: &str, arg: &CatalogArg) -> Result<Lab> {
+    check_name(name)?;
+    load_catalog(arg)?; // fail before touching the system
+    if netns_exists(name) {
+        bail!("namespace `{name}` already exists; run `mtasts lab down --name {name}` first");
+    }
+    sh("ip", &["netns", "add", name]).context("creating the namespace (root needed)")?;
+    let lab = start_in_namespace(name, arg);
+    if lab.is_err() {
+        let _ = down(name);
+    }
+    lab
+}
+
+fn start_in_namespace(name: &str, arg: &CatalogArg) -> Result<Lab> {
+    sh("ip", &["-n", name, "link", "set", "lo", "up"])?;
+    let etc = netns_dir(name);
+    std::fs::create_dir_all(&etc).with_context(|| etc.display().to_string())?;
+    std::fs::write(
+        etc.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n",
+    )
+    .context("writing the namespace's resolv.conf")?;
+    let dir = state_dir(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    let log = std::fs::File::create(dir.join("serve.log")).context("creating serve.log")?;
+    let exe = std::env::current_exe().context("locating the mtasts binary")?;
+    let mut cmd = Command::new("setsid");
+    cmd.args(["ip", "netns", "exec", name])
+        .arg(&exe)
+        .args(["lab", "serve", "--state-dir"])
+        .arg(&dir);
+    if let Some(c) = &arg.catalog {
+        cmd.arg("--catalog")
+            .arg(std::fs::canonicalize(c).unwrap_or_else(|_| c.clone()));
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("serve.log")?)
+        .stderr(log)
+        .spawn()
+        .context("starting `mtasts lab serve` in the namespace")?;
+    std::fs::write(dir.join("serve.pid"), format!("{}\n", child.id()))
+        .context("writing serve.pid")?;
+    let start = Instant::now();
+    while !dir.join("ready").exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            bail!("the lab server exited ({status}) before it was ready:\n{log}");
+        }
+        if start.elapsed() > READY_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the lab server was not ready after {READY_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Lab {
+        name: name.to_string(),
+        state_dir: dir,
+        child,
+    })
+}
+
+fn down(name: &str) -> Result<()> {
+    check_name(name)?;
+    let dir = state_dir(name);
+    let mut removed = Vec::new();
+    if let Ok(pid) = std::fs::read_to_string(dir.join("serve.pid")) {
+        let pid = pid.trim();
+        if stop_process(pid) {
+            removed.push(format!("lab server (pid {pid})"));
+        }
+    }
+    if netns_exists(name) {
+        sh("ip", &["netns", "del", name])?;
+        removed.push(format!("namespace {name} and its loopback addresses"));
+    }
+    let etc = netns_dir(name);
+    if etc.exists() {
+        std::fs::remove_dir_all(&etc).with_context(|| etc.display().to_string())?;
+        removed.push(etc.display().to_string());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| dir.display().to_string())?;
+        removed.push(dir.display().to_string());
+    }
+    if removed.is_empty() {
+        eprintln!("lab `{name}`: nothing to remove");
+    } else {
+        eprintln!("lab `{name}` removed: {}", removed.join(", "));
+    }
+    Ok(())
+}
+
+/// SIGTERM, then SIGKILL after a grace period. True if a process was there.
+fn stop_process(pid: &str) -> bool {
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let proc_dir = Path::new("/proc").join(pid);
+    if !proc_dir.exists() {
+        return false;
+    }
+    let _ = Command::new("kill").args(["-TERM", pid]).status();
+    let start = Instant::now();
+    while proc_dir.exists() && start.elapsed() < STOP_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(20));
+        if is_zombie(&proc_dir) {
+            break;
+        }
+    }
+    if proc_dir.exists() && !is_zombie(&proc_dir) {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+    }
+    true
+}
+
+fn is_zombie(proc_dir: &Path) -> bool {
+    std::fs::read_to_string(proc_dir.join("stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn run_in_lab(name: &str, arg: &CatalogArg, command: &[String]) -> Result<ExitCode> {
+    // Survive Ctrl-C and SIGTERM long enough to clean up; the command still gets them.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, interrupted.clone())
+            .context("installing signal handlers")?;
+    }
+    let mut lab = up(name, arg)?;
+    let result = Command::new("ip")
+        .args(["netns", "exec", name])
+        .args(command)
+        .env("MTASTS_LAB_CA", lab.ca_file())
+        .env("MTASTS_LAB_DNS", "127.0.0.1:53")
+        .status()
+        .with_context(|| format!("running `{}` in the lab", command.join(" ")));
+    let cleanup = down(name);
+    let _ = lab.child.wait();
+    let status = result?;
+    cleanup?;
+    Ok(ExitCode::from(
+        status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1),
+    ))
+}
