@@ -15,8 +15,12 @@ pub type UnixTime = u64;
 /// Tunables, with the defaults the docs give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// How long a TXT answer (including "no record") is reused before it is looked up again.
+    /// With a valid policy cached, how long a TXT answer is trusted before it is re-checked
+    /// (off the request path).
     pub txt_grace: u64,
+    /// With no valid policy, how long a negative result (no record, DNS failure, failed fetch)
+    /// is reused, so a flood of lookups does not flood DNS.
+    pub negative_ttl: u64,
     /// After a failed fetch of an id, how long before the same id is fetched again (FETCH-09).
     pub fetch_backoff: u64,
     /// Refresh a cached policy this long after its fetch, even if the id is unchanged (CACHE-08);
@@ -31,6 +35,7 @@ impl Default for CacheSettings {
     fn default() -> Self {
         Self {
             txt_grace: 60,
+            negative_ttl: 60,
             fetch_backoff: 300,
             refresh_interval: 86_400,
             defer_on_dns_failure: false,
@@ -138,10 +143,10 @@ impl DomainState {
             .is_some_and(|f| f.id == id && now < f.at.saturating_add(settings.fetch_backoff))
     }
 
-    fn txt_fresh(&self, now: UnixTime, settings: &CacheSettings) -> Option<&TxtLookup> {
+    fn txt_fresh(&self, now: UnixTime, ttl: u64) -> Option<&TxtLookup> {
         self.txt
             .as_ref()
-            .filter(|(at, _)| now < at.saturating_add(settings.txt_grace))
+            .filter(|(at, _)| now < at.saturating_add(ttl))
             .map(|(_, lookup)| lookup)
     }
 
@@ -217,19 +222,20 @@ pub fn on_request(
     };
     if let Some(cached) = state.valid_policy(now) {
         let verdict = Verdict::Policy(Source::Cached);
-        let recheck =
-            state.txt_fresh(now, settings).is_none() || now >= cached.refresh_at(settings);
+        let recheck = state.txt_fresh(now, settings.txt_grace).is_none()
+            || now >= cached.refresh_at(settings);
         return if recheck {
             RequestPlan::AnswerThenRecheck(verdict)
         } else {
             RequestPlan::Answer(verdict)
         };
     }
-    // No valid policy: reuse a recent TXT answer rather than ask DNS for every message.
-    match state.txt_fresh(now, settings) {
+    // No valid policy: reuse a recent negative answer rather than ask DNS for every message.
+    match state.txt_fresh(now, settings.negative_ttl) {
         Some(TxtLookup::Absent(why)) => {
             RequestPlan::Answer(Verdict::NoPolicy(NoPolicyReason::NoRecord(why.clone())))
         }
+        Some(TxtLookup::TempFail(why)) => RequestPlan::Answer(dns_failure_verdict(why, settings)),
         Some(TxtLookup::Found(id)) if state.backed_off(id, now, settings) => {
             let failure = state
                 .failed_fetch
@@ -294,6 +300,15 @@ pub fn on_txt(
     };
     next.txt = Some((now, lookup));
     (next, plan)
+}
+
+/// DNS-02: with nothing valid cached, deliver without MTA-STS, or defer if so configured.
+fn dns_failure_verdict(why: &str, settings: &CacheSettings) -> Verdict {
+    if settings.defer_on_dns_failure {
+        Verdict::Defer(format!("MTA-STS TXT lookup failed: {why}"))
+    } else {
+        Verdict::NoPolicy(NoPolicyReason::DnsFailure(why.to_string()))
+    }
 }
 
 /// Step 3 (CACHE-04, CACHE-05, CACHE-07, CACHE-12, FETCH-10, FETCH-11, POL-11).
