@@ -1,0 +1,165 @@
+//! Policy cache backends. One interface, [`Store`], three backends:
+//!
+//! - [`MemoryStore`]: bounded LRU, the hot tier in front of the others;
+//! - [`SqliteStore`]: the embedded default, a file that survives restarts and `kill -9`;
+//! - [`RedisStore`]: shared by a fleet of MTAs, with a per-domain refresh lock.
+//!
+//! [`AnyStore`] picks one at run time from a URL-like spec (`memory`, `sqlite:PATH`,
+//! `redis://…`).
+
+mod entry;
+mod memory;
+mod redis_store;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use entry::{decode, encode};
+pub use memory::MemoryStore;
+use mtasts_core::{DomainName, DomainState, UnixTime};
+pub use redis_store::RedisStore;
+pub use sqlite::SqliteStore;
+
+/// The default SQLite cache file when `--cache sqlite:` names no path.
+pub const DEFAULT_SQLITE_PATH: &str = "/var/lib/mtasts/cache.sqlite3";
+
+/// Why a store operation failed. Callers log and count these; a lookup never turns one into a
+/// wrong answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("cache spec `{0}`: expected `memory`, `sqlite:PATH` or `redis://…`/`rediss://…`")]
+    BadSpec(String),
+    #[error("SQLite: {0}")]
+    Sqlite(String),
+    #[error("Redis: {0}")]
+    Redis(String),
+    #[error("Redis unreachable (retrying in the background): {0}")]
+    Unavailable(String),
+    #[error("encoding a cache entry: {0}")]
+    Encode(String),
+    #[error("decoding a cache entry: {0}")]
+    Decode(String),
+}
+
+/// What the store needs to know beyond the state itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntryMeta {
+    /// When a background refresh of this entry is due (None: nothing to refresh).
+    pub refresh_at: Option<UnixTime>,
+    /// When the entry is useless and may be dropped (Redis expiry).
+    pub expires_at: UnixTime,
+}
+
+/// A policy cache.
+pub trait Store: Send + Sync {
+    /// The state of `domain`, if stored.
+    fn get(
+        &self,
+        domain: &DomainName,
+    ) -> impl Future<Output = Result<Option<Arc<DomainState>>, StoreError>> + Send;
+
+    /// Stores the state of `domain`.
+    fn put(
+        &self,
+        domain: &DomainName,
+        state: Arc<DomainState>,
+        meta: EntryMeta,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `limit` domains whose refresh is due at or before `now`, earliest first.
+    fn due(
+        &self,
+        now: UnixTime,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DomainName>, StoreError>> + Send;
+
+    /// Takes the refresh lock of `domain` for `ttl` (so one host of a fleet refreshes it).
+    /// Single-host backends always grant it.
+    fn try_lock(
+        &self,
+        domain: &DomainName,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Releases a lock taken with [`Store::try_lock`].
+    fn unlock(&self, domain: &DomainName) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes everything written so far durable.
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A store chosen at run time.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    Memory(Arc<MemoryStore>),
+    Sqlite(Arc<SqliteStore>),
+    Redis(Arc<RedisStore>),
+}
+
+impl AnyStore {
+    /// Opens a store from `memory`, `sqlite:PATH` (`sqlite:` alone: [`DEFAULT_SQLITE_PATH`]),
+    /// or a `redis://` / `rediss://` URL. `memory_capacity` bounds the memory backend.
+    pub async fn open(spec: &str, memory_capacity: usize) -> Result<Self, StoreError> {
+        if spec == "memory" {
+            return Ok(Self::Memory(Arc::new(MemoryStore::new(memory_capacity))));
+        }
+        if let Some(path) = spec.strip_prefix("sqlite:") {
+            let path = if path.is_empty() {
+                DEFAULT_SQLITE_PATH
+            } else {
+                path
+            };
+            return Ok(Self::Sqlite(Arc::new(SqliteStore::open(path).await?)));
+        }
+        if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+            return Ok(Self::Redis(Arc::new(RedisStore::new(spec)?)));
+        }
+        Err(StoreError::BadSpec(spec.to_string()))
+    }
+
+    /// Short name of the backend for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Sqlite(_) => "sqlite",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Memory($s) => $e,
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::Redis($s) => $e,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn get(&self, domain: &DomainName) -> Result<Option<Arc<DomainState>>, StoreError> {
+        dispatch!(self, s => s.get(domain).await)
+    }
+    async fn put(
+        &self,
+        domain: &DomainName,
+        state: Arc<DomainState>,
+        meta: EntryMeta,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.put(domain, state, meta).await)
+    }
+    async fn due(&self, now: UnixTime, limit: usize) -> Result<Vec<DomainName>, StoreError> {
+        dispatch!(self, s => s.due(now, limit).await)
+    }
+    async fn try_lock(&self, domain: &DomainName, ttl: Duration) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.try_lock(domain, ttl).await)
+    }
+    async fn unlock(&self, domain: &DomainName) -> Result<(), StoreError> {
+        dispatch!(self, s => s.unlock(domain).await)
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.flush().await)
+    }
+}

@@ -1,0 +1,365 @@
+//! One behavioural suite, run against every backend: memory, SQLite and a real redis-server.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mtasts_core::cache::{Absence, CachedPolicy, FailedFetch, FetchFailure, TxtLookup};
+use mtasts_core::{Discovery, DomainName, DomainState, Policy};
+use mtasts_store::{AnyStore, EntryMeta, MemoryStore, SqliteStore, Store};
+use mtasts_testkit::RedisServer;
+
+const NOW: u64 = 1_800_000_000;
+
+fn d(name: &str) -> DomainName {
+    DomainName::parse(name).expect("domain")
+}
+
+fn state(id: &str, mode: &str) -> Arc<DomainState> {
+    let text = format!(
+        "version: STSv1\nmode: {mode}\nmx: mx1.example.com\nmx: *.example.net\nmax_age: 86400\next: kept value\n"
+    );
+    Arc::new(DomainState {
+        policy: Some(CachedPolicy {
+            policy: Policy::parse(&text).expect("policy").policy,
+            id: id.to_string(),
+            fetched_at: NOW,
+        }),
+        txt: Some((NOW + 5, TxtLookup::Found(id.to_string()))),
+        failed_fetch: Some(FailedFetch {
+            id: "next".into(),
+            at: NOW + 7,
+            failure: FetchFailure::WebPkiInvalid,
+        }),
+    })
+}
+
+fn meta(refresh: Option<u64>) -> EntryMeta {
+    EntryMeta {
+        refresh_at: refresh,
+        expires_at: NOW + 86_400,
+    }
+}
+
+fn redis_or_skip() -> Option<RedisServer> {
+    match RedisServer::start() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the Redis suite: {e}"
+            );
+            eprintln!("SKIPPED Redis backend: {e}");
+            None
+        }
+    }
+}
+
+async fn backends() -> (Vec<AnyStore>, Option<RedisServer>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "mtasts-store-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let sqlite = AnyStore::open(
+        &format!("sqlite:{}", dir.join("cache.sqlite3").display()),
+        0,
+    )
+    .await
+    .expect("sqlite");
+    let mut stores = vec![AnyStore::Memory(Arc::new(MemoryStore::new(1000))), sqlite];
+    let redis = redis_or_skip();
+    if let Some(r) = &redis {
+        stores.push(AnyStore::open(&r.url(), 0).await.expect("redis"));
+    }
+    (stores, redis, dir)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn round_trips_state_exactly() {
+    let (stores, _redis, dir) = backends().await;
+    for s in &stores {
+        let st = state("abc123", "enforce");
+        s.put(&d("example.com"), st.clone(), meta(Some(NOW + 100)))
+            .await
+            .expect("put");
+        let got = s
+            .get(&d("example.com"))
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(*got, *st, "{}", s.kind());
+        assert_eq!(
+            s.get(&d("other.example")).await.expect("get"),
+            None,
+            "{}",
+            s.kind()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn negative_and_failure_states_round_trip() {
+    let (stores, _redis, dir) = backends().await;
+    let cases = [
+        DomainState {
+            policy: None,
+            txt: Some((NOW, TxtLookup::Absent(Absence::NxDomain))),
+            failed_fetch: None,
+        },
+        DomainState {
+            policy: None,
+            txt: Some((NOW, TxtLookup::Absent(Absence::NoData))),
+            failed_fetch: None,
+        },
+        DomainState {
+            policy: None,
+            txt: Some((
+                NOW,
+                TxtLookup::Absent(Absence::Discovery(Discovery::Multiple(3))),
+            )),
+            failed_fetch: None,
+        },
+        DomainState {
+            policy: None,
+            txt: Some((NOW, TxtLookup::TempFail("SERVFAIL".into()))),
+            failed_fetch: None,
+        },
+        DomainState {
+            policy: None,
+            txt: Some((NOW, TxtLookup::Found("x".into()))),
+            failed_fetch: Some(FailedFetch {
+                id: "x".into(),
+                at: NOW,
+                failure: FetchFailure::PolicyInvalid,
+            }),
+        },
+    ];
+    for s in &stores {
+        for (i, c) in cases.iter().enumerate() {
+            let name = d(&format!("neg{i}.example"));
+            s.put(&name, Arc::new(c.clone()), meta(None))
+                .await
+                .expect("put");
+            assert_eq!(
+                s.get(&name).await.expect("get").as_deref(),
+                Some(c),
+                "{} case {i}",
+                s.kind()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn put_replaces_and_due_lists_earliest_first() {
+    let (stores, _redis, dir) = backends().await;
+    for s in &stores {
+        s.put(&d("a.example"), state("1", "enforce"), meta(Some(NOW + 30)))
+            .await
+            .expect("put");
+        s.put(&d("b.example"), state("1", "enforce"), meta(Some(NOW + 10)))
+            .await
+            .expect("put");
+        s.put(
+            &d("c.example"),
+            state("1", "enforce"),
+            meta(Some(NOW + 500)),
+        )
+        .await
+        .expect("put");
+        s.put(&d("n.example"), state("1", "none"), meta(None))
+            .await
+            .expect("put");
+        let due = s.due(NOW + 60, 10).await.expect("due");
+        assert_eq!(due, vec![d("b.example"), d("a.example")], "{}", s.kind());
+        assert_eq!(
+            s.due(NOW + 60, 1).await.expect("due"),
+            vec![d("b.example")],
+            "{}",
+            s.kind()
+        );
+        // Replacing an entry moves (or removes) its refresh time.
+        s.put(&d("b.example"), state("2", "enforce"), meta(None))
+            .await
+            .expect("put");
+        assert_eq!(
+            s.due(NOW + 60, 10).await.expect("due"),
+            vec![d("a.example")],
+            "{}",
+            s.kind()
+        );
+        let b = s.get(&d("b.example")).await.expect("get").expect("present");
+        assert_eq!(
+            b.policy.as_ref().map(|p| p.id.as_str()),
+            Some("2"),
+            "{}",
+            s.kind()
+        );
+        s.flush().await.expect("flush");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn memory_store_is_bounded() {
+    let m = MemoryStore::new(64);
+    for i in 0..1000 {
+        m.put(
+            &d(&format!("d{i}.example")),
+            state("1", "enforce"),
+            meta(None),
+        )
+        .await
+        .expect("put");
+    }
+    assert!(m.len() <= 64 + 16, "bounded: {}", m.len());
+    assert!(
+        m.get(&d("d999.example")).await.expect("get").is_some(),
+        "the newest stays"
+    );
+    assert!(
+        m.get(&d("d0.example")).await.expect("get").is_none(),
+        "the oldest went"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_survives_reopen_and_reports_corrupt_entries_clearly() {
+    let dir = std::env::temp_dir().join(format!(
+        "mtasts-sqlite-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let path = dir.join("nested/cache.sqlite3");
+    {
+        let s = SqliteStore::open(&path)
+            .await
+            .expect("open creates directories");
+        s.put(&d("example.com"), state("a", "testing"), meta(Some(NOW)))
+            .await
+            .expect("put");
+    }
+    let s = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(
+        s.get(&d("example.com")).await.expect("get").as_deref(),
+        Some(&*state("a", "testing"))
+    );
+    let conn = rusqlite_raw(&path);
+    conn.execute("UPDATE domain_state SET state = '{\"v\":1,\"policy\":{\"text\":\"mode: bogus\",\"id\":\"a\",\"fetched_at\":1}}'", [])
+        .expect("corrupt");
+    let e = s.get(&d("example.com")).await.expect_err("corrupt entry");
+    assert!(e.to_string().contains("stored policy"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn rusqlite_raw(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("raw open")
+}
+
+#[tokio::test]
+async fn redis_lock_admits_one_holder_and_expires() {
+    let Some(redis) = redis_or_skip() else { return };
+    let a = AnyStore::open(&redis.url(), 0).await.expect("a");
+    let b = AnyStore::open(&redis.url(), 0).await.expect("b");
+    let dom = d("locked.example");
+    assert!(
+        a.try_lock(&dom, Duration::from_millis(300))
+            .await
+            .expect("lock")
+    );
+    assert!(
+        !b.try_lock(&dom, Duration::from_millis(300))
+            .await
+            .expect("lock"),
+        "second host refused"
+    );
+    b.unlock(&dom)
+        .await
+        .expect("unlock by non-owner is a no-op");
+    assert!(
+        !b.try_lock(&dom, Duration::from_millis(300))
+            .await
+            .expect("lock"),
+        "still held by a"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        b.try_lock(&dom, Duration::from_secs(5))
+            .await
+            .expect("lock"),
+        "expired lock is free"
+    );
+    b.unlock(&dom).await.expect("unlock");
+    assert!(
+        a.try_lock(&dom, Duration::from_secs(5))
+            .await
+            .expect("lock")
+    );
+}
+
+#[tokio::test]
+async fn redis_entries_expire_with_their_policy() {
+    let Some(redis) = redis_or_skip() else { return };
+    let s = AnyStore::open(&redis.url(), 0).await.expect("redis");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .expect("time");
+    s.put(
+        &d("short.example"),
+        state("1", "enforce"),
+        EntryMeta {
+            refresh_at: None,
+            expires_at: now + 61,
+        },
+    )
+    .await
+    .expect("put");
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("mtasts:v1:state:short.example")
+        .query_async(&mut c)
+        .await
+        .expect("ttl");
+    assert!((55..=61).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn redis_down_is_a_counted_error_not_a_hang() {
+    let Some(mut redis) = redis_or_skip() else {
+        return;
+    };
+    let url = redis.url();
+    let s = AnyStore::open(&url, 0).await.expect("redis");
+    s.put(&d("x.example"), state("1", "enforce"), meta(None))
+        .await
+        .expect("put");
+    redis.stop();
+    let t = std::time::Instant::now();
+    let e = s.get(&d("x.example")).await.expect_err("down");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "fails fast: {:?}",
+        t.elapsed()
+    );
+    assert!(e.to_string().contains("Redis"), "{e}");
+    let AnyStore::Redis(r) = &s else {
+        panic!("redis")
+    };
+    assert!(r.errors() >= 1);
+}
