@@ -1,1 +1,15 @@
+//! The sender's side of MTA-STS: discovery through DNS, the HTTPS policy fetch, the cache tiers
+//! and refresh, on top of the sans-I/O rules of `mtasts-core`.
 
+pub mod clock;
+pub mod dns;
+pub mod fetch;
+pub mod resolver;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dns::{Dns, DnsError, HickoryDns, TxtAnswer};
+pub use fetch::{Fetch, FetchError, FetchSettings, Fetched, HttpsFetcher, client_config};
+pub use resolver::{Lookup, Origin, Resolver, ResolverSettings, Stats, describe_verdict};
+
+/// The resolver as the binaries use it.
+pub type NetResolver = Resolver<HickoryDns, HttpsFetcher<HickoryDns>>;

@@ -1,0 +1,360 @@
+//! The HTTPS policy fetch (RFC 8461 §3.2, §3.3): PKIX-validated TLS ≥ 1.2 with SNI, GET of the
+//! well-known URL, no redirects, 200 only, `text/plain`, a hard body cap, connect and total
+//! timeouts, no proxy. Each failure names its rule and maps to a TLS-RPT result type.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use mtasts_core::policy::{MAX_POLICY_BYTES, Parsed};
+use mtasts_core::{DomainName, FetchFailure, Policy, PolicyErrors};
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::dns::{Dns, DnsError};
+
+/// Limits of one fetch.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// Per TCP connect attempt.
+    pub connect_timeout: Duration,
+    /// Everything: DNS, connect, TLS, headers, body (FETCH-07; the RFC suggests 60 s).
+    pub total_timeout: Duration,
+    /// Body cap (FETCH-08).
+    pub max_body: usize,
+    /// Where to really connect for (address, port 443): the testkit's ephemeral ports.
+    pub connect_map: HashMap<SocketAddr, SocketAddr>,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            total_timeout: Duration::from_secs(60),
+            max_body: MAX_POLICY_BYTES,
+            connect_map: HashMap::new(),
+        }
+    }
+}
+
+/// Why a policy could not be fetched. `rule()` names the checklist item.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("policy host {host} has no address: {error}")]
+    Dns { host: String, error: String },
+    #[error("cannot connect to {host} ({addrs}): {error}")]
+    Connect {
+        host: String,
+        addrs: String,
+        error: String,
+    },
+    #[error("TLS certificate of {host} is not valid: {error}")]
+    WebPki { host: String, error: String },
+    #[error("TLS with {host} failed: {error}")]
+    Tls { host: String, error: String },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("redirect ({status}) to `{location}` not followed; senders must not follow redirects")]
+    Redirect { status: u16, location: String },
+    #[error("HTTP status {0}; only 200 yields a policy")]
+    Status(u16),
+    #[error("Content-Type {}; the policy must be served as text/plain", .0.as_deref().map_or("missing".to_string(), |c| format!("`{c}`")))]
+    ContentType(Option<String>),
+    #[error("policy is larger than {limit} bytes{}", .declared.map(|d| format!(" (Content-Length: {d})")).unwrap_or_default())]
+    TooLarge { limit: usize, declared: Option<u64> },
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("{0}")]
+    Invalid(PolicyErrors),
+}
+
+impl FetchError {
+    /// The TLS-RPT classification (RFC 8460 §4.3.2.2).
+    pub fn failure(&self) -> FetchFailure {
+        match self {
+            Self::WebPki { .. } => FetchFailure::WebPkiInvalid,
+            Self::ContentType(_) | Self::Invalid(_) => FetchFailure::PolicyInvalid,
+            _ => FetchFailure::FetchError,
+        }
+    }
+
+    /// The checklist item that failed.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::Dns { .. } | Self::Connect { .. } | Self::Tls { .. } | Self::Http(_) => {
+                "FETCH-01"
+            }
+            Self::WebPki { .. } => "PHC-01",
+            Self::Timeout(_) => "FETCH-07",
+            Self::Redirect { .. } => "FETCH-04",
+            Self::Status(_) => "FETCH-03",
+            Self::ContentType(_) => "FETCH-06",
+            Self::TooLarge { .. } => "FETCH-08",
+            Self::Invalid(_) => "POL-11",
+        }
+    }
+}
+
+/// A fetched, valid policy.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub parsed: Parsed,
+    pub peer: SocketAddr,
+    pub tls_version: String,
+}
+
+/// Fetches a policy. A trait so tests can script outcomes.
+pub trait Fetch: Send + Sync + 'static {
+    fn fetch(
+        &self,
+        domain: &DomainName,
+    ) -> impl Future<Output = Result<Fetched, FetchError>> + Send;
+}
+
+/// Builds the rustls client config: the web PKI roots (webpki-roots, so results do not depend
+/// on the host's CA bundle) plus the PEM certificates of `extra_ca_file`.
+pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no PEM certificates", path.display()));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The real fetcher.
+pub struct HttpsFetcher<D> {
+    dns: Arc<D>,
+    tls: TlsConnector,
+    settings: FetchSettings,
+}
+
+impl<D> std::fmt::Debug for HttpsFetcher<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpsFetcher")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl<D: Dns> HttpsFetcher<D> {
+    pub fn new(dns: Arc<D>, tls: Arc<ClientConfig>, settings: FetchSettings) -> Self {
+        Self {
+            dns,
+            tls: TlsConnector::from(tls),
+            settings,
+        }
+    }
+
+    async fn connect(&self, host: &str) -> Result<(TcpStream, SocketAddr), FetchError> {
+        let addrs: Vec<IpAddr> = self
+            .dns
+            .addresses(host)
+            .await
+            .map_err(|e| FetchError::Dns {
+                host: host.to_string(),
+                error: e.to_string(),
+            })?;
+        if addrs.is_empty() {
+            return Err(FetchError::Dns {
+                host: host.to_string(),
+                error: DnsError::Other("no A/AAAA records".into()).to_string(),
+            });
+        }
+        let mut errors = Vec::new();
+        for ip in &addrs {
+            let public = SocketAddr::new(*ip, 443);
+            let target = self
+                .settings
+                .connect_map
+                .get(&public)
+                .copied()
+                .unwrap_or(public);
+            match tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(target))
+                .await
+            {
+                Ok(Ok(s)) => return Ok((s, public)),
+                Ok(Err(e)) => errors.push(format!("{public}: {e}")),
+                Err(_) => errors.push(format!("{public}: connect timed out")),
+            }
+        }
+        Err(FetchError::Connect {
+            host: host.to_string(),
+            addrs: addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            error: errors.join("; "),
+        })
+    }
+
+    async fn fetch_inner(
+        &self,
+        domain: &DomainName,
+        deadline: Instant,
+    ) -> Result<Fetched, FetchError> {
+        let host = domain.policy_host();
+        let (tcp, peer) = self.connect(&host).await?;
+        let name = ServerName::try_from(host.clone()).map_err(|e| FetchError::Tls {
+            host: host.clone(),
+            error: e.to_string(),
+        })?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| tls_error(&host, e))?;
+        let tls_version = tls
+            .get_ref()
+            .1
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let driver = tokio::spawn(conn);
+        // FETCH-05: a plain GET, no conditional headers, no caching.
+        let request = http::Request::get("/.well-known/mta-sts.txt")
+            .header(http::header::HOST, &host)
+            .header(
+                http::header::USER_AGENT,
+                concat!("mtasts/", env!("CARGO_PKG_VERSION")),
+            )
+            .header(http::header::ACCEPT, "text/plain")
+            .header(http::header::CONNECTION, "close")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let result = self.read_response(&mut sender, request, deadline).await;
+        driver.abort();
+        let body = result?;
+        let parsed = Policy::parse_bytes(&body).map_err(FetchError::Invalid)?;
+        Ok(Fetched {
+            parsed,
+            peer,
+            tls_version,
+        })
+    }
+
+    async fn read_response(
+        &self,
+        sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+        request: http::Request<Empty<Bytes>>,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, FetchError> {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let status = response.status();
+        if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            return Err(FetchError::Redirect {
+                status: status.as_u16(),
+                location,
+            });
+        }
+        if status != http::StatusCode::OK {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let is_text_plain = content_type.as_deref().is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/plain"))
+        });
+        if !is_text_plain {
+            return Err(FetchError::ContentType(content_type));
+        }
+        let limit = self.settings.max_body;
+        let declared = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|d| d > limit as u64) {
+            return Err(FetchError::TooLarge { limit, declared });
+        }
+        let mut body = response.into_body();
+        let mut out =
+            Vec::with_capacity(declared.map_or(4096, |d| usize::try_from(d).unwrap_or(4096)));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| FetchError::Http(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > limit {
+                    return Err(FetchError::TooLarge { limit, declared });
+                }
+                out.extend_from_slice(&data);
+            }
+            if Instant::now() > deadline {
+                return Err(FetchError::Timeout(self.settings.total_timeout));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn tls_error(host: &str, e: std::io::Error) -> FetchError {
+    let is_cert = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+    if is_cert {
+        FetchError::WebPki {
+            host: host.to_string(),
+            error: e.to_string(),
+        }
+    } else {
+        FetchError::Tls {
+            host: host.to_string(),
+            error: e.to_string(),
+        }
+    }
+}
+
+impl<D: Dns> Fetch for HttpsFetcher<D> {
+    async fn fetch(&self, domain: &DomainName) -> Result<Fetched, FetchError> {
+        let deadline = Instant::now() + self.settings.total_timeout;
+        tokio::time::timeout(
+            self.settings.total_timeout,
+            self.fetch_inner(domain, deadline),
+        )
+        .await
+        .unwrap_or(Err(FetchError::Timeout(self.settings.total_timeout)))
+    }
+}

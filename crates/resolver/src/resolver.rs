@@ -1,0 +1,576 @@
+//! Discovery → cache → fetch → decision, driving the core's pure cache rules with real DNS,
+//! HTTPS, stores and a clock.
+//!
+//! The hot path (a fresh cached answer) reads the memory tier only. Cold lookups of one domain
+//! are coalesced behind a per-domain lock: the first does the TXT query and fetch, the others
+//! wait and then answer from the state it stored. The cold work runs in a spawned task, so a
+//! caller that stops waiting (an answer deadline) does not cancel the fetch.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mtasts_core::cache::Absence;
+use mtasts_core::cache::{
+    CacheSettings, DomainState, RequestPlan, TxtLookup, TxtPlan, Verdict, on_fetch, on_request,
+    on_txt,
+};
+use mtasts_core::txt::select_record;
+use mtasts_core::{CachedPolicy, DomainName, UnixTime};
+use mtasts_store::{AnyStore, EntryMeta, MemoryStore, Store};
+use tokio::sync::Semaphore;
+
+use crate::clock::Clock;
+use crate::dns::{Dns, TxtAnswer};
+use crate::fetch::{Fetch, FetchError};
+
+/// Resolver tunables.
+#[derive(Debug, Clone)]
+pub struct ResolverSettings {
+    pub cache: CacheSettings,
+    /// Bound of the memory tier, in domains.
+    pub memory_capacity: usize,
+    /// Proactive refresh on/off.
+    pub refresh: bool,
+    /// How often the refresher looks for due entries.
+    pub refresh_tick: Duration,
+    /// At most this many refreshes at once.
+    pub refresh_concurrency: usize,
+    /// Each refresh starts after a per-domain delay of up to this, so a fleet does not stampede.
+    pub refresh_jitter: Duration,
+    /// Fleet lock lifetime (Redis): longer than a fetch can take.
+    pub lock_ttl: Duration,
+}
+
+impl Default for ResolverSettings {
+    fn default() -> Self {
+        Self {
+            cache: CacheSettings::default(),
+            memory_capacity: 100_000,
+            refresh: true,
+            refresh_tick: Duration::from_secs(30),
+            refresh_concurrency: 16,
+            refresh_jitter: Duration::from_secs(5),
+            lock_ttl: Duration::from_secs(90),
+        }
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The memory tier, no I/O.
+    Memory,
+    /// Looked up now: TXT, and a fetch if needed.
+    Network,
+}
+
+/// The outcome of one lookup.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub domain: DomainName,
+    pub verdict: Verdict,
+    /// The domain's state after the lookup; with [`Verdict::Policy`], its `policy` applies.
+    pub state: Option<Arc<DomainState>>,
+    pub origin: Origin,
+    /// The fetch error of this lookup, if it fetched and failed.
+    pub fetch_error: Option<FetchError>,
+    /// What was done, step by step (filled by [`Resolver::lookup_traced`]).
+    pub steps: Vec<String>,
+}
+
+impl Lookup {
+    /// The policy in force, if the verdict applies one.
+    pub fn policy(&self) -> Option<&CachedPolicy> {
+        match self.verdict {
+            Verdict::Policy(_) => self.state.as_ref()?.policy.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub lookups: AtomicU64,
+    pub memory_answers: AtomicU64,
+    pub txt_queries: AtomicU64,
+    pub fetches_ok: AtomicU64,
+    pub fetches_failed: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub refreshes: AtomicU64,
+}
+
+struct Inner<D, F> {
+    dns: Arc<D>,
+    fetcher: F,
+    hot: MemoryStore,
+    backing: Option<AnyStore>,
+    clock: Arc<dyn Clock>,
+    settings: ResolverSettings,
+    locks: Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>,
+    stats: Stats,
+}
+
+/// The sender-side resolver. Cheap to clone.
+pub struct Resolver<D, F> {
+    inner: Arc<Inner<D, F>>,
+}
+
+impl<D, F> Clone for Resolver<D, F> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<D, F> std::fmt::Debug for Resolver<D, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("hot", &self.inner.hot)
+            .field("backing", &self.inner.backing.as_ref().map(AnyStore::kind))
+            .finish()
+    }
+}
+
+impl<D: Dns, F: Fetch> Resolver<D, F> {
+    /// A resolver with a memory tier in front of `backing` (none: memory only).
+    pub fn new(
+        dns: Arc<D>,
+        fetcher: F,
+        backing: Option<AnyStore>,
+        clock: Arc<dyn Clock>,
+        settings: ResolverSettings,
+    ) -> Self {
+        // A memory backing would only duplicate the hot tier.
+        let backing = backing.filter(|b| !matches!(b, AnyStore::Memory(_)));
+        Self {
+            inner: Arc::new(Inner {
+                dns,
+                fetcher,
+                hot: MemoryStore::new(settings.memory_capacity),
+                backing,
+                clock,
+                settings,
+                locks: Mutex::new(HashMap::new()),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &ResolverSettings {
+        &self.inner.settings
+    }
+
+    /// Domains held in the memory tier.
+    pub fn memory_len(&self) -> usize {
+        self.inner.hot.len()
+    }
+
+    /// The policy decision for `domain`.
+    pub async fn lookup(&self, domain: &DomainName) -> Lookup {
+        self.lookup_with(domain, false).await
+    }
+
+    /// [`Resolver::lookup`], recording each step (for `mtasts query`).
+    pub async fn lookup_traced(&self, domain: &DomainName) -> Lookup {
+        self.lookup_with(domain, true).await
+    }
+
+    async fn lookup_with(&self, domain: &DomainName, trace: bool) -> Lookup {
+        let inner = &self.inner;
+        inner.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        let state = self.state(domain).await;
+        let now = inner.clock.now();
+        let plan = on_request(state.as_deref(), now, &inner.settings.cache);
+        let answer = |verdict, steps: Vec<String>| Lookup {
+            domain: domain.clone(),
+            verdict,
+            state: state.clone(),
+            origin: Origin::Memory,
+            fetch_error: None,
+            steps,
+        };
+        match plan {
+            RequestPlan::Answer(v) => {
+                inner.stats.memory_answers.fetch_add(1, Ordering::Relaxed);
+                answer(v, trace_steps(trace, &["answered from cache"]))
+            }
+            RequestPlan::AnswerThenRecheck(v) => {
+                inner.stats.memory_answers.fetch_add(1, Ordering::Relaxed);
+                self.spawn_recheck(domain.clone());
+                answer(
+                    v,
+                    trace_steps(
+                        trace,
+                        &[
+                            "answered from cache",
+                            "TXT re-check started in the background",
+                        ],
+                    ),
+                )
+            }
+            RequestPlan::LookupTxt => {
+                let this = self.clone();
+                let d = domain.clone();
+                let task = tokio::spawn(async move { this.cold(&d, trace).await });
+                match task.await {
+                    Ok(l) => l,
+                    Err(e) => Lookup {
+                        domain: domain.clone(),
+                        verdict: Verdict::Defer(format!("internal error: {e}")),
+                        state: None,
+                        origin: Origin::Network,
+                        fetch_error: None,
+                        steps: Vec::new(),
+                    },
+                }
+            }
+        }
+    }
+
+    fn domain_lock(&self, domain: &DomainName) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = match self.inner.locks.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Drop locks nobody holds, so the map stays as small as the work in flight.
+        if locks.len() > 1024 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(domain.clone()).or_default().clone()
+    }
+
+    async fn cold(&self, domain: &DomainName, trace: bool) -> Lookup {
+        let lock = self.domain_lock(domain);
+        let _held = lock.lock().await;
+        // Someone else may have done the work while we waited.
+        let state = self.state(domain).await;
+        let now = self.inner.clock.now();
+        if let RequestPlan::Answer(v) | RequestPlan::AnswerThenRecheck(v) =
+            on_request(state.as_deref(), now, &self.inner.settings.cache)
+        {
+            self.inner
+                .stats
+                .memory_answers
+                .fetch_add(1, Ordering::Relaxed);
+            return Lookup {
+                domain: domain.clone(),
+                verdict: v,
+                state,
+                origin: Origin::Memory,
+                fetch_error: None,
+                steps: trace_steps(trace, &["answered from cache after a concurrent lookup"]),
+            };
+        }
+        self.refresh_locked(domain, state, trace).await
+    }
+
+    /// TXT lookup, then fetch if the rules say so; stores the new state. Caller holds the
+    /// domain lock.
+    async fn refresh_locked(
+        &self,
+        domain: &DomainName,
+        state: Option<Arc<DomainState>>,
+        trace: bool,
+    ) -> Lookup {
+        let inner = &self.inner;
+        let mut steps = Vec::new();
+        let txt = self.txt(domain).await;
+        if trace {
+            steps.push(format!(
+                "TXT {}: {}",
+                domain.mta_sts_txt_name(),
+                describe_txt(&txt)
+            ));
+        }
+        let now = inner.clock.now();
+        let (next, plan) = on_txt(state.as_deref(), now, txt, &inner.settings.cache);
+        let (next, verdict, fetch_error) = match plan {
+            TxtPlan::Done(v) => (next, v, None),
+            TxtPlan::Fetch { id, .. } => {
+                let result = inner.fetcher.fetch(domain).await;
+                let now = inner.clock.now();
+                let (outcome, err) = match result {
+                    Ok(f) => {
+                        inner.stats.fetches_ok.fetch_add(1, Ordering::Relaxed);
+                        if trace {
+                            steps.push(format!(
+                                "fetched {} from {} over {}: valid, mode {}",
+                                domain.policy_url(),
+                                f.peer,
+                                f.tls_version,
+                                f.parsed.policy.mode
+                            ));
+                        }
+                        (Ok(f.parsed.policy), None)
+                    }
+                    Err(e) => {
+                        inner.stats.fetches_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(domain = %domain, rule = e.rule(), result_type = e.failure().result_type(), error = %e, "policy fetch failed");
+                        if trace {
+                            steps.push(format!(
+                                "fetch {} failed [{} / {}]: {e}",
+                                domain.policy_url(),
+                                e.rule(),
+                                e.failure().result_type()
+                            ));
+                        }
+                        (Err(e.failure()), Some(e))
+                    }
+                };
+                let (next, v) = on_fetch(Some(&next), now, &id, outcome);
+                (next, v, err)
+            }
+        };
+        let next = Arc::new(next);
+        if next.needs_alert(now) {
+            tracing::warn!(domain = %domain, "refresh failed; the cached policy stays in force until it expires");
+        }
+        self.save(domain, next.clone()).await;
+        if trace {
+            steps.push(format!("decision: {}", describe_verdict(&verdict)));
+        }
+        Lookup {
+            domain: domain.clone(),
+            verdict,
+            state: Some(next),
+            origin: Origin::Network,
+            fetch_error,
+            steps,
+        }
+    }
+
+    async fn txt(&self, domain: &DomainName) -> TxtLookup {
+        self.inner.stats.txt_queries.fetch_add(1, Ordering::Relaxed);
+        match self.inner.dns.txt(&domain.mta_sts_txt_name()).await {
+            Ok(TxtAnswer::Records(rrset)) => match select_record(&rrset) {
+                Ok(record) => TxtLookup::Found(record.id),
+                Err(d) => TxtLookup::Absent(Absence::Discovery(d)),
+            },
+            Ok(TxtAnswer::NxDomain) => TxtLookup::Absent(Absence::NxDomain),
+            Ok(TxtAnswer::NoData) => TxtLookup::Absent(Absence::NoData),
+            Err(e) => TxtLookup::TempFail(e.to_string()),
+        }
+    }
+
+    /// Memory tier, then the backing store (copying a hit into memory).
+    async fn state(&self, domain: &DomainName) -> Option<Arc<DomainState>> {
+        if let Some(s) = self.inner.hot.get_now(domain) {
+            return Some(s);
+        }
+        let backing = self.inner.backing.as_ref()?;
+        match backing.get(domain).await {
+            Ok(Some(s)) => {
+                self.inner.hot.put_now(domain, s.clone(), self.meta(&s));
+                Some(s)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.inner
+                    .stats
+                    .store_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(domain = %domain, store = backing.kind(), error = %e, "cache read failed; looking the domain up afresh");
+                None
+            }
+        }
+    }
+
+    fn meta(&self, state: &DomainState) -> EntryMeta {
+        let now = self.inner.clock.now();
+        let cache = &self.inner.settings.cache;
+        match state.valid_policy(now) {
+            Some(p) => EntryMeta {
+                refresh_at: Some(p.refresh_at(cache)),
+                expires_at: p.expires_at(),
+            },
+            None => EntryMeta {
+                refresh_at: None,
+                expires_at: now.saturating_add(cache.negative_ttl.max(cache.fetch_backoff)),
+            },
+        }
+    }
+
+    async fn save(&self, domain: &DomainName, state: Arc<DomainState>) {
+        let meta = self.meta(&state);
+        self.inner.hot.put_now(domain, state.clone(), meta);
+        if let Some(backing) = &self.inner.backing
+            && let Err(e) = backing.put(domain, state, meta).await
+        {
+            self.inner
+                .stats
+                .store_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(domain = %domain, store = backing.kind(), error = %e, "cache write failed; the memory tier keeps the entry");
+        }
+    }
+
+    fn spawn_recheck(&self, domain: DomainName) {
+        let this = self.clone();
+        tokio::spawn(async move { this.recheck(&domain).await });
+    }
+
+    /// Re-checks the TXT record (and fetches if due) unless that is already in progress here
+    /// or, with a shared store, on another host.
+    async fn recheck(&self, domain: &DomainName) {
+        let lock = self.domain_lock(domain);
+        let Ok(_held) = lock.try_lock() else {
+            return;
+        };
+        let fleet = self.inner.backing.as_ref();
+        if let Some(b) = fleet {
+            match b.try_lock(domain, self.inner.settings.lock_ttl).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another host refreshes it; take its result when it lands.
+                    if let Ok(Some(s)) = b.get(domain).await {
+                        self.inner.hot.put_now(domain, s.clone(), self.meta(&s));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.inner
+                        .stats
+                        .store_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(domain = %domain, error = %e, "refresh lock unavailable; refreshing locally");
+                }
+            }
+        }
+        let state = self.state(domain).await;
+        self.refresh_locked(domain, state, false).await;
+        if let Some(b) = fleet
+            && let Err(e) = b.unlock(domain).await
+        {
+            tracing::debug!(domain = %domain, error = %e, "refresh unlock failed; the lock expires by itself");
+        }
+    }
+
+    /// Runs one pass of proactive refresh: every entry due by now, at bounded concurrency and
+    /// with per-domain jitter. Returns how many were refreshed.
+    pub async fn refresh_due(&self) -> usize {
+        let now = self.inner.clock.now();
+        let limit = 10_000;
+        let mut due = self.inner.hot.due(now, limit).await.unwrap_or_default();
+        if let Some(b) = &self.inner.backing {
+            match b.due(now, limit).await {
+                Ok(more) => due.extend(more),
+                Err(e) => {
+                    self.inner
+                        .stats
+                        .store_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "listing due refreshes failed");
+                }
+            }
+        }
+        due.sort();
+        due.dedup();
+        let permits = Arc::new(Semaphore::new(
+            self.inner.settings.refresh_concurrency.max(1),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for domain in due {
+            let this = self.clone();
+            let permits = permits.clone();
+            let delay = jitter(&domain, now, self.inner.settings.refresh_jitter);
+            tasks.spawn(async move {
+                tokio::time::sleep(delay).await;
+                let Ok(_permit) = permits.acquire().await else {
+                    return;
+                };
+                this.inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+                this.recheck(&domain).await;
+            });
+        }
+        let mut n = 0;
+        while tasks.join_next().await.is_some() {
+            n += 1;
+        }
+        n
+    }
+
+    /// Starts the proactive refresher (if enabled); it runs until the runtime stops.
+    pub fn spawn_refresher(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.inner.settings.refresh {
+            return None;
+        }
+        let this = self.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(this.inner.settings.refresh_tick).await;
+                let n = this.refresh_due().await;
+                if n > 0 {
+                    tracing::info!(refreshed = n, "proactive refresh pass");
+                }
+            }
+        }))
+    }
+
+    /// Flushes the backing store (shutdown).
+    pub async fn flush(&self) {
+        if let Some(b) = &self.inner.backing
+            && let Err(e) = b.flush().await
+        {
+            tracing::warn!(error = %e, "flushing the cache failed");
+        }
+    }
+}
+
+fn jitter(domain: &DomainName, now: UnixTime, max: Duration) -> Duration {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (domain, now).hash(&mut h);
+    Duration::from_millis(h.finish() % max_ms)
+}
+
+fn trace_steps(trace: bool, steps: &[&str]) -> Vec<String> {
+    if trace {
+        steps.iter().map(|s| s.to_string()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+fn describe_txt(t: &TxtLookup) -> String {
+    match t {
+        TxtLookup::Found(id) => format!("record with id {id}"),
+        TxtLookup::Absent(Absence::NxDomain) => "NXDOMAIN (no record)".into(),
+        TxtLookup::Absent(Absence::NoData) => "no TXT data (no record)".into(),
+        TxtLookup::Absent(Absence::Discovery(d)) => d.to_string(),
+        TxtLookup::TempFail(why) => format!("DNS failure: {why}"),
+    }
+}
+
+/// One line for a verdict.
+pub fn describe_verdict(v: &Verdict) -> String {
+    use mtasts_core::cache::{NoPolicyReason, Source};
+    match v {
+        Verdict::Policy(Source::Cached) => "policy in force (cached)".into(),
+        Verdict::Policy(Source::Fetched) => "policy in force (just fetched)".into(),
+        Verdict::NoPolicy(NoPolicyReason::NoRecord(_)) => {
+            "no policy: no usable _mta-sts record".into()
+        }
+        Verdict::NoPolicy(NoPolicyReason::DnsFailure(w)) => {
+            format!("no policy: DNS failed ({w}) and nothing is cached (DNS-02)")
+        }
+        Verdict::NoPolicy(NoPolicyReason::FetchFailed(f)) => format!(
+            "no policy: the policy could not be fetched ({}) and nothing is cached (FETCH-10)",
+            f.result_type()
+        ),
+        Verdict::Defer(why) => format!("temporary failure: {why}"),
+    }
+}
