@@ -2,6 +2,8 @@
 
 mod lab;
 mod lint;
+mod net;
+mod query;
 
 use std::process::ExitCode;
 
@@ -25,12 +27,29 @@ enum Command {
     ///
     /// Exit status: 0 success (for `run`, the command's own status), 2 lab error.
     Lab(lab::LabArgs),
+    /// Look up a domain's MTA-STS policy through the daemon's code path and explain the result.
+    ///
+    /// Exit status: 0 a decision (policy or none), 3 temporary failure, 2 usage or setup error.
+    Query(query::QueryArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match cli.command {
         Command::Lint(args) => lint::run(&args),
         Command::Lab(args) => lab::run(&args),
+        Command::Query(args) => query::run(&args),
     }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the default level (warnings).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,0 +1,138 @@
+//! `mtasts query` against `mtasts lab serve --placement ephemeral` (no root needed): the
+//! whole binary over real sockets.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+struct Lab {
+    child: Child,
+    dir: PathBuf,
+    dns: String,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn lab() -> Lab {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mtasts-query-lab-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["lab", "serve", "--placement", "ephemeral", "--state-dir"])
+        .arg(&dir)
+        .spawn()
+        .expect("lab serve");
+    let start = Instant::now();
+    while !dir.join("ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "lab not ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dns = std::fs::read_to_string(dir.join("ready"))
+        .expect("ready")
+        .trim()
+        .to_string();
+    Lab { child, dir, dns }
+}
+
+fn query(lab: &Lab, domain: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args([
+            "query",
+            domain,
+            "--nameserver",
+            &lab.dns,
+            "--dns-timeout",
+            "1",
+        ])
+        .arg("--ca-file")
+        .arg(lab.dir.join("ca.pem"))
+        .arg("--port-map")
+        .arg(lab.dir.join("ports.txt"))
+        .args(extra)
+        .output()
+        .expect("query")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn query_explains_policy_none_and_failures() {
+    let lab = lab();
+    let o = query(&lab, "enforce.test", &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("decision:  policy in force (just fetched)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "postfix:   OK secure match=mx1.enforce.test:mx2.enforce.test servername=hostname"
+        ),
+        "{text}"
+    );
+
+    let v = json(&query(&lab, "redirect.test", &["--json"]));
+    assert_eq!(
+        (v["decision"].as_str(), v["reason_code"].as_str()),
+        (Some("none"), Some("fetch-failed"))
+    );
+    assert_eq!(v["error"]["rule"], "FETCH-04");
+    assert_eq!(v["postfix"], "NOTFOUND ");
+
+    let v = json(&query(&lab, "no-txt.test", &["--json"]));
+    assert_eq!(v["reason_code"], "no-record");
+    let v = json(&query(&lab, "policy-expired.test", &["--json"]));
+    assert_eq!(v["error"]["result_type"], "sts-webpki-invalid");
+    let v = json(&query(&lab, "txt-servfail.test", &["--json"]));
+    assert_eq!(v["reason_code"], "dns-failure");
+    let v = json(&query(&lab, "wildcard.test", &["--json"]));
+    assert_eq!(v["policy"]["mx"][0], "*.wildcard.test");
+}
+
+#[test]
+fn query_uses_and_updates_a_sqlite_cache() {
+    let lab = lab();
+    let db = lab.dir.join("q.sqlite3");
+    let spec = format!("sqlite:{}", db.display());
+    let v = json(&query(&lab, "testing.test", &["--json", "--cache", &spec]));
+    assert_eq!(v["reason_code"], "fetched");
+    let v = json(&query(&lab, "testing.test", &["--json", "--cache", &spec]));
+    assert_eq!(
+        (v["reason_code"].as_str(), v["source"].as_str()),
+        (Some("cached"), Some("cache"))
+    );
+    assert_eq!(
+        v["postfix"], "NOTFOUND ",
+        "testing is not enforced by default"
+    );
+    assert!(Path::new(&db).exists());
+}
+
+#[test]
+fn query_usage_errors_exit_2() {
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["query", "192.0.2.1"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("IP address literal"));
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["query", "x.test", "--cache", "bogus"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected `memory`"));
+}
