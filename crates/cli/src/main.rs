@@ -1,5 +1,6 @@
 //! The `mtasts` binary: argument parsing and wiring only.
 
+mod daemon;
 mod lab;
 mod lint;
 mod net;
@@ -19,6 +20,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The MTA-STS policy server for Postfix (`smtp_tls_policy_maps` over socketmap).
+    ///
+    /// Exit status: 0 after a clean shutdown, 2 configuration or startup error.
+    Daemon(daemon::DaemonArgs),
     /// Check a policy file or TXT record before publishing it.
     ///
     /// Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error or unreadable input.
@@ -35,8 +40,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    if !matches!(cli.command, Command::Daemon(_)) {
+        init_logging();
+    }
     match cli.command {
+        Command::Daemon(args) => daemon::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Lab(args) => lab::run(&args),
         Command::Query(args) => query::run(&args),

@@ -66,32 +66,61 @@ impl NetArgs {
         store: Option<AnyStore>,
         settings: ResolverSettings,
     ) -> Result<NetResolver> {
-        let dns = Arc::new(
-            HickoryDns::new(self.nameserver, secs(self.dns_timeout, "--dns-timeout")?)
-                .context("setting up DNS")?,
-        );
-        let tls = client_config(self.ca_file.as_deref())
-            .map_err(anyhow::Error::msg)
-            .context("--ca-file")?;
-        let connect_map = match &self.port_map {
-            Some(p) => read_port_map(p)?,
-            None => HashMap::new(),
-        };
-        let fetch = HttpsFetcher::new(
-            dns.clone(),
-            tls,
-            FetchSettings {
-                total_timeout: secs(self.fetch_timeout, "--fetch-timeout")?,
-                connect_map,
-                ..FetchSettings::default()
+        build_resolver(
+            &Endpoints {
+                nameserver: self.nameserver,
+                ca_file: self.ca_file.as_deref(),
+                dns_timeout: self.dns_timeout,
+                fetch_timeout: self.fetch_timeout,
+                port_map: self.port_map.as_deref(),
             },
-        );
-        Ok(Resolver::new(
-            dns,
-            fetch,
             store,
-            Arc::new(SystemClock),
             settings,
-        ))
+        )
     }
+}
+
+/// Where and how the resolver reaches DNS and policy hosts.
+#[derive(Debug)]
+pub struct Endpoints<'a> {
+    pub nameserver: Option<SocketAddr>,
+    pub ca_file: Option<&'a Path>,
+    pub dns_timeout: f64,
+    pub fetch_timeout: f64,
+    pub port_map: Option<&'a Path>,
+}
+
+/// A resolver with the system clock over `store`.
+pub fn build_resolver(
+    ep: &Endpoints<'_>,
+    store: Option<AnyStore>,
+    settings: ResolverSettings,
+) -> Result<NetResolver> {
+    let dns = Arc::new(
+        HickoryDns::new(ep.nameserver, secs(ep.dns_timeout, "DNS timeout")?)
+            .context("setting up DNS")?,
+    );
+    let tls = client_config(ep.ca_file)
+        .map_err(anyhow::Error::msg)
+        .context("CA file")?;
+    let connect_map = match ep.port_map {
+        Some(p) => read_port_map(p)?,
+        None => HashMap::new(),
+    };
+    let fetch = HttpsFetcher::new(
+        dns.clone(),
+        tls,
+        FetchSettings {
+            total_timeout: secs(ep.fetch_timeout, "fetch timeout")?,
+            connect_map,
+            ..FetchSettings::default()
+        },
+    );
+    Ok(Resolver::new(
+        dns,
+        fetch,
+        store,
+        Arc::new(SystemClock),
+        settings,
+    ))
 }

@@ -17,6 +17,8 @@ pub struct RenderOptions {
     pub strict_testing: bool,
     /// Add the Postfix ≥ 3.10 TLSRPT attributes; Postfix ≤ 3.9 rejects them (PFX-31).
     pub tlsrpt: bool,
+    /// Add `servername=hostname` so Postfix sends SNI (Postfix ≥ 3.4 understands it).
+    pub sni: bool,
     /// The reply limit, normally [`MAX_REPLY_BYTES`].
     pub max_reply: usize,
 }
@@ -26,6 +28,7 @@ impl Default for RenderOptions {
         Self {
             strict_testing: false,
             tlsrpt: false,
+            sni: true,
             max_reply: MAX_REPLY_BYTES,
         }
     }
@@ -122,7 +125,8 @@ pub fn render_secure(
         .map(|p| p.postfix_match())
         .filter(|m| unique.insert(m.clone()))
         .collect();
-    let bare = format!("secure match={} servername=hostname", matches.join(":"));
+    let servername = if opts.sni { " servername=hostname" } else { "" };
+    let bare = format!("secure match={}{servername}", matches.join(":"));
     let fits = |s: &str| reply_len(s) <= opts.max_reply;
     if !opts.tlsrpt {
         return fits(&bare).then_some((bare, None));

@@ -151,6 +151,18 @@ fn pfx_14_vector_69_five_thousand_mx_lines() {
 }
 
 #[test]
+fn pfx_24_servername_can_be_left_out_for_old_postfix() {
+    let opts = RenderOptions {
+        sni: false,
+        ..RenderOptions::default()
+    };
+    assert_eq!(
+        policy_reply(&domain(), &example(), &opts).payload(),
+        "OK secure match=mail.example.com:.example.net"
+    );
+}
+
+#[test]
 fn pfx_12_reply_words_and_reasons_are_single_line() {
     assert_eq!(Reply::Temp("a\nb".into()).payload(), "TEMP a b");
     assert_eq!(Reply::Timeout("t".into()).payload(), "TIMEOUT t");

@@ -119,7 +119,7 @@ proptest! {
     fn postfix_reply_never_exceeds_limit(text in policy_text(), limit in 50usize..400) {
         let parsed = Policy::parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let d = DomainName::parse("example.com").map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let opts = RenderOptions { tlsrpt: true, strict_testing: true, max_reply: limit };
+        let opts = RenderOptions { tlsrpt: true, strict_testing: true, sni: true, max_reply: limit };
         let payload = policy_reply(&d, &parsed.policy, &opts).payload();
         prop_assert!(payload.starts_with("TEMP ") || payload.starts_with("NOTFOUND") || payload.len() <= limit);
     }

@@ -1,0 +1,12 @@
+//! `mtasts daemon`: the MTA-STS policy server for Postfix's `smtp_tls_policy_maps`
+//! (socketmap), on the mtasts resolver.
+
+pub mod codec;
+pub mod config;
+pub mod metrics;
+pub mod pmsr;
+pub mod server;
+
+pub use codec::{CodecError, NetstringCodec};
+pub use config::{Config, ConfigError, Zone};
+pub use server::{Listener, Server, ServerError, bind};

@@ -1,0 +1,175 @@
+//! Prometheus metrics over HTTP (`GET /metrics`, text exposition format 0.0.4).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use mtasts_resolver::{Dns, Fetch};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::server::{LATENCY_BOUNDS, Server};
+
+fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// The exposition text for `server`.
+pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
+    let c = server.counters();
+    let s = server.resolver().stats();
+    let mut out = String::with_capacity(2048);
+    let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    counter(
+        "mtasts_requests_total",
+        "Socketmap requests answered.",
+        &[("", load(&c.requests))],
+    );
+    counter(
+        "mtasts_answers_total",
+        "Socketmap answers by status.",
+        &[
+            ("{status=\"OK\"}", load(&c.ok)),
+            ("{status=\"NOTFOUND\"}", load(&c.notfound)),
+            ("{status=\"TEMP\"}", load(&c.temp)),
+            ("{status=\"PERM\"}", load(&c.perm)),
+        ],
+    );
+    counter(
+        "mtasts_deadline_hits_total",
+        "Answers given at the zone deadline while a lookup continued.",
+        &[("", load(&c.deadline_hits))],
+    );
+    counter(
+        "mtasts_bad_frames_total",
+        "Connections closed for malformed requests.",
+        &[("", load(&c.bad_frames))],
+    );
+    counter(
+        "mtasts_connections_total",
+        "Connections accepted.",
+        &[("", load(&c.connections))],
+    );
+    counter(
+        "mtasts_lookups_total",
+        "Resolver lookups.",
+        &[("", load(&s.lookups))],
+    );
+    counter(
+        "mtasts_cache_hits_total",
+        "Lookups answered from memory.",
+        &[("", load(&s.memory_answers))],
+    );
+    counter(
+        "mtasts_cache_misses_total",
+        "Lookups that needed DNS.",
+        &[("", load(&s.lookups).saturating_sub(load(&s.memory_answers)))],
+    );
+    counter(
+        "mtasts_txt_queries_total",
+        "_mta-sts TXT queries sent.",
+        &[("", load(&s.txt_queries))],
+    );
+    counter(
+        "mtasts_fetches_total",
+        "Policy fetches by result.",
+        &[
+            ("{result=\"ok\"}", load(&s.fetches_ok)),
+            ("{result=\"failed\"}", load(&s.fetches_failed)),
+        ],
+    );
+    counter(
+        "mtasts_refreshes_total",
+        "Proactive refreshes run.",
+        &[("", load(&s.refreshes))],
+    );
+    counter(
+        "mtasts_store_errors_total",
+        "Cache backend errors (answers fell back to memory or network).",
+        &[("", load(&s.store_errors))],
+    );
+    let h = &c.latency;
+    let _ = writeln!(
+        out,
+        "# HELP mtasts_answer_seconds Time to answer a socketmap request.\n# TYPE mtasts_answer_seconds histogram"
+    );
+    let mut cumulative = 0;
+    for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+        cumulative += load(&h.buckets[i]);
+        let _ = writeln!(
+            out,
+            "mtasts_answer_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    cumulative += load(&h.buckets[LATENCY_BOUNDS.len()]);
+    let _ = writeln!(
+        out,
+        "mtasts_answer_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        out,
+        "mtasts_answer_seconds_sum {}",
+        load(&h.sum_micros) as f64 / 1e6
+    );
+    let _ = writeln!(out, "mtasts_answer_seconds_count {}", load(&h.count));
+    let _ = writeln!(
+        out,
+        "# HELP mtasts_cached_domains Domains in the memory tier.\n# TYPE mtasts_cached_domains gauge"
+    );
+    let _ = writeln!(
+        out,
+        "mtasts_cached_domains {}",
+        server.resolver().memory_len()
+    );
+    out
+}
+
+/// Serves `/metrics` on `addr` until shutdown.
+pub async fn serve<D: Dns, F: Fetch>(
+    addr: SocketAddr,
+    server: Arc<Server<D, F>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let server = server.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let server = server.clone();
+                        async move {
+                            if req.uri().path() == "/metrics" {
+                                http::Response::builder()
+                                    .header("Content-Type", "text/plain; version=0.0.4")
+                                    .body(Full::new(Bytes::from(render(&server))))
+                            } else {
+                                http::Response::builder()
+                                    .status(404)
+                                    .body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                            }
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(local)
+}

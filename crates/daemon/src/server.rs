@@ -1,0 +1,444 @@
+//! The socketmap server: listeners (TCP, unix, systemd-passed), one task per connection,
+//! requests answered in order within each zone's deadline, graceful shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use mtasts_core::cache::{NoPolicyReason, Verdict};
+use mtasts_core::postfix::{
+    KeyRejection, Reply, policy_domain_from_key, policy_reply_with_omission,
+};
+use mtasts_resolver::{Dns, Fetch, Resolver, describe_verdict};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::codec::Framed;
+
+use crate::codec::NetstringCodec;
+use crate::config::{Config, UnixSocket};
+
+/// Connections idle this long are closed (Postfix itself closes after 10 s idle).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("listen {addr}: {error}")]
+    Listen { addr: String, error: String },
+    #[error("unix socket {path}: {error}")]
+    Socket { path: String, error: String },
+}
+
+/// Answer counters, by reply class.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub ok: AtomicU64,
+    pub notfound: AtomicU64,
+    pub temp: AtomicU64,
+    pub perm: AtomicU64,
+    pub deadline_hits: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub connections: AtomicU64,
+    /// Sum of answer latencies in microseconds, and buckets for a histogram.
+    pub latency: LatencyHistogram,
+}
+
+/// Cumulative latency buckets (seconds): 0.0001, 0.001, 0.01, 0.1, 1, 10, +Inf.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    pub buckets: [AtomicU64; 7],
+    pub sum_micros: AtomicU64,
+    pub count: AtomicU64,
+}
+
+/// Upper bounds of [`LatencyHistogram`] buckets, in seconds.
+pub const LATENCY_BOUNDS: [f64; 6] = [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0];
+
+impl LatencyHistogram {
+    fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The policy server.
+pub struct Server<D, F> {
+    resolver: Resolver<D, F>,
+    config: RwLock<Arc<Config>>,
+    counters: Counters,
+}
+
+impl<D, F> std::fmt::Debug for Server<D, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
+/// A bound listener.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Where it listens, for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tcp(l) => l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "tcp".into()),
+            Self::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+}
+
+impl<D: Dns, F: Fetch> Server<D, F> {
+    pub fn new(resolver: Resolver<D, F>, config: Config) -> Arc<Self> {
+        Arc::new(Self {
+            resolver,
+            config: RwLock::new(Arc::new(config)),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The resolver behind the server.
+    pub fn resolver(&self) -> &Resolver<D, F> {
+        &self.resolver
+    }
+
+    /// Answer counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces zones and other reloadable settings (SIGHUP). Listeners and the cache stay.
+    pub fn reload(&self, new: Config) -> Vec<String> {
+        let mut notes = Vec::new();
+        let old = self.config();
+        if new.listen != old.listen || new.cache != old.cache || new.nameserver != old.nameserver {
+            notes.push("listen, cache and nameserver changes take effect on restart".to_string());
+        }
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(new),
+            Err(p) => *p.into_inner() = Arc::new(new),
+        }
+        notes
+    }
+
+    /// Answers one socketmap request payload.
+    pub async fn answer(&self, request: &[u8]) -> Reply {
+        let started = std::time::Instant::now();
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let reply = self.answer_inner(request).await;
+        let counter = match &reply {
+            Reply::Ok(_) => &self.counters.ok,
+            Reply::NotFound => &self.counters.notfound,
+            Reply::Temp(_) | Reply::Timeout(_) => &self.counters.temp,
+            Reply::Perm(_) => &self.counters.perm,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters.latency.observe(started.elapsed());
+        reply
+    }
+
+    async fn answer_inner(&self, request: &[u8]) -> Reply {
+        let Ok(text) = std::str::from_utf8(request) else {
+            return Reply::Perm("request is not UTF-8".into());
+        };
+        let Some((map, key)) = text.split_once(' ') else {
+            return Reply::Perm("request must be `<map name> <key>`".into());
+        };
+        let config = self.config();
+        let zone = config.zone(map);
+        let domain = match policy_domain_from_key(key) {
+            Ok(d) => d,
+            Err(KeyRejection::Empty | KeyRejection::ParentProbe(_)) => return Reply::NotFound,
+            Err(e @ KeyRejection::NotADomain(..)) => {
+                tracing::debug!(key, reason = %e, "key names no policy domain");
+                return Reply::NotFound;
+            }
+        };
+        let lookup = match tokio::time::timeout(zone.deadline(), self.resolver.lookup(&domain))
+            .await
+        {
+            Ok(l) => l,
+            Err(_) => {
+                // Nothing valid is cached (that would have answered at once); the lookup goes
+                // on in the background and the next request gets its result.
+                self.counters.deadline_hits.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(domain = %domain, deadline = ?zone.deadline(), "answer deadline reached; lookup continues in the background");
+                return if zone.defer_on_failure {
+                    Reply::Temp(format!("MTA-STS lookup for {domain} still in progress"))
+                } else {
+                    Reply::NotFound
+                };
+            }
+        };
+        let reply = match (&lookup.verdict, lookup.policy()) {
+            (Verdict::Policy(_), Some(cached)) => {
+                let (reply, omitted) =
+                    policy_reply_with_omission(&domain, &cached.policy, &zone.render_options());
+                if let Some(o) = omitted {
+                    tracing::warn!(domain = %domain, omitted = ?o, "reply shortened to fit Postfix's 100,000-byte limit");
+                }
+                reply
+            }
+            (Verdict::Policy(_), None) => {
+                Reply::Temp(format!("internal error: policy of {domain} missing"))
+            }
+            (Verdict::NoPolicy(NoPolicyReason::NoRecord(_)), _) => Reply::NotFound,
+            (Verdict::NoPolicy(_), _) if zone.defer_on_failure => {
+                Reply::Temp(describe_verdict(&lookup.verdict))
+            }
+            (Verdict::NoPolicy(_), _) => Reply::NotFound,
+            (Verdict::Defer(why), _) => Reply::Temp(why.clone()),
+        };
+        tracing::debug!(map, domain = %domain, decision = %describe_verdict(&lookup.verdict), reply = %reply, "answered");
+        reply
+    }
+
+    /// Serves a connection: requests in order, one reply each; a bad frame closes it.
+    pub async fn serve_connection<S>(
+        self: Arc<Self>,
+        stream: S,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let mut framed = Framed::new(stream, NetstringCodec::default());
+        loop {
+            let next: Option<Result<Bytes, _>> = tokio::select! {
+                frame = tokio::time::timeout(IDLE_TIMEOUT, framed.next()) => match frame {
+                    Ok(f) => f,
+                    Err(_) => return,
+                },
+                _ = shutdown.changed() => return,
+            };
+            match next {
+                Some(Ok(request)) => {
+                    let reply = self.answer(&request).await;
+                    if framed.send(reply.payload().as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "malformed socketmap request; closing the connection");
+                    return;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Accepts on every listener until `shutdown` turns true, then gives open connections
+    /// up to `grace` to finish their current request.
+    pub async fn run(
+        self: Arc<Self>,
+        listeners: Vec<Listener>,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
+        let mut accepts = JoinSet::new();
+        let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        for listener in listeners {
+            let (this, conns, rx) = (self.clone(), connections.clone(), shutdown.clone());
+            accepts.spawn(async move { accept_loop(this, listener, conns, rx).await });
+        }
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        accepts.abort_all();
+        let mut conns = connections.lock().await;
+        let drained =
+            tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+            conns.abort_all();
+        }
+        for listener_path in self
+            .config()
+            .listen
+            .iter()
+            .filter_map(|l| l.strip_prefix("unix:"))
+        {
+            let _ = std::fs::remove_file(listener_path);
+        }
+        self.resolver.flush().await;
+    }
+}
+
+async fn accept_loop<D: Dns, F: Fetch>(
+    server: Arc<Server<D, F>>,
+    listener: Listener,
+    connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (server, rx) = (server.clone(), shutdown.clone());
+        match &listener {
+            Listener::Tcp(l) => match l.accept().await {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections
+                        .lock()
+                        .await
+                        .spawn(server.serve_connection(stream, rx));
+                }
+                Err(e) => accept_error(e).await,
+            },
+            Listener::Unix(l, _) => match l.accept().await {
+                Ok((stream, _)) => {
+                    connections
+                        .lock()
+                        .await
+                        .spawn(server.serve_connection(stream, rx));
+                }
+                Err(e) => accept_error(e).await,
+            },
+        }
+        // Reap finished connection tasks so the set does not grow.
+        let mut conns = connections.lock().await;
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+async fn accept_error(e: std::io::Error) {
+    // Out of file descriptors and the like: log, pause, keep serving.
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Binds the configured listeners, or takes the ones systemd passed (socket activation).
+pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServerError> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() > 0 {
+        let mut out = Vec::new();
+        for i in 0..fds.len() {
+            if let Ok(Some(l)) = fds.take_tcp_listener(i) {
+                l.set_nonblocking(true)
+                    .map_err(|e| listen_err(&format!("systemd fd {i}"), e))?;
+                out.push(Listener::Tcp(
+                    TcpListener::from_std(l).map_err(|e| listen_err("systemd", e))?,
+                ));
+            } else if let Ok(Some(l)) = fds.take_unix_listener(i) {
+                l.set_nonblocking(true)
+                    .map_err(|e| listen_err(&format!("systemd fd {i}"), e))?;
+                let path = l
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+                    .unwrap_or_default();
+                out.push(Listener::Unix(
+                    UnixListener::from_std(l).map_err(|e| listen_err("systemd", e))?,
+                    path,
+                ));
+            }
+        }
+        tracing::info!(count = out.len(), "using sockets passed by systemd");
+        return Ok(out);
+    }
+    let mut out = Vec::new();
+    for spec in &config.listen {
+        match spec.strip_prefix("unix:") {
+            Some(path) => out.push(bind_unix(Path::new(path), &config.unix_socket)?),
+            None => {
+                let l = TcpListener::bind(spec)
+                    .await
+                    .map_err(|e| listen_err(spec, e))?;
+                out.push(Listener::Tcp(l));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn listen_err(addr: &str, e: std::io::Error) -> ServerError {
+    ServerError::Listen {
+        addr: addr.to_string(),
+        error: e.to_string(),
+    }
+}
+
+fn socket_err(path: &Path, e: impl ToString) -> ServerError {
+    ServerError::Socket {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    }
+}
+
+fn bind_unix(path: &Path, opts: &UnixSocket) -> Result<Listener, ServerError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(socket_err(
+                path,
+                "exists and is not a socket; not removing it",
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| socket_err(path, e))?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| socket_err(path, e))?;
+    }
+    let l = UnixListener::bind(path).map_err(|e| socket_err(path, e))?;
+    if let Some(mode) = &opts.mode {
+        let bits = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+            .map_err(|e| socket_err(path, e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))
+            .map_err(|e| socket_err(path, e))?;
+    }
+    if opts.owner.is_some() || opts.group.is_some() {
+        let uid = opts
+            .owner
+            .as_deref()
+            .map(|o| lookup_id("/etc/passwd", o))
+            .transpose()
+            .map_err(|e| socket_err(path, e))?;
+        let gid = opts
+            .group
+            .as_deref()
+            .map(|g| lookup_id("/etc/group", g))
+            .transpose()
+            .map_err(|e| socket_err(path, e))?;
+        std::os::unix::fs::chown(path, uid, gid).map_err(|e| socket_err(path, e))?;
+    }
+    Ok(Listener::Unix(l, path.to_path_buf()))
+}
+
+/// A numeric id, or the id of a name in /etc/passwd or /etc/group (third field).
+fn lookup_id(file: &str, name: &str) -> Result<u32, String> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2)?.parse().ok())
+        .ok_or_else(|| format!("`{name}` not found in {file}"))
+}
