@@ -174,7 +174,11 @@ mod tests {
     fn maps_unix_socket_sqlite_and_redis() {
         let (c, _) = from_yaml("path: /run/mta-sts.sock\nmode: 0666\ncache:\n  type: sqlite\n  options:\n    filename: /var/lib/mta-sts/cache.db\n").expect("maps");
         assert_eq!(c.listen, vec!["unix:/run/mta-sts.sock".to_string()]);
-        assert_eq!(c.unix_socket.mode.as_deref(), Some("0666"), "kept as written");
+        assert_eq!(
+            c.unix_socket.mode.as_deref(),
+            Some("0666"),
+            "kept as written"
+        );
         assert_eq!(c.cache, "sqlite:/var/lib/mta-sts/cache.db");
         let (c, _) = from_yaml("cache:\n  type: redis\n  options:\n    url: redis://127.0.0.1/0\n")
             .expect("maps");

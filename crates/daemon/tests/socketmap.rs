@@ -1,0 +1,426 @@
+//! The daemon over real sockets against the testkit: framing, ordering, keys, zones,
+//! deadlines, unix sockets, metrics and shutdown.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mtasts_daemon::config::Zone;
+use mtasts_daemon::{Config, Server};
+use mtasts_resolver::{
+    FetchSettings, HickoryDns, HttpsFetcher, NetResolver, Resolver, ResolverSettings, SystemClock,
+    client_config,
+};
+use mtasts_testkit::{DnsFault, PolicyHost, World};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::watch;
+
+fn policy(mode: &str, mx: &[&str]) -> String {
+    let mut p = format!("version: STSv1\nmode: {mode}\n");
+    for m in mx {
+        p.push_str(&format!("mx: {m}\n"));
+    }
+    p + "max_age: 604800\n"
+}
+
+async fn world() -> World {
+    World::builder()
+        .txt("_mta-sts.enforce.test", "v=STSv1; id=1;")
+        .policy(
+            "enforce.test",
+            PolicyHost::ok(&policy(
+                "enforce",
+                &["mx1.enforce.test", "*.mx.enforce.test"],
+            )),
+        )
+        .txt("_mta-sts.testing.test", "v=STSv1; id=1;")
+        .policy(
+            "testing.test",
+            PolicyHost::ok(&policy("testing", &["mx.testing.test"])),
+        )
+        .txt("_mta-sts.slow.test", "v=STSv1; id=1;")
+        .policy(
+            "slow.test",
+            PolicyHost {
+                delay_ms: 1500,
+                ..PolicyHost::ok(&policy("enforce", &["mx.slow.test"]))
+            },
+        )
+        .txt("_mta-sts.broken.test", "v=STSv1; id=1;")
+        .policy(
+            "broken.test",
+            PolicyHost {
+                status: 500,
+                ..PolicyHost::default()
+            },
+        )
+        .dns_fault("_mta-sts.servfail.test", DnsFault::ServFail)
+        .build()
+        .await
+        .expect("world")
+}
+
+fn resolver(w: &World) -> NetResolver {
+    let dns =
+        Arc::new(HickoryDns::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("dns"));
+    let fetch = HttpsFetcher::new(
+        dns.clone(),
+        client_config(Some(w.ca_file())).expect("tls"),
+        FetchSettings {
+            connect_map: w.port_map(),
+            total_timeout: Duration::from_secs(5),
+            ..FetchSettings::default()
+        },
+    );
+    let settings = ResolverSettings {
+        refresh: false,
+        ..ResolverSettings::default()
+    };
+    Resolver::new(dns, fetch, None, Arc::new(SystemClock), settings)
+}
+
+struct Running {
+    tcp: std::net::SocketAddr,
+    unix: std::path::PathBuf,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    server: Arc<Server<HickoryDns, HttpsFetcher<HickoryDns>>>,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start(w: &World) -> Running {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mtasts-daemon-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let sock = dir.join("socketmap.sock");
+    let mut config = Config {
+        listen: vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())],
+        cache: "memory".into(),
+        ..Config::default()
+    };
+    config.unix_socket.mode = Some("0660".into());
+    config.zones.insert(
+        "strict".into(),
+        Zone {
+            strict_testing: true,
+            ..Zone::default()
+        },
+    );
+    config.zones.insert(
+        "tlsrpt".into(),
+        Zone {
+            tlsrpt: true,
+            ..Zone::default()
+        },
+    );
+    config.zones.insert(
+        "old".into(),
+        Zone {
+            require_sni: false,
+            ..Zone::default()
+        },
+    );
+    config.zones.insert(
+        "fast".into(),
+        Zone {
+            timeout: 0.3,
+            ..Zone::default()
+        },
+    );
+    config.zones.insert(
+        "defer".into(),
+        Zone {
+            defer_on_failure: true,
+            timeout: 0.3,
+            ..Zone::default()
+        },
+    );
+    let listeners = mtasts_daemon::bind(&config).await.expect("bind");
+    let tcp = match &listeners[0] {
+        mtasts_daemon::Listener::Tcp(l) => l.local_addr().expect("addr"),
+        _ => panic!("tcp first"),
+    };
+    let server = Server::new(resolver(w), config);
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(server.clone().run(listeners, rx, Duration::from_secs(2)));
+    Running {
+        tcp,
+        unix: sock,
+        stop,
+        task,
+        server,
+        _dir: TempDir(dir),
+    }
+}
+
+fn frame(payload: &str) -> Vec<u8> {
+    format!("{}:{payload},", payload.len()).into_bytes()
+}
+
+/// Reads exactly one netstring reply.
+async fn read_reply<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<String> {
+    let mut len = Vec::new();
+    loop {
+        let b = s.read_u8().await.ok()?;
+        if b == b':' {
+            break;
+        }
+        len.push(b);
+    }
+    let n: usize = String::from_utf8(len).ok()?.parse().ok()?;
+    let mut buf = vec![0u8; n + 1];
+    s.read_exact(&mut buf).await.ok()?;
+    assert_eq!(buf.pop(), Some(b','));
+    String::from_utf8(buf).ok()
+}
+
+async fn ask(addr: std::net::SocketAddr, map: &str, key: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(&frame(&format!("{map} {key}")))
+        .await
+        .expect("write");
+    read_reply(&mut s).await.expect("reply")
+}
+
+#[tokio::test]
+async fn pfx_11_requests_answered_in_order_on_one_connection_also_pipelined_and_bytewise() {
+    let w = world().await;
+    let d = start(&w).await;
+    let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+    for (key, expect) in [
+        (
+            "enforce.test",
+            "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname",
+        ),
+        ("testing.test", "NOTFOUND "),
+        ("nothing.test", "NOTFOUND "),
+    ] {
+        s.write_all(&frame(&format!("postfix {key}")))
+            .await
+            .expect("write");
+        assert_eq!(read_reply(&mut s).await.as_deref(), Some(expect), "{key}");
+    }
+    // Pipelined: three requests in one write, three replies in order.
+    let mut batch = frame("postfix nothing.test");
+    batch.extend(frame("postfix enforce.test"));
+    batch.extend(frame("strict testing.test"));
+    s.write_all(&batch).await.expect("write");
+    assert_eq!(read_reply(&mut s).await.as_deref(), Some("NOTFOUND "));
+    assert!(
+        read_reply(&mut s)
+            .await
+            .is_some_and(|r| r.starts_with("OK secure match=mx1.enforce.test"))
+    );
+    assert_eq!(
+        read_reply(&mut s).await.as_deref(),
+        Some("OK secure match=mx.testing.test servername=hostname")
+    );
+    // Byte at a time.
+    for b in frame("postfix enforce.test") {
+        s.write_all(&[b]).await.expect("write");
+        s.flush().await.expect("flush");
+    }
+    assert!(
+        read_reply(&mut s)
+            .await
+            .is_some_and(|r| r.starts_with("OK secure"))
+    );
+}
+
+#[tokio::test]
+async fn pfx_02_03_keys_are_normalised_or_not_found() {
+    let w = world().await;
+    let d = start(&w).await;
+    let ok = "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname";
+    for key in [
+        "enforce.test",
+        "ENFORCE.Test.",
+        "[enforce.test]:25",
+        "[enforce.test]",
+        "enforce.test:587",
+    ] {
+        assert_eq!(ask(d.tcp, "postfix", key).await, ok, "{key}");
+    }
+    for key in [
+        ".enforce.test",
+        "[192.0.2.1]",
+        "192.0.2.1",
+        "[ipv6:2001:db8::1]",
+        "",
+    ] {
+        assert_eq!(ask(d.tcp, "postfix", key).await, "NOTFOUND ", "{key:?}");
+    }
+}
+
+#[tokio::test]
+async fn pfx_15_bad_frames_close_only_that_connection() {
+    let w = world().await;
+    let d = start(&w).await;
+    for bad in [&b"abc:xyz,"[..], b"5:hello!", b"20001:", b"99999999999"] {
+        let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+        s.write_all(bad).await.expect("write");
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+        assert!(
+            matches!(n, Ok(Ok(0))),
+            "{:?}: closed without a reply, got {buf:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    assert!(
+        ask(d.tcp, "postfix", "enforce.test")
+            .await
+            .starts_with("OK"),
+        "others unaffected"
+    );
+    assert!(
+        d.server
+            .counters()
+            .bad_frames
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 4
+    );
+}
+
+#[tokio::test]
+async fn zones_select_strict_testing_tlsrpt_and_servername() {
+    let w = world().await;
+    let d = start(&w).await;
+    assert_eq!(
+        ask(d.tcp, "strict", "testing.test").await,
+        "OK secure match=mx.testing.test servername=hostname"
+    );
+    assert_eq!(
+        ask(d.tcp, "unknown-map", "testing.test").await,
+        "NOTFOUND ",
+        "unknown maps use the default zone"
+    );
+    assert_eq!(
+        ask(d.tcp, "old", "enforce.test").await,
+        "OK secure match=mx1.enforce.test:.mx.enforce.test"
+    );
+    let r = ask(d.tcp, "tlsrpt", "enforce.test").await;
+    assert!(r.contains(" policy_type=sts policy_domain=enforce.test mx_host_pattern=mx1.enforce.test mx_host_pattern=*.mx.enforce.test "), "{r}");
+    assert!(r.ends_with("{ policy_string = max_age: 604800 }"), "{r}");
+}
+
+#[tokio::test]
+async fn deadline_answers_in_time_and_the_fetch_finishes_in_the_background() {
+    let w = world().await;
+    let d = start(&w).await;
+    let t = Instant::now();
+    assert_eq!(ask(d.tcp, "fast", "slow.test").await, "NOTFOUND ");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "answered at the 0.3 s deadline: {:?}",
+        t.elapsed()
+    );
+    let mut answer = String::new();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = ask(d.tcp, "fast", "slow.test").await;
+        if answer.starts_with("OK") {
+            break;
+        }
+    }
+    assert_eq!(answer, "OK secure match=mx.slow.test servername=hostname");
+    assert_eq!(
+        w.policy_requests("slow.test").len(),
+        1,
+        "one fetch, not one per request"
+    );
+}
+
+#[tokio::test]
+async fn failures_without_cache_are_notfound_or_temp_per_zone() {
+    let w = world().await;
+    let d = start(&w).await;
+    assert_eq!(ask(d.tcp, "postfix", "broken.test").await, "NOTFOUND ");
+    assert_eq!(ask(d.tcp, "postfix", "servfail.test").await, "NOTFOUND ");
+    assert!(
+        ask(d.tcp, "defer", "broken.test")
+            .await
+            .starts_with("TEMP ")
+    );
+    assert!(
+        ask(d.tcp, "defer", "servfail.test")
+            .await
+            .starts_with("TEMP ")
+    );
+    assert!(
+        ask(d.tcp, "defer", "slow.test").await.starts_with("TEMP "),
+        "deadline in a defer zone"
+    );
+    assert_eq!(
+        ask(d.tcp, "defer", "nothing.test").await,
+        "NOTFOUND ",
+        "no record is never TEMP"
+    );
+}
+
+#[tokio::test]
+async fn unix_socket_has_its_mode_and_serves() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = world().await;
+    let d = start(&w).await;
+    let mode = std::fs::metadata(&d.unix)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+    let mut s = UnixStream::connect(&d.unix).await.expect("connect");
+    s.write_all(&frame("postfix enforce.test"))
+        .await
+        .expect("write");
+    assert!(
+        read_reply(&mut s)
+            .await
+            .is_some_and(|r| r.starts_with("OK secure"))
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_answers_and_shutdown_is_graceful() {
+    let w = world().await;
+    let d = start(&w).await;
+    ask(d.tcp, "postfix", "enforce.test").await;
+    ask(d.tcp, "postfix", "enforce.test").await;
+    ask(d.tcp, "postfix", "nothing.test").await;
+    let text = mtasts_daemon::metrics::render(&d.server);
+    assert!(
+        text.contains("mtasts_answers_total{status=\"OK\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mtasts_answers_total{status=\"NOTFOUND\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("mtasts_cache_hits_total 1"), "{text}");
+    assert!(text.contains("mtasts_answer_seconds_count 3"), "{text}");
+    let mut idle = TcpStream::connect(d.tcp).await.expect("connect");
+    d.stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(5), d.task)
+        .await
+        .expect("stops in time")
+        .expect("task");
+    let mut buf = Vec::new();
+    assert!(
+        matches!(idle.read_to_end(&mut buf).await, Ok(0)),
+        "idle connection closed"
+    );
+    assert!(TcpStream::connect(d.tcp).await.is_err(), "listener closed");
+    assert!(!d.unix.exists(), "unix socket removed");
+}
