@@ -56,6 +56,18 @@ enum LabCmd {
         #[command(flatten)]
         catalog: CatalogArg,
     },
+    /// Change a running lab: `txt NAME TEXT|-`, `mx DOMAIN PREF HOST[, PREF HOST…]`,
+    /// `policy DOMAIN {toml}`, `smtp HOST {toml}` (fields as in the catalog).
+    Ctl {
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        /// The state directory of `lab serve` (instead of --name).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// The command words.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Stop the lab and remove the namespace, its addresses and files (root).
     Down {
         #[arg(long, default_value = DEFAULT_NAME)]
@@ -86,6 +98,14 @@ pub fn run(args: &LabArgs) -> ExitCode {
             ExitCode::SUCCESS
         }),
         LabCmd::Down { name } => down(name).map(|()| ExitCode::SUCCESS),
+        LabCmd::Ctl {
+            name,
+            state_dir: dir,
+            command,
+        } => ctl(
+            &dir.clone().unwrap_or_else(|| state_dir(name)),
+            &command.join(" "),
+        ),
         LabCmd::Run {
             name,
             catalog,
@@ -152,6 +172,12 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
             ports.push_str(&format!("{public} {bound}\n"));
         }
         std::fs::write(state_dir.join("ports.txt"), ports).context("writing ports.txt")?;
+        let world = std::sync::Arc::new(world);
+        let control = state_dir.join("control.sock");
+        let _ = std::fs::remove_file(&control);
+        let listener = tokio::net::UnixListener::bind(&control).context("binding control.sock")?;
+        tokio::spawn(serve_control(listener, world.clone()));
+        tokio::spawn(log_sessions(world.clone(), state_dir.join("smtp-sessions.log")));
         std::fs::write(state_dir.join("ready"), format!("{}\n", world.dns_addr()))
             .context("writing the ready marker")?;
         eprintln!(
@@ -168,6 +194,76 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
 
 /// Adds `ip/32` to `lo` so the address shows in `ip addr`; binding works without it, since
 /// all of 127.0.0.0/8 is local, so a failure is only reported.
+/// One control command per line; one reply line each (`ok: …` or `error: …`).
+async fn serve_control(listener: tokio::net::UnixListener, world: std::sync::Arc<mtasts_testkit::World>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    while let Ok((stream, _)) = listener.accept().await {
+        let world = world.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut lines = BufReader::new(r).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply = match world.control(&line) {
+                    Ok(ok) => ok,
+                    Err(e) => format!("error: {e}"),
+                };
+                if w.write_all(format!("{reply}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Appends every finished SMTP session, one line each, for tests and people to read:
+/// `host=… peer=… ehlo=… starttls=… sni=… tls=… completed=… delivered=…`.
+async fn log_sessions(world: std::sync::Arc<mtasts_testkit::World>, path: PathBuf) {
+    use std::io::Write;
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+        eprintln!("cannot write {}", path.display());
+        return;
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for (host, _) in world.hosts() {
+            let sessions = world.smtp_sessions(&host);
+            let done = seen.entry(host.clone()).or_default();
+            for s in sessions.iter().skip(*done) {
+                let tls = s.tls.as_ref();
+                let _ = writeln!(
+                    file,
+                    "host={host} peer={} ehlo={} starttls={} sni={} tls={} completed={} delivered={}",
+                    s.peer.map(|p| p.to_string()).unwrap_or_default(),
+                    s.ehlo.first().cloned().unwrap_or_default(),
+                    s.starttls,
+                    tls.and_then(|t| t.sni.clone()).unwrap_or_else(|| "-".into()),
+                    tls.and_then(|t| t.version.clone()).unwrap_or_else(|| "-".into()),
+                    tls.is_some_and(|t| t.completed),
+                    s.delivered,
+                );
+            }
+            *done = sessions.len();
+        }
+    }
+}
+
+fn ctl(dir: &Path, command: &str) -> Result<ExitCode> {
+    use std::io::{BufRead, Write};
+    let path = dir.join("control.sock");
+    let mut stream = std::os::unix::net::UnixStream::connect(&path)
+        .with_context(|| format!("connecting to {} (is the lab running?)", path.display()))?;
+    writeln!(stream, "{command}").context("sending the command")?;
+    let mut reply = String::new();
+    std::io::BufReader::new(stream).read_line(&mut reply).context("reading the reply")?;
+    let reply = reply.trim();
+    if let Some(err) = reply.strip_prefix("error: ") {
+        bail!("{err}");
+    }
+    println!("{reply}");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn add_loopback_address(ip: &str) {
     let status = Command::new("ip")
         .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])

@@ -59,6 +59,13 @@ impl Zone {
         self.faults.insert(key(name), fault);
     }
 
+    /// Removes the records of one type at a name.
+    pub fn clear_type(&mut self, name: &str, rtype: RecordType) {
+        if let Some(v) = self.records.get_mut(&key(name)) {
+            v.retain(|r| r.record_type() != rtype);
+        }
+    }
+
     /// Removes every record and fault at a name.
     pub fn clear(&mut self, name: &str) {
         self.records.remove(&key(name));

@@ -113,6 +113,8 @@ impl HttpRequest {
 pub struct HttpsHostState {
     pub host: String,
     pub spec: Mutex<PolicyHost>,
+    /// The certificate it presents; replaced by [`install_cert`].
+    pub certs: Arc<SniResolver>,
     /// TLS handshakes that did not complete (no request follows).
     pub failed_handshakes: Mutex<Vec<TlsRecord>>,
     pub requests: Mutex<Vec<HttpRequest>>,
@@ -125,10 +127,8 @@ pub async fn serve(
     ca: &TestCa,
     tasks: &mut JoinSet<()>,
 ) -> Result<SocketAddr, Error> {
-    let kind = state.spec.lock().map(|s| s.cert).unwrap_or_default();
-    let cert = ca.issue(&state.host, kind)?;
-    let by_name = HashMap::from([(state.host.clone(), cert.clone())]);
-    let config = server_config(SniResolver::new(by_name, Some(cert)), &[b"http/1.1"])?;
+    install_cert(&state, ca)?;
+    let config = server_config(state.certs.clone(), &[b"http/1.1"])?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Io(format!("https bind {addr}: {e}")))?;
@@ -164,6 +164,15 @@ pub async fn serve(
         }
     });
     Ok(local)
+}
+
+/// Issues and installs the certificate the host's spec asks for.
+pub fn install_cert(state: &HttpsHostState, ca: &TestCa) -> Result<(), Error> {
+    let kind = state.spec.lock().map(|s| s.cert).unwrap_or_default();
+    let cert = ca.issue(&state.host, kind)?;
+    let by_name = HashMap::from([(state.host.clone(), cert.clone())]);
+    state.certs.replace(by_name, Some(cert));
+    Ok(())
 }
 
 async fn read_head<S: tokio::io::AsyncRead + Unpin>(

@@ -87,20 +87,14 @@ pub struct Delivery {
 pub struct SmtpHostState {
     pub host: String,
     pub spec: Mutex<SmtpHost>,
+    /// The certificates it presents; replaced by [`install_certs`].
+    pub certs: Arc<SniResolver>,
     pub sessions: Mutex<Vec<SmtpSession>>,
     pub deliveries: Mutex<Vec<Delivery>>,
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// Starts one SMTP server on `addr`.
-pub async fn serve(
-    addr: SocketAddr,
-    state: Arc<SmtpHostState>,
-    ca: &TestCa,
-    tasks: &mut JoinSet<()>,
-) -> Result<SocketAddr, Error> {
+/// Issues and installs the certificates the host's spec asks for.
+pub fn install_certs(state: &SmtpHostState, ca: &TestCa) -> Result<(), Error> {
     let spec = state
         .spec
         .lock()
@@ -115,7 +109,22 @@ pub async fn serve(
         Some(other) => ca.issue(other, CertKind::Valid)?,
         None => own,
     };
-    let config = server_config(SniResolver::new(by_name, Some(default)), &[])?;
+    state.certs.replace(by_name, Some(default));
+    Ok(())
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Starts one SMTP server on `addr`.
+pub async fn serve(
+    addr: SocketAddr,
+    state: Arc<SmtpHostState>,
+    ca: &TestCa,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, Error> {
+    install_certs(&state, ca)?;
+    let config = server_config(state.certs.clone(), &[])?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Io(format!("smtp bind {addr}: {e}")))?;

@@ -2,7 +2,7 @@
 //! for clients that send none, and a record of what each client did.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -10,11 +10,18 @@ use rustls::sign::CertifiedKey;
 
 use crate::Error;
 
-/// Picks a certificate by SNI (case-insensitive), else the default; `None` aborts the handshake.
-#[derive(Debug)]
-pub struct SniResolver {
+/// Certificates by SNI name plus a default.
+#[derive(Debug, Default)]
+struct CertTable {
     by_name: HashMap<String, Arc<CertifiedKey>>,
     default: Option<Arc<CertifiedKey>>,
+}
+
+/// Picks a certificate by SNI (case-insensitive), else the default; `None` aborts the
+/// handshake. The table can be replaced while serving (a scenario "fixed" mid-test).
+#[derive(Debug, Default)]
+pub struct SniResolver {
+    table: RwLock<CertTable>,
 }
 
 impl SniResolver {
@@ -22,31 +29,45 @@ impl SniResolver {
         by_name: HashMap<String, Arc<CertifiedKey>>,
         default: Option<Arc<CertifiedKey>>,
     ) -> Self {
+        let r = Self::default();
+        r.replace(by_name, default);
+        r
+    }
+
+    /// Swaps in new certificates for new handshakes.
+    pub fn replace(
+        &self,
+        by_name: HashMap<String, Arc<CertifiedKey>>,
+        default: Option<Arc<CertifiedKey>>,
+    ) {
         let by_name = by_name
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        Self { by_name, default }
+        if let Ok(mut t) = self.table.write() {
+            *t = CertTable { by_name, default };
+        }
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let table = self.table.read().ok()?;
         hello
             .server_name()
-            .and_then(|sni| self.by_name.get(&sni.to_ascii_lowercase()).cloned())
-            .or_else(|| self.default.clone())
+            .and_then(|sni| table.by_name.get(&sni.to_ascii_lowercase()).cloned())
+            .or_else(|| table.default.clone())
     }
 }
 
 /// A rustls server config (TLS 1.2 and 1.3, ring) around a resolver.
-pub fn server_config(resolver: SniResolver, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, Error> {
+pub fn server_config(resolver: Arc<SniResolver>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(resolver);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }

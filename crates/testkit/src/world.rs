@@ -208,6 +208,7 @@ impl WorldBuilder {
             let state = Arc::new(HttpsHostState {
                 host: host.clone(),
                 spec: Mutex::new(spec),
+                certs: Arc::default(),
                 failed_handshakes: Mutex::new(Vec::new()),
                 requests: Mutex::new(Vec::new()),
             });
@@ -233,6 +234,7 @@ impl WorldBuilder {
             let state = Arc::new(SmtpHostState {
                 host: host.clone(),
                 spec: Mutex::new(spec),
+                certs: Arc::default(),
                 sessions: Mutex::new(Vec::new()),
                 deliveries: Mutex::new(Vec::new()),
             });
@@ -268,6 +270,11 @@ impl WorldBuilder {
         tracing::debug!(elapsed = ?world.started_in, "world started");
         Ok(world)
     }
+}
+
+#[derive(serde::Deserialize)]
+struct Inline<T> {
+    v: T,
 }
 
 fn temp_dir() -> Result<PathBuf, Error> {
@@ -391,13 +398,15 @@ impl World {
         self.smtp.get(&dns::key(host)).map(|(s, _, _)| s)
     }
 
-    /// Changes how the policy host of `domain` answers from now on (not its certificate).
-    pub fn set_policy(&self, domain: &str, host: PolicyHost) {
-        if let Some(s) = self.https_state(domain)
-            && let Ok(mut spec) = s.spec.lock()
-        {
+    /// Changes how the policy host of `domain` answers from now on, certificate included.
+    pub fn set_policy(&self, domain: &str, host: PolicyHost) -> Result<(), Error> {
+        let s = self
+            .https_state(domain)
+            .ok_or_else(|| Error::Config(format!("no policy host for `{domain}`")))?;
+        if let Ok(mut spec) = s.spec.lock() {
             *spec = host;
         }
+        https::install_cert(s, &self.ca)
     }
 
     /// Requests the policy host of `domain` received.
@@ -414,13 +423,15 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// Changes how the MX `host` behaves for new connections (not its certificates).
-    pub fn set_smtp(&self, host: &str, spec: SmtpHost) {
-        if let Some(s) = self.smtp_state(host)
-            && let Ok(mut cur) = s.spec.lock()
-        {
+    /// Changes how the MX `host` behaves for new connections, certificates included.
+    pub fn set_smtp(&self, host: &str, spec: SmtpHost) -> Result<(), Error> {
+        let s = self
+            .smtp_state(host)
+            .ok_or_else(|| Error::Config(format!("no SMTP server for `{host}`")))?;
+        if let Ok(mut cur) = s.spec.lock() {
             *cur = spec;
         }
+        smtp::install_certs(s, &self.ca)
     }
 
     /// Finished SMTP sessions at `host`.
@@ -435,6 +446,56 @@ impl World {
         self.smtp_state(host)
             .and_then(|s| s.deliveries.lock().ok().map(|r| r.clone()))
             .unwrap_or_default()
+    }
+
+    /// Applies one control command, as `mtasts lab ctl` sends them:
+    /// `txt NAME TEXT|-`, `mx DOMAIN PREF HOST[, PREF HOST…]`,
+    /// `policy DOMAIN {toml inline table}`, `smtp HOST {toml inline table}`.
+    pub fn control(&self, line: &str) -> Result<String, Error> {
+        let line = line.trim();
+        let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let (target, arg) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+        let arg = arg.trim();
+        let bad = |why: &str| Error::Config(format!("`{line}`: {why}"));
+        if target.is_empty() {
+            return Err(bad("missing name"));
+        }
+        match cmd {
+            "txt" => {
+                self.with_zone(|z| z.clear_type(target, RecordType::TXT));
+                if arg != "-" {
+                    let strings: Vec<&[u8]> = arg.as_bytes().chunks(255).collect();
+                    self.with_zone(|z| z.add(target, RData::TXT(TXT::from_bytes(strings))));
+                }
+            }
+            "mx" => {
+                let mut records = Vec::new();
+                for item in arg.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let (pref, host) = item.split_once(' ').ok_or_else(|| bad("expected PREF HOST"))?;
+                    let pref: u16 = pref.trim().parse().map_err(|_| bad("preference is not a number"))?;
+                    let host = Name::from_ascii(host.trim()).map_err(|e| bad(&e.to_string()))?;
+                    records.push(RData::MX(MX::new(pref, host)));
+                }
+                self.with_zone(|z| {
+                    z.clear_type(target, RecordType::MX);
+                    for r in records {
+                        z.add(target, r);
+                    }
+                });
+            }
+            "policy" => {
+                let spec: Inline<PolicyHost> = toml::from_str(&format!("v = {arg}"))
+                    .map_err(|e| bad(&e.to_string()))?;
+                self.set_policy(target, spec.v)?;
+            }
+            "smtp" => {
+                let spec: Inline<SmtpHost> = toml::from_str(&format!("v = {arg}"))
+                    .map_err(|e| bad(&e.to_string()))?;
+                self.set_smtp(target, spec.v)?;
+            }
+            _ => return Err(bad("unknown command; use txt, mx, policy or smtp")),
+        }
+        Ok(format!("ok: {cmd} {target}"))
     }
 
     /// The host names with fake servers, and their (public) addresses.
