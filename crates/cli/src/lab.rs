@@ -177,7 +177,10 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&control);
         let listener = tokio::net::UnixListener::bind(&control).context("binding control.sock")?;
         tokio::spawn(serve_control(listener, world.clone()));
-        tokio::spawn(log_sessions(world.clone(), state_dir.join("smtp-sessions.log")));
+        tokio::spawn(log_sessions(
+            world.clone(),
+            state_dir.join("smtp-sessions.log"),
+        ));
         std::fs::write(state_dir.join("ready"), format!("{}\n", world.dns_addr()))
             .context("writing the ready marker")?;
         eprintln!(
@@ -195,7 +198,10 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
 /// Adds `ip/32` to `lo` so the address shows in `ip addr`; binding works without it, since
 /// all of 127.0.0.0/8 is local, so a failure is only reported.
 /// One control command per line; one reply line each (`ok: …` or `error: …`).
-async fn serve_control(listener: tokio::net::UnixListener, world: std::sync::Arc<mtasts_testkit::World>) {
+async fn serve_control(
+    listener: tokio::net::UnixListener,
+    world: std::sync::Arc<mtasts_testkit::World>,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     while let Ok((stream, _)) = listener.accept().await {
         let world = world.clone();
@@ -220,7 +226,11 @@ async fn serve_control(listener: tokio::net::UnixListener, world: std::sync::Arc
 async fn log_sessions(world: std::sync::Arc<mtasts_testkit::World>, path: PathBuf) {
     use std::io::Write;
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+    let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    else {
         eprintln!("cannot write {}", path.display());
         return;
     };
@@ -237,8 +247,10 @@ async fn log_sessions(world: std::sync::Arc<mtasts_testkit::World>, path: PathBu
                     s.peer.map(|p| p.to_string()).unwrap_or_default(),
                     s.ehlo.first().cloned().unwrap_or_default(),
                     s.starttls,
-                    tls.and_then(|t| t.sni.clone()).unwrap_or_else(|| "-".into()),
-                    tls.and_then(|t| t.version.clone()).unwrap_or_else(|| "-".into()),
+                    tls.and_then(|t| t.sni.clone())
+                        .unwrap_or_else(|| "-".into()),
+                    tls.and_then(|t| t.version.clone())
+                        .unwrap_or_else(|| "-".into()),
                     tls.is_some_and(|t| t.completed),
                     s.delivered,
                 );
@@ -255,7 +267,9 @@ fn ctl(dir: &Path, command: &str) -> Result<ExitCode> {
         .with_context(|| format!("connecting to {} (is the lab running?)", path.display()))?;
     writeln!(stream, "{command}").context("sending the command")?;
     let mut reply = String::new();
-    std::io::BufReader::new(stream).read_line(&mut reply).context("reading the reply")?;
+    std::io::BufReader::new(stream)
+        .read_line(&mut reply)
+        .context("reading the reply")?;
     let reply = reply.trim();
     if let Some(err) = reply.strip_prefix("error: ") {
         bail!("{err}");
@@ -504,6 +518,8 @@ fn run_in_lab(name: &str, arg: &CatalogArg, command: &[String]) -> Result<ExitCo
         .args(command)
         .env("MTASTS_LAB_CA", lab.ca_file())
         .env("MTASTS_LAB_DNS", "127.0.0.1:53")
+        .env("MTASTS_LAB_NAME", name)
+        .env("MTASTS_LAB_STATE", &lab.state_dir)
         .status()
         .with_context(|| format!("running `{}` in the lab", command.join(" ")));
     let cleanup = down(name);

@@ -278,7 +278,8 @@ async fn cache_04_new_id_refetches_and_replaces_each_backend() {
         w.set_policy(
             "new.test",
             PolicyHost::ok(&policy("enforce", &["mx2.new.test"], DAY)),
-        ).expect("set_policy");
+        )
+        .expect("set_policy");
         w.set_txt("_mta-sts.new.test", Some("v=STSv1; id=2;"));
         clock.advance(61);
         let l = r.lookup(&d("new.test")).await;
@@ -370,7 +371,8 @@ async fn cache_06_txt_gone_or_failing_keeps_policy_until_expiry_each_backend() {
                 status: 404,
                 ..PolicyHost::default()
             },
-        ).expect("set_policy");
+        )
+        .expect("set_policy");
         clock.advance(DAY);
         let l = r.lookup(&d("gone.test")).await;
         assert_eq!(l.verdict, Verdict::Policy(Source::Cached), "{name}");
@@ -400,7 +402,8 @@ async fn cache_07_fetched_none_withdraws_each_backend() {
         let clock = ManualClock::new(T0);
         let r = resolver(&w, Some(open(&spec).await), &clock, settings());
         r.lookup(&d("withdraw.test")).await;
-        w.set_policy("withdraw.test", PolicyHost::ok(&policy("none", &[], DAY))).expect("set_policy");
+        w.set_policy("withdraw.test", PolicyHost::ok(&policy("none", &[], DAY)))
+            .expect("set_policy");
         w.set_txt("_mta-sts.withdraw.test", Some("v=STSv1; id=2;"));
         clock.advance(61);
         r.lookup(&d("withdraw.test")).await;
@@ -465,7 +468,8 @@ async fn cache_13_persistent_backends_survive_a_restart() {
                 hang: true,
                 ..PolicyHost::default()
             },
-        ).expect("set_policy");
+        )
+        .expect("set_policy");
         w.with_zone(|z| z.fault("_mta-sts.persist.test", DnsFault::ServFail));
         let r = resolver(&w, Some(open(&spec).await), &clock, settings());
         let l = r.lookup(&d("persist.test")).await;

@@ -61,7 +61,10 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// A rustls server config (TLS 1.2 and 1.3, ring) around a resolver.
-pub fn server_config(resolver: Arc<SniResolver>, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, Error> {
+pub fn server_config(
+    resolver: Arc<SniResolver>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

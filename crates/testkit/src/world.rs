@@ -471,8 +471,13 @@ impl World {
             "mx" => {
                 let mut records = Vec::new();
                 for item in arg.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    let (pref, host) = item.split_once(' ').ok_or_else(|| bad("expected PREF HOST"))?;
-                    let pref: u16 = pref.trim().parse().map_err(|_| bad("preference is not a number"))?;
+                    let (pref, host) = item
+                        .split_once(' ')
+                        .ok_or_else(|| bad("expected PREF HOST"))?;
+                    let pref: u16 = pref
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad("preference is not a number"))?;
                     let host = Name::from_ascii(host.trim()).map_err(|e| bad(&e.to_string()))?;
                     records.push(RData::MX(MX::new(pref, host)));
                 }
@@ -484,13 +489,13 @@ impl World {
                 });
             }
             "policy" => {
-                let spec: Inline<PolicyHost> = toml::from_str(&format!("v = {arg}"))
-                    .map_err(|e| bad(&e.to_string()))?;
+                let spec: Inline<PolicyHost> =
+                    toml::from_str(&format!("v = {arg}")).map_err(|e| bad(&e.to_string()))?;
                 self.set_policy(target, spec.v)?;
             }
             "smtp" => {
-                let spec: Inline<SmtpHost> = toml::from_str(&format!("v = {arg}"))
-                    .map_err(|e| bad(&e.to_string()))?;
+                let spec: Inline<SmtpHost> =
+                    toml::from_str(&format!("v = {arg}")).map_err(|e| bad(&e.to_string()))?;
                 self.set_smtp(target, spec.v)?;
             }
             _ => return Err(bad("unknown command; use txt, mx, policy or smtp")),

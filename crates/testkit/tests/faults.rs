@@ -439,23 +439,48 @@ async fn thirty_domain_world_starts_fast() {
 #[tokio::test]
 async fn control_commands_change_the_world_while_it_runs() {
     let w = World::builder()
-        .smtp("mx.fixme.test", SmtpHost { cert: CertKind::Expired, ..SmtpHost::valid() })
-        .policy("fixme.test", PolicyHost { status: 500, ..PolicyHost::default() })
+        .smtp(
+            "mx.fixme.test",
+            SmtpHost {
+                cert: CertKind::Expired,
+                ..SmtpHost::valid()
+            },
+        )
+        .policy(
+            "fixme.test",
+            PolicyHost {
+                status: 500,
+                ..PolicyHost::default()
+            },
+        )
         .build()
         .await
         .expect("world");
     let (_, r) = smtp_starttls(&w, "mx.fixme.test", true).await;
     assert!(r.is_err());
-    w.control("smtp mx.fixme.test {cert = \"valid\"}").expect("smtp");
+    w.control("smtp mx.fixme.test {cert = \"valid\"}")
+        .expect("smtp");
     let (_, r) = smtp_starttls(&w, "mx.fixme.test", true).await;
     assert!(r.is_ok(), "{r:?}");
-    w.control("policy fixme.test {body = \"version: STSv1\\nmode: none\\nmax_age: 1\\n\"}").expect("policy");
-    assert!(https_get(&w, "fixme.test", true).await.expect("get").ends_with("mode: none\nmax_age: 1\n"));
-    w.control("txt _mta-sts.fixme.test v=STSv1; id=2;").expect("txt");
-    let m = dns(w.dns_addr(), "_mta-sts.fixme.test", RecordType::TXT, false).await.expect("dns");
+    w.control("policy fixme.test {body = \"version: STSv1\\nmode: none\\nmax_age: 1\\n\"}")
+        .expect("policy");
+    assert!(
+        https_get(&w, "fixme.test", true)
+            .await
+            .expect("get")
+            .ends_with("mode: none\nmax_age: 1\n")
+    );
+    w.control("txt _mta-sts.fixme.test v=STSv1; id=2;")
+        .expect("txt");
+    let m = dns(w.dns_addr(), "_mta-sts.fixme.test", RecordType::TXT, false)
+        .await
+        .expect("dns");
     assert_eq!(txt_strings(&m), vec![vec!["v=STSv1; id=2;".to_string()]]);
-    w.control("mx fixme.test 10 mx.fixme.test, 20 mx2.fixme.test").expect("mx");
-    let m = dns(w.dns_addr(), "fixme.test", RecordType::MX, false).await.expect("dns");
+    w.control("mx fixme.test 10 mx.fixme.test, 20 mx2.fixme.test")
+        .expect("mx");
+    let m = dns(w.dns_addr(), "fixme.test", RecordType::MX, false)
+        .await
+        .expect("dns");
     assert_eq!(m.answers().len(), 2);
     assert!(w.control("smtp nosuch.test {}").is_err());
     assert!(w.control("bogus x y").is_err());

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Real Postfix (Debian's package) against `mtasts daemon`, inside the lab's network namespace.
+# Run by crates/cli/tests/postfix_e2e.rs through `mtasts lab run`; prints lines the test reads:
+#   POSTMAP <value>         what postmap -q got from the daemon
+#   STATUS <domain> <status> first delivery outcome per recipient domain
+#   FIXED <domain> <status> outcome after the world was fixed and the queue flushed
+#   SESSION <line>          the lab's record of each SMTP session
+set -euo pipefail
+
+MTASTS="$1"
+: "${MTASTS_LAB_CA:?run inside mtasts lab run}" "${MTASTS_LAB_NAME:?}"
+WORK=$(mktemp -d /tmp/mtasts-postfix.XXXXXX)
+ETC="$WORK/etc"
+DAEMON_PID=
+
+cleanup() {
+    postfix -c "$ETC" stop >/dev/null 2>&1 || true
+    [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
+    if [ "${KEEP_POSTFIX_WORK:-}" = 1 ]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# The daemon: memory cache, the lab's DNS and CA, a short TXT grace so a fixed policy is seen
+# within seconds.
+cat >"$WORK/mtasts.toml" <<EOF
+listen = ["127.0.0.1:8461"]
+cache = "memory"
+nameserver = "127.0.0.1:53"
+ca_file = "$MTASTS_LAB_CA"
+[resolver]
+txt_grace = 1
+negative_ttl = 1
+fetch_backoff = 1
+EOF
+"$MTASTS" daemon --config "$WORK/mtasts.toml" >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/8461) 2>/dev/null && break
+    sleep 0.05
+done
+
+# A private Postfix instance: own config and queue directories, no chroot, mail accepted on
+# 127.0.0.1:2525, the lab CA as the only trust store, policy from the daemon.
+mkdir -p "$ETC" "$WORK/spool" "$WORK/data"
+chmod 0755 "$WORK"
+chown postfix "$WORK/data"
+cp /etc/postfix/master.cf "$ETC/master.cf"
+cat >"$ETC/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $WORK/spool
+data_directory = $WORK/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = sender.lab.test
+mydomain = lab.test
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+alias_maps =
+alias_database =
+maillog_file = $WORK/maillog
+maillog_file_prefixes = /tmp
+smtp_tls_security_level = may
+smtp_tls_CAfile = $MTASTS_LAB_CA
+smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
+smtp_tls_loglevel = 1
+smtp_connect_timeout = 5s
+queue_run_delay = 2s
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
+EOF
+postconf -c "$ETC" -F '*/*/chroot = n'
+postconf -c "$ETC" -M# smtp/inet
+postconf -c "$ETC" -M '127.0.0.1:2525/inet = 127.0.0.1:2525 inet n - n - - smtpd'
+
+echo "POSTMAP $(postmap -c "$ETC" -q enforce.test socketmap:inet:127.0.0.1:8461:postfix)"
+
+postfix -c "$ETC" set-permissions >/dev/null 2>&1 || true
+postfix -c "$ETC" start >"$WORK/start.log" 2>&1 || { cat "$WORK/start.log" >&2; exit 1; }
+for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break
+    sleep 0.05
+done
+
+DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test)
+python3 - "${DOMAINS[@]}" <<'PY'
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as s:
+    for d in sys.argv[1:]:
+        s.sendmail("tester@sender.lab.test", [f"user@{d}"], f"Subject: mtasts e2e {d}\r\n\r\nhello {d}\r\n")
+PY
+
+# The newest status= line for a recipient domain, or "pending".
+status_of() {
+    local line
+    line=$(grep -E "to=<user@$1>.*status=" "$WORK/maillog" 2>/dev/null | tail -n 1 || true)
+    if [ -z "$line" ]; then echo pending; else sed -E 's/.*status=([a-z]+).*/\1/' <<<"$line"; fi
+}
+
+wait_all() {
+    local deadline=$((SECONDS + 40)) d pending
+    while [ $SECONDS -lt $deadline ]; do
+        pending=0
+        for d in "$@"; do [ "$(status_of "$d")" = pending ] && pending=1; done
+        [ $pending = 0 ] && return 0
+        sleep 0.5
+    done
+}
+wait_all "${DOMAINS[@]}"
+for d in "${DOMAINS[@]}"; do echo "STATUS $d $(status_of "$d")"; done
+
+# Fix the world: a valid certificate on the wrong-name MX; a corrected policy (new id) that
+# lists the MX the mismatch domain really uses.
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" smtp mx1.mx-wrong-name.test '{cert = "valid"}' >/dev/null
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" policy mx-mismatch.test \
+    '{body = "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 604800\n"}' >/dev/null
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" txt _mta-sts.mx-mismatch.test 'v=STSv1; id=fixed2;' >/dev/null
+
+deadline=$((SECONDS + 40))
+while [ $SECONDS -lt $deadline ]; do
+    [ "$(status_of mx-wrong-name.test)" = sent ] && [ "$(status_of mx-mismatch.test)" = sent ] && break
+    postqueue -c "$ETC" -f
+    sleep 1
+done
+for d in mx-wrong-name.test mx-mismatch.test; do echo "FIXED $d $(status_of "$d")"; done
+
+sleep 0.3 # the lab logs sessions every 100 ms
+sed 's/^/SESSION /' "/run/mtasts-lab/$MTASTS_LAB_NAME/smtp-sessions.log"
+grep -E "status=|Verified|Untrusted|Trusted|certificate verification failed|server certificate" "$WORK/maillog" | sed 's/^/MAILLOG /' || true
