@@ -1,0 +1,219 @@
+//! `mtasts daemon` as a process: config file, SIGHUP reload, SIGTERM shutdown, config errors,
+//! postfix-mta-sts-resolver migration. Runs against `mtasts lab serve --placement ephemeral`.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mtasts-daemon-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp");
+    d
+}
+
+fn wait_for(path: &std::path::Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+fn ask(port: u16, req: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(format!("{}:{req},", req.len()).as_bytes())
+        .expect("write");
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while s.read(&mut byte).expect("read") == 1 {
+        buf.push(byte[0]);
+        if byte[0] == b',' && buf.contains(&b':') {
+            let (len, rest) = buf.split_at(buf.iter().position(|&b| b == b':').unwrap_or(0));
+            let n: usize = String::from_utf8_lossy(len).parse().unwrap_or(usize::MAX);
+            if rest.len() == n + 2 {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once(':')
+        .map(|(_, r)| r.trim_end_matches(',').to_string())
+        .unwrap_or(text)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+#[test]
+fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
+    let dir = tmp("signals");
+    let lab = Proc(
+        Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["lab", "serve", "--placement", "ephemeral", "--state-dir"])
+            .arg(dir.join("lab"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lab"),
+    );
+    wait_for(&dir.join("lab/ready"));
+    let dns = std::fs::read_to_string(dir.join("lab/ready"))
+        .expect("dns")
+        .trim()
+        .to_string();
+    let port = free_port();
+    let sock = dir.join("pf.sock");
+    let config = dir.join("daemon.toml");
+    let write_config = |strict: bool| {
+        std::fs::write(
+            &config,
+            format!(
+                "listen = [\"127.0.0.1:{port}\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"json\"\n[default_zone]\nstrict_testing = {strict}\n",
+                sock.display(),
+                dir.join("cache.sqlite3").display(),
+                dir.join("lab/ca.pem").display()
+            ),
+        )
+        .expect("config");
+    };
+    write_config(false);
+    let mut daemon = Proc(
+        Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .arg("--port-map")
+            .arg(dir.join("lab/ports.txt"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("daemon"),
+    );
+    wait_for(&sock);
+    assert_eq!(ask(port, "postfix testing.test"), "NOTFOUND ");
+    assert!(ask(port, "postfix enforce.test").starts_with("OK secure match=mx1.enforce.test"));
+
+    write_config(true);
+    signal(&daemon.0, "-HUP");
+    let start = Instant::now();
+    loop {
+        let r = ask(port, "postfix testing.test");
+        if r.starts_with("OK secure match=mx1.testing.test") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "reload not applied: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    signal(&daemon.0, "-TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no clean stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(!sock.exists(), "unix socket removed on shutdown");
+    let mut log = String::new();
+    daemon
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('{') && l.contains("configuration reloaded")),
+        "json logs: {log}"
+    );
+    // The SQLite cache holds what was fetched.
+    assert!(dir.join("cache.sqlite3").exists());
+    drop(lab);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_field_named() {
+    let dir = tmp("badcfg");
+    for (text, expect) in [
+        ("listen = [\"nowhere\"]\n", "listen"),
+        ("[default_zone]\ntimeout = -1\n", "default_zone.timeout"),
+        ("bogus = 1\n", "unknown field `bogus`"),
+        ("log_format = \"xml\"\n", "log_format"),
+    ] {
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, text).expect("write");
+        let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["daemon", "--check-config", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(expect), "{text}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn pmsr_yaml_is_migrated_with_warnings() {
+    let dir = tmp("pmsr");
+    let path = dir.join("mta-sts-daemon.yml");
+    std::fs::write(
+        &path,
+        "host: 127.0.0.1\nport: 8461\nreuse_port: true\ncache:\n  type: sqlite\n  options:\n    filename: /var/lib/mta-sts/cache.db\nzones:\n  strict:\n    strict_testing: true\n",
+    )
+    .expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["daemon", "--check-config", "--pmsr-config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("sqlite:/var/lib/mta-sts/cache.db") && out.contains("127.0.0.1:8461"),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reuse_port"));
+    let _ = std::fs::remove_dir_all(dir);
+}
