@@ -4,6 +4,7 @@
 //! - [`policy`]: the policy file (§3.2);
 //! - [`mx`]: MX patterns and matching (§4.1);
 //! - [`cache`]: what is in force, and what to fetch when (§3.3, §5.1, §8.3, §10.2);
+//! - [`dane`]: whether DANE governs a destination, so MTA-STS never weakens it;
 //! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
 //! - [`advice`]: legal-but-unwise choices, for linting and checking;
 //! - [`domain`]: the normalised domain names all of them share.
@@ -13,6 +14,7 @@
 
 pub mod advice;
 pub mod cache;
+pub mod dane;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;

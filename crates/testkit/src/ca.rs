@@ -88,6 +88,15 @@ impl TestCa {
 
     /// A certificate of `kind` for `name`, as rustls serves it.
     pub fn issue(&self, name: &str, kind: CertKind) -> Result<Arc<CertifiedKey>, Error> {
+        self.issue_with_spki(name, kind).map(|(k, _)| k)
+    }
+
+    /// [`TestCa::issue`], also returning the DER SubjectPublicKeyInfo (for TLSA `x 1 x`).
+    pub fn issue_with_spki(
+        &self,
+        name: &str,
+        kind: CertKind,
+    ) -> Result<(Arc<CertifiedKey>, Vec<u8>), Error> {
         let key = KeyPair::generate()?;
         let san_name = match kind {
             CertKind::WrongName => "wrong-name.invalid",
@@ -122,6 +131,9 @@ impl TestCa {
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let signer = rustls::crypto::ring::sign::any_supported_type(&der)
             .map_err(|e| Error::Tls(e.to_string()))?;
-        Ok(Arc::new(CertifiedKey::new(chain, signer)))
+        Ok((
+            Arc::new(CertifiedKey::new(chain, signer)),
+            rcgen::PublicKeyData::subject_public_key_info(&key),
+        ))
     }
 }

@@ -34,6 +34,8 @@ pub enum DnsFault {
     Drop,
     /// Over UDP, answers with TC set and no records, forcing TCP; over TCP, answers normally.
     Truncate,
+    /// Data that fails DNSSEC validation: answered SERVFAIL, as a validating resolver does.
+    Bogus,
 }
 
 /// The zone data: records by lower-case name, and faults.
@@ -41,6 +43,9 @@ pub enum DnsFault {
 pub struct Zone {
     records: BTreeMap<String, Vec<RData>>,
     faults: HashMap<String, DnsFault>,
+    /// Names at or below these are "DNSSEC-secure": answers carry the AD bit when the client
+    /// asks (AD or DO), as from a validating resolver.
+    secure: Vec<String>,
 }
 
 /// Lower-case, no trailing dot: the zone's key for a name.
@@ -57,6 +62,19 @@ impl Zone {
     /// Sets a fault for a name.
     pub fn fault(&mut self, name: &str, fault: DnsFault) {
         self.faults.insert(key(name), fault);
+    }
+
+    /// Marks `suffix` and every name below it as DNSSEC-secure.
+    pub fn secure(&mut self, suffix: &str) {
+        self.secure.push(key(suffix));
+    }
+
+    /// Whether `name` is in a secure part of the zone.
+    pub fn is_secure(&self, name: &str) -> bool {
+        let name = key(name);
+        self.secure
+            .iter()
+            .any(|s| name == *s || name.ends_with(&format!(".{s}")))
     }
 
     /// Removes the records of one type at a name.
@@ -93,7 +111,9 @@ impl Zone {
             match self.faults.get(&k) {
                 Some(DnsFault::NxDomain) => return (ResponseCode::NXDomain, answers),
                 Some(DnsFault::NoData) => return (ResponseCode::NoError, answers),
-                Some(DnsFault::ServFail) => return (ResponseCode::ServFail, Vec::new()),
+                Some(DnsFault::ServFail | DnsFault::Bogus) => {
+                    return (ResponseCode::ServFail, Vec::new());
+                }
                 Some(DnsFault::Refused) => return (ResponseCode::Refused, Vec::new()),
                 _ => {}
             }
@@ -245,11 +265,20 @@ async fn respond(state: &DnsState, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let (fault, (rcode, answers)) = {
+    let (fault, (rcode, answers), secure) = {
         let zone = state.zone.lock().ok()?;
         let fault = zone.faults.get(&key(&q.name().to_ascii())).copied();
-        (fault, zone.answer(q.name(), q.query_type()))
+        let (rcode, answers) = zone.answer(q.name(), q.query_type());
+        // Secure only if every name in the answer (CNAME chain included) is.
+        let secure = zone.is_secure(&q.name().to_ascii())
+            && answers.iter().all(|r| zone.is_secure(&r.name().to_ascii()));
+        (fault, (rcode, answers), secure)
     };
+    let wants_ad = request.authentic_data()
+        || request
+            .extensions()
+            .as_ref()
+            .is_some_and(|e| e.flags().dnssec_ok);
     if fault == Some(DnsFault::Drop) {
         return None;
     }
@@ -262,9 +291,18 @@ async fn respond(state: &DnsState, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
         .set_recursion_desired(request.recursion_desired())
         .set_recursion_available(true)
         .add_query(q);
+    if let Some(edns) = request.extensions() {
+        let mut out = hickory_proto::op::Edns::new();
+        out.set_max_payload(1232);
+        out.set_dnssec_ok(edns.flags().dnssec_ok);
+        reply.set_edns(out);
+    }
     if fault == Some(DnsFault::Truncate) && !tcp {
         reply.set_truncated(true);
     } else {
+        reply.set_authentic_data(
+            wants_ad && secure && matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain),
+        );
         reply.set_response_code(rcode);
         reply.add_answers(answers);
     }

@@ -89,6 +89,8 @@ pub struct SmtpHostState {
     pub spec: Mutex<SmtpHost>,
     /// The certificates it presents; replaced by [`install_certs`].
     pub certs: Arc<SniResolver>,
+    /// SubjectPublicKeyInfo (DER) of its own certificate, for TLSA records.
+    pub spki: Mutex<Vec<u8>>,
     pub sessions: Mutex<Vec<SmtpSession>>,
     pub deliveries: Mutex<Vec<Delivery>>,
 }
@@ -100,7 +102,10 @@ pub fn install_certs(state: &SmtpHostState, ca: &TestCa) -> Result<(), Error> {
         .lock()
         .map(|s| s.clone())
         .map_err(|_| Error::Tls("poisoned".into()))?;
-    let own = ca.issue(&state.host, spec.cert)?;
+    let (own, spki) = ca.issue_with_spki(&state.host, spec.cert)?;
+    if let Ok(mut s) = state.spki.lock() {
+        *s = spki;
+    }
     let mut by_name = HashMap::from([(state.host.clone(), own.clone())]);
     for name in &spec.extra_names {
         by_name.insert(name.clone(), ca.issue(name, CertKind::Valid)?);

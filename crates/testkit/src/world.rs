@@ -40,6 +40,8 @@ pub struct WorldBuilder {
     policy_hosts: BTreeMap<String, PolicyHost>,
     smtp_hosts: BTreeMap<String, SmtpHost>,
     addresses: BTreeMap<String, Ipv4Addr>,
+    /// (owner, MX host): TLSA 3 1 1 records computed from the host's certificate at build.
+    tlsa_auto: Vec<(String, String)>,
     dns_latency: Duration,
     placement: Placement,
     errors: Vec<String>,
@@ -52,6 +54,7 @@ impl Default for WorldBuilder {
             policy_hosts: BTreeMap::new(),
             smtp_hosts: BTreeMap::new(),
             addresses: BTreeMap::new(),
+            tlsa_auto: Vec::new(),
             dns_latency: Duration::ZERO,
             placement: Placement::Ephemeral,
             errors: Vec::new(),
@@ -122,6 +125,19 @@ impl WorldBuilder {
             data,
         );
         self.rdata(owner, Ok(RData::TLSA(r)))
+    }
+
+    /// A TLSA `3 1 1` record at `owner` matching the certificate the fake SMTP server `host`
+    /// presents for its own name (DANE-EE, SPKI, SHA-256).
+    pub fn tlsa_for(mut self, owner: &str, host: &str) -> Self {
+        self.tlsa_auto.push((owner.to_string(), dns::key(host)));
+        self
+    }
+
+    /// Marks `suffix` and all names below it DNSSEC-secure (answers carry the AD bit).
+    pub fn dnssec_secure(mut self, suffix: &str) -> Self {
+        self.zone.secure(suffix);
+        self
     }
 
     /// A fault for every query at `owner`.
@@ -235,6 +251,7 @@ impl WorldBuilder {
                 host: host.clone(),
                 spec: Mutex::new(spec),
                 certs: Arc::default(),
+                spki: Mutex::new(Vec::new()),
                 sessions: Mutex::new(Vec::new()),
                 deliveries: Mutex::new(Vec::new()),
             });
@@ -248,6 +265,22 @@ impl WorldBuilder {
             smtp_hosts.insert(
                 host,
                 (state, SocketAddr::new(IpAddr::V4(ip), SMTP_PORT), bound),
+            );
+        }
+        for (owner, host) in std::mem::take(&mut self.tlsa_auto) {
+            let (state, _, _) = smtp_hosts
+                .get(&host)
+                .ok_or_else(|| Error::Config(format!("tlsa_for: no SMTP server `{host}`")))?;
+            let spki = state.spki.lock().map(|s| s.clone()).unwrap_or_default();
+            let digest = ring::digest::digest(&ring::digest::SHA256, &spki);
+            self.zone.add(
+                &owner,
+                RData::TLSA(TLSA::new(
+                    CertUsage::from(3),
+                    Selector::from(1),
+                    Matching::from(1),
+                    digest.as_ref().to_vec(),
+                )),
             );
         }
         let dns = Arc::new(DnsState {

@@ -485,3 +485,86 @@ async fn control_commands_change_the_world_while_it_runs() {
     assert!(w.control("smtp nosuch.test {}").is_err());
     assert!(w.control("bogus x y").is_err());
 }
+
+#[tokio::test]
+async fn dnssec_simulation_sets_ad_for_secure_names_and_servfails_bogus_ones() {
+    use hickory_proto::rr::RData;
+    let w = World::builder()
+        .dnssec_secure("dane.test")
+        .mx("dane.test", 10, "mx1.dane.test")
+        .smtp("mx1.dane.test", SmtpHost::valid())
+        .tlsa_for("_25._tcp.mx1.dane.test", "mx1.dane.test")
+        .mx("plain.test", 10, "mx1.dane.test")
+        .tlsa("_25._tcp.mx1.bogus.test", 3, 1, 1, vec![0; 32])
+        .dnssec_secure("bogus.test")
+        .dns_fault("_25._tcp.mx1.bogus.test", DnsFault::Bogus)
+        .build()
+        .await
+        .expect("world");
+    let a = w.dns_addr();
+    let m = dns_with(a, "dane.test", RecordType::MX, false, true)
+        .await
+        .expect("answer");
+    assert!(m.authentic_data(), "secure name with DO: AD set");
+    let m = dns_with(a, "dane.test", RecordType::MX, false, false)
+        .await
+        .expect("answer");
+    assert!(!m.authentic_data(), "AD only when asked");
+    let m = dns_with(a, "plain.test", RecordType::MX, false, true)
+        .await
+        .expect("answer");
+    assert!(!m.authentic_data(), "insecure name");
+    let m = dns_with(
+        a,
+        "_25._tcp.nothing.dane.test",
+        RecordType::TLSA,
+        false,
+        true,
+    )
+    .await
+    .expect("answer");
+    assert!(
+        m.authentic_data() && m.response_code() == ResponseCode::NXDomain,
+        "authenticated denial"
+    );
+    let m = dns_with(a, "_25._tcp.mx1.bogus.test", RecordType::TLSA, false, true)
+        .await
+        .expect("answer");
+    assert_eq!(
+        m.response_code(),
+        ResponseCode::ServFail,
+        "bogus is SERVFAIL"
+    );
+
+    // The automatic TLSA record is SHA-256 of the SPKI inside the certificate the MX serves.
+    let m = dns_with(a, "_25._tcp.mx1.dane.test", RecordType::TLSA, false, true)
+        .await
+        .expect("answer");
+    let Some(RData::TLSA(t)) = m.answers().first().map(|r| r.data().clone()) else {
+        panic!("no TLSA")
+    };
+    let tcp = TcpStream::connect(w.smtp_addr("mx1.dane.test").expect("addr"))
+        .await
+        .expect("connect");
+    let mut s = BufReader::new(tcp);
+    smtp_reply(&mut s).await;
+    smtp_cmd(&mut s, "EHLO c.test").await;
+    smtp_cmd(&mut s, "STARTTLS").await;
+    let tls = tls_verify(
+        s.into_inner(),
+        client_config(w.ca().der(), true),
+        "mx1.dane.test",
+    )
+    .await
+    .expect("tls");
+    let cert = tls.get_ref().1.peer_certificates().expect("certs")[0].to_vec();
+    let spki_hash_matches = (0..cert.len()).any(|i| {
+        (i + 20..=cert.len()).any(|j| {
+            ring::digest::digest(&ring::digest::SHA256, &cert[i..j]).as_ref() == t.cert_data()
+        })
+    });
+    assert!(
+        spki_hash_matches,
+        "TLSA digest matches a span of the served certificate"
+    );
+}

@@ -15,12 +15,28 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio_rustls::TlsConnector;
 
 pub async fn dns(addr: SocketAddr, name: &str, rtype: RecordType, tcp: bool) -> Option<Message> {
+    dns_with(addr, name, rtype, tcp, false).await
+}
+
+/// With `dnssec_ok`, the query carries EDNS with the DO bit (asks for DNSSEC status).
+pub async fn dns_with(
+    addr: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    tcp: bool,
+    dnssec_ok: bool,
+) -> Option<Message> {
     let mut q = Message::new();
     q.set_id(4242)
         .set_message_type(MessageType::Query)
         .set_op_code(OpCode::Query)
         .set_recursion_desired(true)
         .add_query(Query::query(Name::from_ascii(name).expect("name"), rtype));
+    if dnssec_ok {
+        let mut edns = hickory_proto::op::Edns::new();
+        edns.set_dnssec_ok(true);
+        q.set_edns(edns);
+    }
     let bytes = q.to_vec().expect("encode");
     let fut = async {
         if tcp {

@@ -1,0 +1,141 @@
+//! DANE awareness (RFC 8461 §2, RFC 7672): from DNSSEC-qualified MX and TLSA answers, decide
+//! whether DANE governs a destination, so MTA-STS never overrides or weakens it. Pure: the
+//! caller does the DNS lookups.
+
+use std::fmt;
+
+/// How a DNS answer was authenticated (by a validating resolver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DnssecStatus {
+    /// Validated (AD bit from a validating resolver).
+    Secure,
+    /// In an unsigned zone.
+    Insecure,
+    /// Validation failed (a validating resolver answers SERVFAIL).
+    Bogus,
+    /// No answer could be had (timeout, other failure).
+    Indeterminate,
+}
+
+impl fmt::Display for DnssecStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Secure => "secure",
+            Self::Insecure => "insecure",
+            Self::Bogus => "bogus",
+            Self::Indeterminate => "indeterminate",
+        })
+    }
+}
+
+/// A DNS answer with its DNSSEC status. `records` empty with a usable status means NXDOMAIN or
+/// NODATA (an authenticated denial when `Secure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<T> {
+    pub status: DnssecStatus,
+    pub records: Vec<T>,
+}
+
+/// One TLSA record (RFC 6698).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tlsa {
+    pub usage: u8,
+    pub selector: u8,
+    pub matching: u8,
+    pub data: Vec<u8>,
+}
+
+impl Tlsa {
+    /// Usable for SMTP per RFC 7672 §3.1: DANE-TA(2) or DANE-EE(3), selector 0/1, matching
+    /// 0/1/2 with a digest of the right length. PKIX-TA(0)/PKIX-EE(1) are unusable.
+    pub fn is_usable(&self) -> bool {
+        let usage = matches!(self.usage, 2 | 3);
+        let selector = matches!(self.selector, 0 | 1);
+        let data = match self.matching {
+            0 => !self.data.is_empty(),
+            1 => self.data.len() == 32,
+            2 => self.data.len() == 64,
+            _ => false,
+        };
+        usage && selector && data
+    }
+}
+
+impl fmt::Display for Tlsa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} ", self.usage, self.selector, self.matching)?;
+        self.data.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// What governs delivery to a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaneDecision {
+    /// Every MX host has a secure, usable TLSA RRset: Postfix `dane-only`.
+    DaneOnly,
+    /// DANE applies to some MX hosts, or TLSA records exist but none is usable: Postfix `dane`
+    /// (RFC 7672 fallback: unusable TLSA means mandatory unauthenticated TLS for that host).
+    Dane,
+    /// DANE does not apply; the MTA-STS path decides.
+    NotApplicable(String),
+    /// DNSSEC or DNS failure on the DANE path: defer, never downgrade (RFC 7672 §2.1.1).
+    TempFail(String),
+}
+
+/// Decides from the MX answer and, for each MX host (or the domain itself when it has no MX),
+/// the TLSA answer at `_25._tcp.<host>`. `hosts_tlsa` must follow the MX answer's hosts.
+///
+/// - MX lookup failed or bogus → [`DaneDecision::TempFail`].
+/// - MX RRset not secure → not applicable: an unauthenticated MX can name any host, so its
+///   hosts' TLSA records authenticate nothing (RFC 7672 §2.2.1).
+/// - any TLSA lookup bogus/failed → `TempFail`;
+/// - all hosts secure and usable → `DaneOnly`; some → `Dane`; TLSA present but none usable →
+///   `Dane`; otherwise (authenticated denial, insecure) → not applicable.
+pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> DaneDecision {
+    match mx.status {
+        DnssecStatus::Bogus => {
+            return DaneDecision::TempFail("MX lookup failed DNSSEC validation".into());
+        }
+        DnssecStatus::Indeterminate => return DaneDecision::TempFail("MX lookup failed".into()),
+        DnssecStatus::Insecure => {
+            return DaneDecision::NotApplicable("MX RRset is not DNSSEC-signed".into());
+        }
+        DnssecStatus::Secure => {}
+    }
+    if hosts_tlsa.is_empty() {
+        return DaneDecision::NotApplicable("no MX hosts".into());
+    }
+    let mut usable = 0;
+    let mut unusable_only = 0;
+    for (host, answer) in hosts_tlsa {
+        match answer.status {
+            DnssecStatus::Bogus => {
+                return DaneDecision::TempFail(format!("TLSA of {host} failed DNSSEC validation"));
+            }
+            DnssecStatus::Indeterminate => {
+                return DaneDecision::TempFail(format!("TLSA lookup of {host} failed"));
+            }
+            DnssecStatus::Insecure => {}
+            DnssecStatus::Secure if answer.records.is_empty() => {}
+            DnssecStatus::Secure => {
+                if answer.records.iter().any(Tlsa::is_usable) {
+                    usable += 1;
+                } else {
+                    unusable_only += 1;
+                }
+            }
+        }
+    }
+    if usable == hosts_tlsa.len() {
+        DaneDecision::DaneOnly
+    } else if usable > 0 || unusable_only > 0 {
+        DaneDecision::Dane
+    } else {
+        DaneDecision::NotApplicable("no secure TLSA records for the MX hosts".into())
+    }
+}
+
+/// `_25._tcp.<host>`, where TLSA records of an SMTP server live (RFC 7672 §2.2).
+pub fn tlsa_name(host: &str) -> String {
+    format!("_25._tcp.{}", host.trim_end_matches('.'))
+}
