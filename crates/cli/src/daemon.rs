@@ -152,11 +152,31 @@ async fn serve(args: &DaemonArgs, config: Config) -> Result<()> {
         Some(store.clone()),
         config.resolver_settings(),
     )?;
+    let dane_enabled = config.default_zone.dane || config.zones.values().any(|z| z.dane);
+    let dane = if dane_enabled {
+        let server = config
+            .dane_nameserver
+            .as_deref()
+            .map(|n| n.parse().with_context(|| format!("dane_nameserver `{n}`")))
+            .transpose()?
+            .or(nameserver);
+        let timeout = Duration::try_from_secs_f64(config.resolver.dns_timeout)
+            .unwrap_or(Duration::from_secs(5));
+        let client = mtasts_resolver::DnssecClient::new(server, timeout)
+            .map_err(anyhow::Error::msg)
+            .context("DANE checks need a validating resolver (set dane_nameserver, or dane = false in the zones)")?;
+        Some(mtasts_resolver::DaneResolver::new(
+            client,
+            mtasts_resolver::DaneSettings::default(),
+        ))
+    } else {
+        None
+    };
     let listeners = mtasts_daemon::bind(&config).await?;
     let grace =
         Duration::try_from_secs_f64(config.shutdown_timeout).unwrap_or(Duration::from_secs(20));
     let described: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
-    let server = Server::new(resolver.clone(), config.clone());
+    let server = Server::new(resolver.clone(), dane, config.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(addr) = &config.metrics_listen {
         let addr = addr

@@ -33,6 +33,9 @@ pub struct Config {
     pub nameserver: Option<String>,
     /// Extra trusted CAs for policy hosts (PEM).
     pub ca_file: Option<PathBuf>,
+    /// Validating resolver `IP:PORT` whose AD bit DANE checks trust; none = `nameserver`,
+    /// else the first server of /etc/resolv.conf.
+    pub dane_nameserver: Option<String>,
     pub unix_socket: UnixSocket,
     pub resolver: ResolverConfig,
     pub default_zone: Zone,
@@ -110,6 +113,9 @@ pub struct Zone {
     /// With no cached policy, a DNS failure or failed fetch answers `TEMP` (defer) instead of
     /// `NOTFOUND` (deliver without MTA-STS, as RFC 8461 §3.3 says).
     pub defer_on_failure: bool,
+    /// Check DANE first: DNSSEC-validated TLSA for the MX hosts answers `dane-only`/`dane`
+    /// instead of an MTA-STS `secure` policy (RFC 8461 §2: DANE takes precedence).
+    pub dane: bool,
 }
 
 impl Default for Zone {
@@ -120,6 +126,7 @@ impl Default for Zone {
             require_sni: true,
             timeout: 4.0,
             defer_on_failure: false,
+            dane: true,
         }
     }
 }
@@ -148,6 +155,7 @@ impl Default for Config {
             cache: "sqlite:".into(),
             nameserver: None,
             ca_file: None,
+            dane_nameserver: None,
             unix_socket: UnixSocket::default(),
             resolver: ResolverConfig::default(),
             default_zone: Zone::default(),
@@ -205,9 +213,14 @@ impl Config {
                 ));
             }
         }
-        if let Some(ns) = &self.nameserver {
-            ns.parse::<std::net::SocketAddr>()
-                .map_err(|_| invalid("nameserver", format!("`{ns}` is not IP:PORT")))?;
+        for (field, ns) in [
+            ("nameserver", &self.nameserver),
+            ("dane_nameserver", &self.dane_nameserver),
+        ] {
+            if let Some(ns) = ns {
+                ns.parse::<std::net::SocketAddr>()
+                    .map_err(|_| invalid(field, format!("`{ns}` is not IP:PORT")))?;
+            }
         }
         if let Some(m) = &self.unix_socket.mode {
             u32::from_str_radix(m.trim_start_matches("0o"), 8)

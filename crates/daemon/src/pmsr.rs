@@ -31,6 +31,7 @@ fn zone(v: &Value, name: &str, warnings: &mut Vec<String>) -> Zone {
             "strict_testing" => z.strict_testing = val.and_then(Value::as_bool).unwrap_or(false),
             "require_sni" => z.require_sni = val.and_then(Value::as_bool).unwrap_or(true),
             "timeout" => z.timeout = val.and_then(as_f64).unwrap_or(4.0),
+            // pmsr never checks DANE; mtasts does unless told otherwise.
             other => warnings.push(format!("{name}.{other}: not supported, ignored")),
         }
     }

@@ -9,10 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use mtasts_core::cache::{NoPolicyReason, Verdict};
+use mtasts_core::dane::DaneDecision;
 use mtasts_core::postfix::{
     KeyRejection, Reply, policy_domain_from_key, policy_reply_with_omission,
 };
-use mtasts_resolver::{Dns, Fetch, Resolver, describe_verdict};
+use mtasts_resolver::{DaneResolver, Dns, Fetch, Resolver, describe_verdict};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -24,6 +25,13 @@ use crate::config::{Config, UnixSocket};
 
 /// Connections idle this long are closed (Postfix itself closes after 10 s idle).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The DANE side of one request.
+enum DaneState {
+    Off,
+    Known(DaneDecision),
+    Pending(tokio::task::JoinHandle<DaneDecision>),
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +87,7 @@ impl LatencyHistogram {
 /// The policy server.
 pub struct Server<D, F> {
     resolver: Resolver<D, F>,
+    dane: Option<DaneResolver>,
     config: RwLock<Arc<Config>>,
     counters: Counters,
 }
@@ -110,9 +119,11 @@ impl Listener {
 }
 
 impl<D: Dns, F: Fetch> Server<D, F> {
-    pub fn new(resolver: Resolver<D, F>, config: Config) -> Arc<Self> {
+    /// A server; `dane` enables DANE awareness for zones with `dane = true`.
+    pub fn new(resolver: Resolver<D, F>, dane: Option<DaneResolver>, config: Config) -> Arc<Self> {
         Arc::new(Self {
             resolver,
+            dane,
             config: RwLock::new(Arc::new(config)),
             counters: Counters::default(),
         })
@@ -183,9 +194,62 @@ impl<D: Dns, F: Fetch> Server<D, F> {
                 return Reply::NotFound;
             }
         };
-        let lookup = match tokio::time::timeout(zone.deadline(), self.resolver.lookup(&domain))
-            .await
-        {
+        let deadline = tokio::time::Instant::now() + zone.deadline();
+        let dane_pending = match (&self.dane, zone.dane) {
+            (Some(dane), true) => match dane.cached(&domain) {
+                Some(d) => DaneState::Known(d),
+                None => {
+                    // Runs on after the deadline, so the next request finds it cached.
+                    let (dane, d) = (dane.clone(), domain.clone());
+                    DaneState::Pending(tokio::spawn(async move { dane.check(&d).await }))
+                }
+            },
+            _ => DaneState::Off,
+        };
+        let (dane, sts) = tokio::join!(
+            async {
+                match dane_pending {
+                    DaneState::Off => Some(None),
+                    DaneState::Known(d) => Some(Some(d)),
+                    DaneState::Pending(h) => {
+                        tokio::time::timeout_at(deadline, h).await.ok().map(|r| {
+                            Some(r.unwrap_or_else(|e| {
+                                DaneDecision::TempFail(format!("internal error: {e}"))
+                            }))
+                        })
+                    }
+                }
+            },
+            tokio::time::timeout_at(deadline, self.resolver.lookup(&domain))
+        );
+        let sts_enforced = |l: &mtasts_resolver::Lookup| {
+            l.policy()
+                .is_some_and(|p| p.policy.mode == mtasts_core::Mode::Enforce)
+        };
+        match &dane {
+            Some(Some(DaneDecision::DaneOnly)) => return Reply::Ok("dane-only".into()),
+            // Some MX hosts have TLSA: with an enforced STS policy, hosts without TLSA must not
+            // fall back to opportunistic TLS, so DANE is made mandatory.
+            Some(Some(DaneDecision::Dane)) => {
+                return match &sts {
+                    Ok(l) if sts_enforced(l) => Reply::Ok("dane-only".into()),
+                    _ => Reply::Ok("dane".into()),
+                };
+            }
+            Some(Some(DaneDecision::TempFail(why))) => {
+                return Reply::Temp(format!("DANE check for {domain}: {why}"));
+            }
+            Some(Some(DaneDecision::NotApplicable(_)) | None) => {}
+            None => {
+                // DANE still unknown: never answer `secure`, which would switch Postfix's DANE off.
+                self.counters.deadline_hits.fetch_add(1, Ordering::Relaxed);
+                if matches!(&sts, Ok(l) if l.policy().is_some()) || zone.defer_on_failure {
+                    return Reply::Temp(format!("DANE check for {domain} still in progress"));
+                }
+                return Reply::NotFound;
+            }
+        }
+        let lookup = match sts {
             Ok(l) => l,
             Err(_) => {
                 // Nothing valid is cached (that would have answered at once); the lookup goes

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use mtasts_daemon::config::Zone;
 use mtasts_daemon::{Config, Server};
 use mtasts_resolver::{
-    FetchSettings, HickoryDns, HttpsFetcher, NetResolver, Resolver, ResolverSettings, SystemClock,
-    client_config,
+    DaneResolver, DaneSettings, DnssecClient, FetchSettings, HickoryDns, HttpsFetcher, NetResolver,
+    Resolver, ResolverSettings, SystemClock, client_config,
 };
 use mtasts_testkit::{DnsFault, PolicyHost, World};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,6 +57,49 @@ async fn world() -> World {
             },
         )
         .dns_fault("_mta-sts.servfail.test", DnsFault::ServFail)
+        // DANE: a signed domain with correct TLSA; one that also has an enforce STS policy;
+        // one with only unusable TLSA; one whose TLSA is bogus; an unsigned MX pointing at a
+        // signed host with TLSA; a signed domain without TLSA (authenticated denial).
+        .dnssec_secure("dane.test")
+        .mx("dane.test", 10, "mx1.dane.test")
+        .smtp("mx1.dane.test", mtasts_testkit::SmtpHost::valid())
+        .tlsa_for("_25._tcp.mx1.dane.test", "mx1.dane.test")
+        .dnssec_secure("both.test")
+        .mx("both.test", 10, "mx1.dane.test")
+        .txt("_mta-sts.both.test", "v=STSv1; id=1;")
+        .policy(
+            "both.test",
+            PolicyHost::ok(&policy("enforce", &["mx1.dane.test"])),
+        )
+        .dnssec_secure("mixed.test")
+        .mx("mixed.test", 10, "mx1.dane.test")
+        .mx("mixed.test", 20, "mx2.mixed.test")
+        .txt("_mta-sts.mixed.test", "v=STSv1; id=1;")
+        .policy(
+            "mixed.test",
+            PolicyHost::ok(&policy("enforce", &["mx1.dane.test", "mx2.mixed.test"])),
+        )
+        .dnssec_secure("unusable.test")
+        .mx("unusable.test", 10, "mx1.unusable.test")
+        .tlsa("_25._tcp.mx1.unusable.test", 1, 1, 1, vec![0; 32])
+        .dnssec_secure("bogus.test")
+        .mx("bogus.test", 10, "mx1.bogus.test")
+        .dns_fault("_25._tcp.mx1.bogus.test", DnsFault::Bogus)
+        .mx("unsigned.test", 10, "mx1.dane.test")
+        .txt("_mta-sts.unsigned.test", "v=STSv1; id=1;")
+        .policy(
+            "unsigned.test",
+            PolicyHost::ok(&policy("enforce", &["mx1.dane.test"])),
+        )
+        .dnssec_secure("notlsa.test")
+        .mx("notlsa.test", 10, "mx1.notlsa.test")
+        .txt("_mta-sts.notlsa.test", "v=STSv1; id=1;")
+        .policy(
+            "notlsa.test",
+            PolicyHost::ok(&policy("enforce", &["mx1.notlsa.test"])),
+        )
+        .dnssec_secure("mxfail.test")
+        .dns_fault("mxfail.test", DnsFault::Bogus)
         .build()
         .await
         .expect("world")
@@ -147,12 +190,23 @@ async fn start(w: &World) -> Running {
             ..Zone::default()
         },
     );
+    config.zones.insert(
+        "nodane".into(),
+        Zone {
+            dane: false,
+            ..Zone::default()
+        },
+    );
     let listeners = mtasts_daemon::bind(&config).await.expect("bind");
     let tcp = match &listeners[0] {
         mtasts_daemon::Listener::Tcp(l) => l.local_addr().expect("addr"),
         _ => panic!("tcp first"),
     };
-    let server = Server::new(resolver(w), config);
+    let dane = DaneResolver::new(
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("dnssec client"),
+        DaneSettings::default(),
+    );
+    let server = Server::new(resolver(w), Some(dane), config);
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(server.clone().run(listeners, rx, Duration::from_secs(2)));
     Running {
@@ -423,4 +477,73 @@ async fn metrics_count_answers_and_shutdown_is_graceful() {
     );
     assert!(TcpStream::connect(d.tcp).await.is_err(), "listener closed");
     assert!(!d.unix.exists(), "unix socket removed");
+}
+
+#[tokio::test]
+async fn dane_takes_precedence_and_is_never_weakened() {
+    let w = world().await;
+    let d = start(&w).await;
+    assert_eq!(ask(d.tcp, "postfix", "dane.test").await, "OK dane-only");
+    assert_eq!(
+        ask(d.tcp, "postfix", "both.test").await,
+        "OK dane-only",
+        "DANE wins over MTA-STS"
+    );
+    assert_eq!(
+        ask(d.tcp, "postfix", "mixed.test").await,
+        "OK dane-only",
+        "mixed MX with enforce STS: no opportunistic fallback"
+    );
+    assert_eq!(
+        ask(d.tcp, "postfix", "unusable.test").await,
+        "OK dane",
+        "unusable TLSA: Postfix falls back per RFC 7672"
+    );
+    assert!(
+        ask(d.tcp, "postfix", "bogus.test")
+            .await
+            .starts_with("TEMP DANE check for bogus.test"),
+        "bogus TLSA defers"
+    );
+    assert!(
+        ask(d.tcp, "postfix", "mxfail.test")
+            .await
+            .starts_with("TEMP "),
+        "bogus MX defers"
+    );
+    assert_eq!(
+        ask(d.tcp, "postfix", "unsigned.test").await,
+        "OK secure match=mx1.dane.test servername=hostname",
+        "unsigned MX: DANE does not apply (RFC 7672 §2.2.1), MTA-STS does"
+    );
+    assert_eq!(
+        ask(d.tcp, "postfix", "notlsa.test").await,
+        "OK secure match=mx1.notlsa.test servername=hostname"
+    );
+    assert_eq!(
+        ask(d.tcp, "postfix", "enforce.test").await,
+        "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname"
+    );
+}
+
+#[tokio::test]
+async fn dane_can_be_switched_off_per_zone_and_decisions_are_cached() {
+    let w = world().await;
+    let d = start(&w).await;
+    assert_eq!(
+        ask(d.tcp, "nodane", "both.test").await,
+        "OK secure match=mx1.dane.test servername=hostname"
+    );
+    let before = w.dns_queries(
+        "_25._tcp.mx1.dane.test",
+        hickory_proto::rr::RecordType::TLSA,
+    );
+    for _ in 0..20 {
+        assert_eq!(ask(d.tcp, "postfix", "dane.test").await, "OK dane-only");
+    }
+    let after = w.dns_queries(
+        "_25._tcp.mx1.dane.test",
+        hickory_proto::rr::RecordType::TLSA,
+    );
+    assert!(after - before <= 1, "cached: {before} -> {after}");
 }

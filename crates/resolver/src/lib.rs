@@ -2,12 +2,16 @@
 //! and refresh, on top of the sans-I/O rules of `mtasts-core`.
 
 pub mod clock;
+pub mod dane;
 pub mod dns;
+pub mod dnssec;
 pub mod fetch;
 pub mod resolver;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dane::{DaneResolver, DaneSettings};
 pub use dns::{Dns, DnsError, HickoryDns, TxtAnswer};
+pub use dnssec::DnssecClient;
 pub use fetch::{Fetch, FetchError, FetchSettings, Fetched, HttpsFetcher, client_config};
 pub use resolver::{Lookup, Origin, Resolver, ResolverSettings, Stats, describe_verdict};
 

@@ -1,0 +1,154 @@
+//! DNS lookups that carry their DNSSEC status, for DANE awareness.
+//!
+//! The status comes from the AD bit of a validating resolver (e.g. a local unbound), exactly
+//! as Postfix gets it for its own DANE checks (`smtp_dns_support_level = dnssec`). Using the
+//! same resolver view as Postfix keeps the daemon's decision and Postfix's verification in
+//! agreement. The resolver must be trusted (loopback): the AD bit is only as good as the path.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use mtasts_core::dane::{Answer, DnssecStatus, Tlsa};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Queries one validating resolver and reports the AD bit.
+#[derive(Debug, Clone)]
+pub struct DnssecClient {
+    server: SocketAddr,
+    timeout: Duration,
+}
+
+impl DnssecClient {
+    /// Queries `server`, or the first nameserver of /etc/resolv.conf.
+    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, String> {
+        let server = match server {
+            Some(s) => s,
+            None => {
+                let (config, _) = hickory_resolver::system_conf::read_system_conf()
+                    .map_err(|e| format!("reading /etc/resolv.conf: {e}"))?;
+                config
+                    .name_servers()
+                    .first()
+                    .map(|n| n.socket_addr)
+                    .ok_or("no nameserver in /etc/resolv.conf")?
+            }
+        };
+        Ok(Self { server, timeout })
+    }
+
+    /// MX host names of `domain`, with status.
+    pub async fn mx(&self, domain: &str) -> Answer<String> {
+        self.lookup(domain, RecordType::MX, |r| match r {
+            RData::MX(mx) => Some(
+                mx.exchange()
+                    .to_ascii()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+            ),
+            _ => None,
+        })
+        .await
+    }
+
+    /// TLSA records at `owner`, with status.
+    pub async fn tlsa(&self, owner: &str) -> Answer<Tlsa> {
+        self.lookup(owner, RecordType::TLSA, |r| match r {
+            RData::TLSA(t) => Some(Tlsa {
+                usage: u8::from(t.cert_usage()),
+                selector: u8::from(t.selector()),
+                matching: u8::from(t.matching()),
+                data: t.cert_data().to_vec(),
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn lookup<T>(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Answer<T> {
+        let failed = |status| Answer {
+            status,
+            records: Vec::new(),
+        };
+        let Ok(qname) = Name::from_ascii(format!("{}.", name.trim_end_matches('.'))) else {
+            return failed(DnssecStatus::Indeterminate);
+        };
+        let response = match tokio::time::timeout(self.timeout, self.exchange(qname, rtype)).await {
+            Ok(Ok(m)) => m,
+            _ => return failed(DnssecStatus::Indeterminate),
+        };
+        let status = match response.response_code() {
+            ResponseCode::NoError | ResponseCode::NXDomain if response.authentic_data() => {
+                DnssecStatus::Secure
+            }
+            ResponseCode::NoError | ResponseCode::NXDomain => DnssecStatus::Insecure,
+            // A validating resolver answers SERVFAIL for bogus data.
+            ResponseCode::ServFail => DnssecStatus::Bogus,
+            _ => DnssecStatus::Indeterminate,
+        };
+        let records = response
+            .answers()
+            .iter()
+            .filter_map(|r| pick(r.data()))
+            .collect();
+        Answer { status, records }
+    }
+
+    async fn exchange(&self, qname: Name, rtype: RecordType) -> std::io::Result<Message> {
+        let mut query = Message::new();
+        let id = u16::try_from(std::process::id() & 0xffff).unwrap_or(0)
+            ^ u16::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos() & 0xffff)
+                    .unwrap_or(0),
+            )
+            .unwrap_or(0);
+        let mut edns = Edns::new();
+        edns.set_dnssec_ok(true);
+        edns.set_max_payload(1232);
+        query
+            .set_id(id)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .set_recursion_desired(true)
+            .set_authentic_data(true)
+            .add_query(Query::query(qname, rtype))
+            .set_edns(edns);
+        let bytes = query.to_vec().map_err(std::io::Error::other)?;
+        let udp = UdpSocket::bind(if self.server.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })
+        .await?;
+        udp.connect(self.server).await?;
+        udp.send(&bytes).await?;
+        let mut buf = vec![0u8; 4096];
+        let response = loop {
+            let n = udp.recv(&mut buf).await?;
+            match Message::from_vec(&buf[..n]) {
+                Ok(m) if m.id() == id => break m,
+                _ => continue,
+            }
+        };
+        if !response.truncated() {
+            return Ok(response);
+        }
+        let mut tcp = TcpStream::connect(self.server).await?;
+        let len = u16::try_from(bytes.len()).map_err(std::io::Error::other)?;
+        tcp.write_u16(len).await?;
+        tcp.write_all(&bytes).await?;
+        let len = tcp.read_u16().await?;
+        let mut buf = vec![0u8; usize::from(len)];
+        tcp.read_exact(&mut buf).await?;
+        Message::from_vec(&buf).map_err(std::io::Error::other)
+    }
+}
