@@ -397,7 +397,7 @@ fn start_in_namespace(name: &str, arg: &CatalogArg) -> Result<Lab> {
     std::fs::create_dir_all(&etc).with_context(|| etc.display().to_string())?;
     std::fs::write(
         etc.join("resolv.conf"),
-        "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n",
+        "nameserver 127.0.0.1\noptions timeout:2 attempts:2 trust-ad\n",
     )
     .context("writing the namespace's resolv.conf")?;
     let dir = state_dir(name);

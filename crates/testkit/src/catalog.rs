@@ -44,6 +44,15 @@ pub struct Scenario {
     /// Per-MX overrides.
     #[serde(default)]
     pub smtp: BTreeMap<String, SmtpHost>,
+    /// The domain and all names below it are DNSSEC-secure (AD bit from the lab resolver).
+    #[serde(default)]
+    pub dnssec: bool,
+    /// TLSA at `_25._tcp.<host>`: `auto` (3 1 1 of the host's certificate) or `U S M HEX`.
+    #[serde(default)]
+    pub tlsa: BTreeMap<String, String>,
+    /// Names whose answers fail DNSSEC validation (SERVFAIL).
+    #[serde(default)]
+    pub bogus: Vec<String>,
 }
 
 fn default_mode() -> String {
@@ -151,6 +160,19 @@ impl Scenario {
             }
             b = b.policy(&self.name, host);
         }
+        if self.dnssec {
+            b = b.dnssec_secure(&self.name);
+        }
+        for (host, spec) in &self.tlsa {
+            let owner = tlsa_owner(host);
+            b = match parse_tlsa(spec) {
+                Some((u, s, m, data)) => b.tlsa(&owner, u, s, m, data),
+                None => b.tlsa_for(&owner, host),
+            };
+        }
+        for name in &self.bogus {
+            b = b.dns_fault(name, DnsFault::Bogus);
+        }
         for (i, mx) in self.mx.iter().enumerate() {
             let pref = u16::try_from(10 * (i + 1)).unwrap_or(u16::MAX);
             let spec = self.smtp.get(mx).cloned().unwrap_or_default();
@@ -158,4 +180,25 @@ impl Scenario {
         }
         b
     }
+}
+
+fn tlsa_owner(host: &str) -> String {
+    format!("_25._tcp.{}", host.trim_end_matches('.'))
+}
+
+/// `U S M HEX` → fields; `auto` (or anything else) → None.
+fn parse_tlsa(spec: &str) -> Option<(u8, u8, u8, Vec<u8>)> {
+    let mut parts = spec.split_whitespace();
+    let u = parts.next()?.parse().ok()?;
+    let s = parts.next()?.parse().ok()?;
+    let m = parts.next()?.parse().ok()?;
+    let hex = parts.next()?;
+    let data = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    Some((u, s, m, data))
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real Postfix (Debian's package) against `mtasts daemon`, inside the lab's network namespace.
 # Run by crates/cli/tests/postfix_e2e.rs through `mtasts lab run`; prints lines the test reads:
-#   POSTMAP <value>         what postmap -q got from the daemon
+#   POSTMAP <value>         what postmap -q got from the daemon (POSTMAP-DANE: a DANE domain)
 #   STATUS <domain> <status> first delivery outcome per recipient domain
 #   FIXED <domain> <status> outcome after the world was fixed and the queue flushed
 #   SESSION <line>          the lab's record of each SMTP session
@@ -67,6 +67,9 @@ smtp_tls_security_level = may
 smtp_tls_CAfile = $MTASTS_LAB_CA
 smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
 smtp_tls_loglevel = 1
+# DANE: trust the AD bit of the namespace's resolver (the lab DNS acts as a validating one;
+# /etc/resolv.conf there says trust-ad), as a production host would with a local unbound.
+smtp_dns_support_level = dnssec
 smtp_connect_timeout = 5s
 queue_run_delay = 2s
 minimal_backoff_time = 2s
@@ -77,6 +80,7 @@ postconf -c "$ETC" -M# smtp/inet
 postconf -c "$ETC" -M '127.0.0.1:2525/inet = 127.0.0.1:2525 inet n - n - - smtpd'
 
 echo "POSTMAP $(postmap -c "$ETC" -q enforce.test socketmap:inet:127.0.0.1:8461:postfix)"
+echo "POSTMAP-DANE $(postmap -c "$ETC" -q dane-sts.test socketmap:inet:127.0.0.1:8461:postfix)"
 
 postfix -c "$ETC" set-permissions >/dev/null 2>&1 || true
 postfix -c "$ETC" start >"$WORK/start.log" 2>&1 || { cat "$WORK/start.log" >&2; exit 1; }
@@ -85,7 +89,7 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 
-DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test)
+DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test dane.test dane-wrong.test dane-sts.test)
 python3 - "${DOMAINS[@]}" <<'PY'
 import smtplib, sys
 with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as s:
