@@ -56,8 +56,9 @@ enum LabCmd {
         #[command(flatten)]
         catalog: CatalogArg,
     },
-    /// Change a running lab: `txt NAME TEXT|-`, `mx DOMAIN PREF HOST[, PREF HOST…]`,
-    /// `policy DOMAIN {toml}`, `smtp HOST {toml}` (fields as in the catalog).
+    /// Change or inspect a running lab: `txt NAME TEXT|-`, `mx DOMAIN PREF HOST[, PREF HOST…]`,
+    /// `policy DOMAIN {toml}`, `smtp HOST {toml}` (fields as in the catalog), `latency MS`
+    /// (added to every DNS answer), `count DOMAIN` (TXT queries and policy fetches seen).
     Ctl {
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,

@@ -483,7 +483,8 @@ impl World {
 
     /// Applies one control command, as `mtasts lab ctl` sends them:
     /// `txt NAME TEXT|-`, `mx DOMAIN PREF HOST[, PREF HOST…]`,
-    /// `policy DOMAIN {toml inline table}`, `smtp HOST {toml inline table}`.
+    /// `policy DOMAIN {toml inline table}`, `smtp HOST {toml inline table}`, `count DOMAIN`
+    /// (TXT queries and policy fetches seen), `latency MS` (added to every DNS answer).
     pub fn control(&self, line: &str) -> Result<String, Error> {
         let line = line.trim();
         let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -531,7 +532,22 @@ impl World {
                     toml::from_str(&format!("v = {arg}")).map_err(|e| bad(&e.to_string()))?;
                 self.set_smtp(target, spec.v)?;
             }
-            _ => return Err(bad("unknown command; use txt, mx, policy or smtp")),
+            "count" => {
+                let txt = self.dns_queries(&format!("_mta-sts.{target}"), RecordType::TXT);
+                let fetches = self.policy_requests(target).len();
+                return Ok(format!("ok: txt_queries={txt} policy_fetches={fetches}"));
+            }
+            "latency" => {
+                let ms: u64 = target
+                    .parse()
+                    .map_err(|_| bad("latency takes milliseconds"))?;
+                self.set_dns_latency(Duration::from_millis(ms));
+            }
+            _ => {
+                return Err(bad(
+                    "unknown command; use txt, mx, policy, smtp, count or latency",
+                ));
+            }
         }
         Ok(format!("ok: {cmd} {target}"))
     }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs inside the lab namespace (see run.sh): starts the three systems, then each scenario.
+set -euo pipefail
+: "${MTASTS:?}" "${BENCH:?}" "${PMSR:?}" "${OUT:?}" "${MTASTS_LAB_CA:?}" "${MTASTS_LAB_NAME:?}"
+WORK=$(mktemp -d /tmp/mtasts-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+"$MTASTS" daemon --listen 127.0.0.1:8461 --cache memory --nameserver 127.0.0.1:53 --ca-file "$MTASTS_LAB_CA" \
+    >"$WORK/mtasts.log" 2>&1 &
+PIDS+=($!)
+cat >"$WORK/pmsr.yml" <<YML
+host: 127.0.0.1
+port: 8462
+cache:
+  type: internal
+  options:
+    cache_size: 100000
+default_zone:
+  strict_testing: false
+  timeout: 4
+YML
+SSL_CERT_FILE="$MTASTS_LAB_CA" "$PMSR" -c "$WORK/pmsr.yml" -v warn >"$WORK/pmsr.log" 2>&1 &
+PIDS+=($!)
+"$BENCH" echo --listen 127.0.0.1:8463 >"$WORK/echo.log" 2>&1 &
+PIDS+=($!)
+wait_port 8461; wait_port 8462; wait_port 8463
+
+row() { "$BENCH" load "$@" >> "$OUT/results.jsonl"; tail -n 1 "$OUT/results.jsonl" >&2; }
+
+# Warm both caches with the hot set (each domain once), then check they answer OK.
+for sys in 8461 8462; do
+    "$BENCH" load --target 127.0.0.1:$sys --system warm --scenario warm --prefix hot --domains "$HOT" --conns 8 --once --seconds 120 >/dev/null
+done
+
+for c in $CONNS_LIST; do
+    for sys in mtasts:8461 pmsr:8462 echo:8463; do
+        row --target "127.0.0.1:${sys#*:}" --system "${sys%%:*}" --scenario "cached, $c conn" \
+            --prefix hot --domains "$HOT" --conns "$c" --seconds "$SECONDS_PER"
+    done
+done
+for sys in mtasts:8461 pmsr:8462 echo:8463; do
+    row --target "127.0.0.1:${sys#*:}" --system "${sys%%:*}" --scenario "cached, 16 conn, pipelined x8" \
+        --prefix hot --domains "$HOT" --conns 16 --pipeline 8 --seconds "$SECONDS_PER"
+done
+
+# Cold lookups: distinct domains, each needing TXT + HTTPS (with added latency), 64 connections.
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" latency "${DELAY_MS:-20}" >/dev/null
+half=$((COLD / 2))
+row --target 127.0.0.1:8461 --system mtasts --scenario "cold lookups, 64 conn" --prefix cold --domains "$half" --conns 64 --once --seconds 240
+# pmsr gets the other half, so neither finds the other's work in the lab.
+"$BENCH" load --target 127.0.0.1:8462 --system pmsr --scenario "cold lookups, 64 conn" --prefix cold --domains "$COLD" --conns 64 --once --seconds 240 \
+    | sed 's/"system":"pmsr"/"system":"pmsr"/' >> "$OUT/results.jsonl" || true
+tail -n 1 "$OUT/results.jsonl" >&2
+
+# One hot cold domain: HOTCOLD simultaneous lookups of one uncached domain.
+row --target 127.0.0.1:8461 --system mtasts --scenario "one cold domain x$HOTCOLD at once" --prefix hotcold --domains 1 --conns "$HOTCOLD" --requests "$HOTCOLD" --seconds 60
+counts=$("$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" count hotcold0.test)
+echo "{\"system\":\"mtasts\",\"scenario\":\"one cold domain: lab saw\",\"value\":$(sed -E 's/.*policy_fetches=([0-9]+).*/\1/' <<<"$counts"),\"unit\":\"fetches\",\"detail\":{\"lab\":\"${counts#ok: }\"}}" >> "$OUT/results.jsonl"
+tail -n 1 "$OUT/results.jsonl" >&2

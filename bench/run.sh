@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark: mtasts daemon, postfix-mta-sts-resolver 1.5.1 and a bare
+# netstring echo server (the machine's limit), in one run on one machine, all on loopback
+# inside the lab's network namespace. Needs root (namespace), python3 with venv, and PyPI for
+# the one-time install of postfix-mta-sts-resolver into target/bench-venv.
+#
+#   bench/run.sh            full run (well under 10 minutes), writes docs/benchmarks.md
+#   bench/run.sh --smoke    tiny counts, for CI; writes target/bench/benchmarks-smoke.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+
+if [ $SMOKE = 1 ]; then
+    export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16"
+else
+    export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64"
+fi
+
+echo "== building (release)"
+cargo build --release -q -p mtasts -p mtasts-bench
+export MTASTS=$ROOT/target/release/mtasts BENCH=$ROOT/target/release/mtasts-bench
+
+VENV=$ROOT/target/bench-venv
+if [ ! -x "$VENV/bin/mta-sts-daemon" ]; then
+    echo "== installing postfix-mta-sts-resolver 1.5.1 into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "postfix-mta-sts-resolver==1.5.1"
+fi
+export PMSR=$VENV/bin/mta-sts-daemon
+
+OUT=$ROOT/target/bench
+mkdir -p "$OUT"
+"$BENCH" catalog --hot "$HOT" --cold "$COLD" --delay-ms "$DELAY_MS" > "$OUT/catalog.toml"
+: > "$OUT/results.jsonl"
+export OUT
+
+echo "== lab up with $((HOT + COLD + 1)) domains; running the scenarios inside it"
+"$MTASTS" lab run --name mtasts-bench --catalog "$OUT/catalog.toml" -- bash "$ROOT/bench/inside.sh"
+
+echo "== memory: $MEMORY cached policies"
+"$BENCH" memory --policies "$MEMORY" >> "$OUT/results.jsonl"
+
+{
+    echo "# Benchmarks"
+    echo
+    echo "Run on $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB,"
+    echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)."
+    echo "Command: \`bench/run.sh$([ $SMOKE = 1 ] && echo ' --smoke')\` (counts: hot set $HOT, cold $COLD domains,"
+    echo "${SECONDS_PER}s per load point, ${DELAY_MS} ms added to each cold policy response)."
+    echo
+} > "$OUT/header.md"
+TABLE=$OUT/table.md
+"$BENCH" table "$OUT/results.jsonl" --header "$OUT/header.md" > "$TABLE"
+cat "$TABLE"
+if [ $SMOKE = 1 ]; then
+    cp "$TABLE" "$OUT/benchmarks-smoke.md"
+else
+    { cat "$TABLE"; echo; cat "$ROOT/bench/NOTES.md"; } > "$ROOT/docs/benchmarks.md"
+    echo "== written to docs/benchmarks.md"
+fi

@@ -1,0 +1,395 @@
+//! `mtasts-bench`: the pieces of the side-by-side benchmark (bench/run.sh drives them).
+//!
+//! - `echo`: a bare netstring server on the same tokio stack: the physical limit;
+//! - `load`: socketmap load, N connections, one request outstanding each (as Postfix does) or
+//!   pipelined; bounded by count and time; prints one JSON result line;
+//! - `memory`: resident memory of the daemon's memory tier holding N policies;
+//! - `catalog`: the lab catalog of benchmark domains;
+//! - `table`: the markdown table from result lines.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use mtasts_daemon::NetstringCodec;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+#[derive(Debug, Parser)]
+#[command(name = "mtasts-bench", about = "mtasts benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Serve `OK echo` for every request (the physical limit of this machine's stack).
+    Echo {
+        #[arg(long)]
+        listen: String,
+    },
+    /// Socketmap load against a server.
+    Load(LoadArgs),
+    /// Resident memory per policy of the daemon's memory tier.
+    Memory {
+        #[arg(long, default_value_t = 1_000_000)]
+        policies: usize,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Print the benchmark lab catalog: HOT cached-set domains, COLD distinct ones, and one
+    /// hot-cold domain; every policy response delayed by DELAY ms.
+    Catalog {
+        #[arg(long, default_value_t = 1000)]
+        hot: usize,
+        #[arg(long, default_value_t = 10_000)]
+        cold: usize,
+        #[arg(long, default_value_t = 20)]
+        delay_ms: u64,
+    },
+    /// Markdown table from result lines (JSON, one per line).
+    Table {
+        results: PathBuf,
+        /// Text placed above the table (machine, command).
+        #[arg(long)]
+        header: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Server IP:PORT.
+    #[arg(long)]
+    target: String,
+    /// System name for the result row.
+    #[arg(long)]
+    system: String,
+    /// Scenario name for the result row.
+    #[arg(long)]
+    scenario: String,
+    /// Map name in requests.
+    #[arg(long, default_value = "postfix")]
+    map: String,
+    /// Domains `PREFIX0.test` … `PREFIX{N-1}.test` are requested round-robin.
+    #[arg(long, default_value = "hot")]
+    prefix: String,
+    #[arg(long, default_value_t = 1000)]
+    domains: usize,
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Requests in flight per connection (1 = Postfix's way).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Stop after this many requests in total…
+    #[arg(long, default_value_t = 1_000_000)]
+    requests: u64,
+    /// …or after this many seconds.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Each domain exactly once (cold lookups): `requests` is ignored.
+    #[arg(long)]
+    once: bool,
+}
+
+/// One result row.
+#[derive(Debug, Serialize, Deserialize)]
+struct Row {
+    system: String,
+    scenario: String,
+    /// The headline figure and its unit.
+    value: f64,
+    unit: String,
+    #[serde(default)]
+    p50_us: Option<f64>,
+    #[serde(default)]
+    p99_us: Option<f64>,
+    #[serde(default)]
+    detail: BTreeMap<String, String>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("runtime")?;
+    match cli.cmd {
+        Cmd::Echo { listen } => rt.block_on(echo(&listen)),
+        Cmd::Load(args) => rt.block_on(load(args)),
+        Cmd::Memory { policies, label } => memory(policies, label.as_deref()),
+        Cmd::Catalog {
+            hot,
+            cold,
+            delay_ms,
+        } => {
+            catalog(hot, cold, delay_ms);
+            Ok(())
+        }
+        Cmd::Table { results, header } => table(&results, header.as_deref()),
+    }
+}
+
+async fn echo(listen: &str) -> Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| listen.to_string())?;
+    eprintln!("echo server on {}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let mut framed = Framed::new(stream, NetstringCodec::default());
+            while let Some(Ok(_request)) = framed.next().await {
+                if framed.send(&b"OK echo"[..]).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+async fn load(a: LoadArgs) -> Result<()> {
+    let deadline = Instant::now() + Duration::try_from_secs_f64(a.seconds).context("--seconds")?;
+    let total = if a.once { a.domains as u64 } else { a.requests };
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..a.conns.max(1) {
+        let (next, target, map, prefix) = (
+            next.clone(),
+            a.target.clone(),
+            a.map.clone(),
+            a.prefix.clone(),
+        );
+        let (domains, pipeline) = (a.domains.max(1) as u64, a.pipeline.max(1));
+        tasks.spawn(async move {
+            let mut hist =
+                hdrhistogram::Histogram::<u64>::new(3).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut answers: BTreeMap<String, u64> = BTreeMap::new();
+            let stream = TcpStream::connect(&target)
+                .await
+                .with_context(|| target.clone())?;
+            stream.set_nodelay(true)?;
+            let mut framed = Framed::new(stream, NetstringCodec::new(200_000));
+            'outer: loop {
+                let mut batch = Vec::with_capacity(pipeline);
+                for _ in 0..pipeline {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total || Instant::now() >= deadline {
+                        break;
+                    }
+                    batch.push(format!("{map} {prefix}{}.test", i % domains));
+                }
+                if batch.is_empty() {
+                    break 'outer;
+                }
+                let t = Instant::now();
+                for req in &batch {
+                    framed.feed(req.as_bytes()).await?;
+                }
+                framed.flush().await?;
+                for _ in 0..batch.len() {
+                    let reply: Bytes = framed.next().await.context("server closed")??;
+                    let status = reply
+                        .split(|&b| b == b' ')
+                        .next()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .unwrap_or_default();
+                    *answers.entry(status).or_default() += 1;
+                }
+                let micros = u64::try_from(t.elapsed().as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                for _ in 0..batch.len() {
+                    hist.record(micros).ok();
+                }
+            }
+            anyhow::Ok((hist, answers))
+        });
+    }
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut answers: BTreeMap<String, u64> = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (h, a) = joined??;
+        hist.add(h).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (k, v) in a {
+            *answers.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = hist.len();
+    if n == 0 {
+        bail!("no requests completed");
+    }
+    let mut detail: BTreeMap<String, String> = answers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    detail.insert("requests".into(), n.to_string());
+    detail.insert("conns".into(), a.conns.to_string());
+    detail.insert("pipeline".into(), a.pipeline.to_string());
+    detail.insert("seconds".into(), format!("{elapsed:.2}"));
+    let row = Row {
+        system: a.system,
+        scenario: a.scenario,
+        value: n as f64 / elapsed,
+        unit: if a.once {
+            "domains/s".into()
+        } else {
+            "req/s".into()
+        },
+        p50_us: Some(hist.value_at_quantile(0.5) as f64),
+        p99_us: Some(hist.value_at_quantile(0.99) as f64),
+        detail,
+    };
+    println!("{}", serde_json::to_string(&row)?);
+    Ok(())
+}
+
+fn rss_bytes() -> Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").context("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("statm format")?;
+    Ok(pages * 4096)
+}
+
+fn memory(policies: usize, label: Option<&str>) -> Result<()> {
+    use mtasts_core::cache::{CachedPolicy, DomainState, TxtLookup};
+    use mtasts_core::{DomainName, Policy};
+    use mtasts_store::{EntryMeta, MemoryStore};
+    let store = MemoryStore::new(policies);
+    let before = rss_bytes()?;
+    let mut text_bytes = 0u64;
+    for i in 0..policies {
+        let domain = DomainName::parse(&format!("d{i}.example.com")).context("domain")?;
+        let text = format!(
+            "version: STSv1\nmode: enforce\nmx: mx{i}.example.com\nmx: *.mx.example.net\nmax_age: 604800\n"
+        );
+        text_bytes += text.len() as u64;
+        let policy = Policy::parse(&text)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .policy;
+        let state = DomainState {
+            policy: Some(CachedPolicy {
+                policy,
+                id: format!("{i:016}"),
+                fetched_at: 1_800_000_000,
+            }),
+            txt: Some((1_800_000_000, TxtLookup::Found(format!("{i:016}")))),
+            failed_fetch: None,
+        };
+        store.put_now(
+            &domain,
+            Arc::new(state),
+            EntryMeta {
+                refresh_at: Some(1_800_086_400),
+                expires_at: 1_800_604_800,
+            },
+        );
+    }
+    let after = rss_bytes()?;
+    let per = (after.saturating_sub(before)) as f64 / policies as f64;
+    let text_per = text_bytes as f64 / policies as f64;
+    let mut detail = BTreeMap::new();
+    detail.insert("policies".into(), policies.to_string());
+    detail.insert("policy_text_bytes".into(), format!("{text_per:.0}"));
+    detail.insert(
+        "overhead_beyond_text".into(),
+        format!("{:.0}", per - text_per),
+    );
+    detail.insert("held".into(), store.len().to_string());
+    let row = Row {
+        system: label.unwrap_or("mtasts").into(),
+        scenario: "memory per cached policy".into(),
+        value: per,
+        unit: "bytes".into(),
+        p50_us: None,
+        p99_us: None,
+        detail,
+    };
+    println!("{}", serde_json::to_string(&row)?);
+    Ok(())
+}
+
+fn catalog(hot: usize, cold: usize, delay_ms: u64) {
+    println!("# Generated by mtasts-bench catalog: benchmark domains (no SMTP servers).");
+    let one = |name: &str, about: &str, delay: u64| {
+        println!(
+            "[[scenario]]\nname = \"{name}\"\nabout = \"{about}\"\nmode = \"enforce\"\npolicy_mx = [\"mx1.{name}\", \"*.mx.{name}\"]\npolicy = {{ delay_ms = {delay} }}\n"
+        );
+    };
+    for i in 0..hot {
+        one(&format!("hot{i}.test"), "bench: cached set", 0);
+    }
+    for i in 0..cold {
+        one(&format!("cold{i}.test"), "bench: cold lookups", delay_ms);
+    }
+    one(
+        "hotcold0.test",
+        "bench: one cold domain asked 1000 times at once",
+        delay_ms.max(100),
+    );
+}
+
+fn table(results: &std::path::Path, header: Option<&std::path::Path>) -> Result<()> {
+    let text = std::fs::read_to_string(results).with_context(|| results.display().to_string())?;
+    let rows: Vec<Row> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("result lines")?;
+    if let Some(h) = header {
+        print!(
+            "{}",
+            std::fs::read_to_string(h).with_context(|| h.display().to_string())?
+        );
+    }
+    println!("| system | scenario | figure | p50 | p99 | × mtasts | × echo limit | details |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let find = |system: &str, scenario: &str| {
+        rows.iter()
+            .find(|r| r.system == system && r.scenario == scenario)
+            .map(|r| r.value)
+    };
+    for r in &rows {
+        let ratio = |base: Option<f64>| match base {
+            Some(b) if b > 0.0 => format!("{:.2}", r.value / b),
+            _ => "–".into(),
+        };
+        let us = |v: Option<f64>| {
+            v.map_or("–".into(), |v| {
+                if v >= 1000.0 {
+                    format!("{:.2} ms", v / 1000.0)
+                } else {
+                    format!("{v:.0} µs")
+                }
+            })
+        };
+        let detail: Vec<String> = r.detail.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "| {} | {} | {:.0} {} | {} | {} | {} | {} | {} |",
+            r.system,
+            r.scenario,
+            r.value,
+            r.unit,
+            us(r.p50_us),
+            us(r.p99_us),
+            ratio(find("mtasts", &r.scenario)),
+            ratio(find("echo", &r.scenario)),
+            detail.join(" ")
+        );
+    }
+    Ok(())
+}
