@@ -200,9 +200,14 @@ impl WorldBuilder {
             if let Some(ip) = addresses.get(host) {
                 return *ip;
             }
-            next += 1;
-            let [_, b, c, d] = (0x7f01_0000u32 + next).to_be_bytes();
-            Ipv4Addr::new(127, b, c, d.max(1))
+            // 127.1.0.1 upwards, skipping .0 and .255 in the last octet.
+            loop {
+                next += 1;
+                let [_, b, c, d] = (0x7f01_0000u32 + next).to_be_bytes();
+                if d != 0 && d != 255 {
+                    return Ipv4Addr::new(127, b, c, d);
+                }
+            }
         };
         let mut tasks = JoinSet::new();
         let (https_port, smtp_port, dns_bind) = match self.placement {

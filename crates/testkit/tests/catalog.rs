@@ -100,3 +100,17 @@ async fn builtin_world_starts_and_answers_as_described() {
     assert_eq!(m.answers().len(), 1);
     assert!(w.smtp_addr("mx.elsewhere.test").is_some());
 }
+
+#[tokio::test]
+async fn large_worlds_get_distinct_addresses_past_the_first_256() {
+    let mut b = mtasts_testkit::World::builder();
+    for i in 0..600 {
+        b = b.policy(&format!("d{i}.test"), mtasts_testkit::PolicyHost::ok("x"));
+    }
+    let w = b.build().await.expect("world");
+    let mut ips: Vec<_> = w.hosts().into_iter().map(|(_, ip)| ip).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 600);
+    assert!(ips.iter().all(|ip| !ip.to_string().ends_with(".0") && !ip.to_string().ends_with(".255")));
+}

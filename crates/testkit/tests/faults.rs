@@ -434,6 +434,10 @@ async fn thirty_domain_world_starts_fast() {
         w.started_in()
     );
     assert_eq!(w.hosts().len(), 60);
+    let mut ips: Vec<_> = w.hosts().into_iter().map(|(_, ip)| ip).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 60, "every host has its own address");
 }
 
 #[tokio::test]
