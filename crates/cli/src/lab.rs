@@ -14,7 +14,8 @@ use mtasts_testkit::{Catalog, Placement};
 
 const DEFAULT_NAME: &str = "mtasts-lab";
 const STATE_ROOT: &str = "/run/mtasts-lab";
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Large catalogs (the benchmark's 11,000 domains) take seconds to issue certificates for.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
@@ -162,10 +163,10 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
         std::fs::copy(world.ca_file(), state_dir.join("ca.pem")).context("writing ca.pem")?;
         let mut hosts = String::new();
         for (host, ip) in world.hosts() {
-            if placement == Placement::RealPorts {
-                add_loopback_address(&ip.to_string());
-            }
             hosts.push_str(&format!("{ip} {host}\n"));
+        }
+        if placement == Placement::RealPorts {
+            add_loopback_addresses(world.hosts().iter().map(|(_, ip)| ip.to_string()));
         }
         std::fs::write(state_dir.join("hosts.txt"), hosts).context("writing hosts.txt")?;
         let mut ports = String::new();
@@ -196,8 +197,6 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
     })
 }
 
-/// Adds `ip/32` to `lo` so the address shows in `ip addr`; binding works without it, since
-/// all of 127.0.0.0/8 is local, so a failure is only reported.
 /// One control command per line; one reply line each (`ok: …` or `error: …`).
 async fn serve_control(
     listener: tokio::net::UnixListener,
@@ -279,13 +278,26 @@ fn ctl(dir: &Path, command: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn add_loopback_address(ip: &str) {
-    let status = Command::new("ip")
-        .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+/// Adds each `ip/32` to `lo` (one `ip -batch` run) so the addresses show in `ip addr`;
+/// binding works without them, since all of 127.0.0.0/8 is local, so a failure is reported only.
+fn add_loopback_addresses(ips: impl Iterator<Item = String>) {
+    use std::io::Write;
+    let batch: String = ips.map(|ip| format!("addr add {ip}/32 dev lo\n")).collect();
+    let child = Command::new("ip")
+        .args(["-force", "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("note: could not add {ip}/32 to lo (already there, or not root)");
+        .spawn();
+    let ok = child.is_ok_and(|mut c| {
+        let wrote = c
+            .stdin
+            .take()
+            .is_some_and(|mut i| i.write_all(batch.as_bytes()).is_ok());
+        wrote && c.wait().is_ok_and(|s| s.success())
+    });
+    if !ok {
+        eprintln!("note: could not add the host addresses to lo (already there, or not root)");
     }
 }
 

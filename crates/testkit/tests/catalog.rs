@@ -112,5 +112,8 @@ async fn large_worlds_get_distinct_addresses_past_the_first_256() {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 600);
-    assert!(ips.iter().all(|ip| !ip.to_string().ends_with(".0") && !ip.to_string().ends_with(".255")));
+    assert!(
+        ips.iter()
+            .all(|ip| !ip.to_string().ends_with(".0") && !ip.to_string().ends_with(".255"))
+    );
 }
