@@ -38,7 +38,7 @@ pub enum DomainError {
 
 /// A normalised domain name: A-labels, lowercase, no trailing dot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DomainName(String);
+pub struct DomainName(Box<str>);
 
 impl DomainName {
     /// Normalises a host or domain name as found in DNS data, configuration or a Postfix key.
@@ -58,7 +58,7 @@ impl DomainName {
         };
         check_ldh(&ascii)?;
         check_a_labels(&ascii)?;
-        Ok(Self(ascii))
+        Ok(Self(ascii.into_boxed_str()))
     }
 
     /// Parses a name that must already be written in A-labels (policy `mx` values).
@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn normalises_case_and_trailing_dot() {
         assert_eq!(
-            DomainName::parse("MAIL.Example.COM.").map(|d| d.0),
+            DomainName::parse("MAIL.Example.COM.").map(|d| d.0.to_string()),
             Ok("mail.example.com".to_string())
         );
     }
@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn converts_u_labels() {
         assert_eq!(
-            DomainName::parse("bücher.example").map(|d| d.0),
+            DomainName::parse("bücher.example").map(|d| d.0.to_string()),
             Ok("xn--bcher-kva.example".to_string())
         );
         assert!(matches!(

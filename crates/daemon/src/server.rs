@@ -29,8 +29,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// The DANE side of one request.
 enum DaneState {
     Off,
-    Known(DaneDecision),
-    Pending(tokio::task::JoinHandle<DaneDecision>),
+    Known(Arc<DaneDecision>),
+    Pending(tokio::task::JoinHandle<Arc<DaneDecision>>),
 }
 
 /// Why the server could not start.
@@ -214,7 +214,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
                     DaneState::Pending(h) => {
                         tokio::time::timeout_at(deadline, h).await.ok().map(|r| {
                             Some(r.unwrap_or_else(|e| {
-                                DaneDecision::TempFail(format!("internal error: {e}"))
+                                Arc::new(DaneDecision::TempFail(format!("internal error: {e}")))
                             }))
                         })
                     }
@@ -226,7 +226,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             l.policy()
                 .is_some_and(|p| p.policy.mode == mtasts_core::Mode::Enforce)
         };
-        match &dane {
+        match dane.as_ref().map(|d| d.as_deref()) {
             Some(Some(DaneDecision::DaneOnly)) => return Reply::Ok("dane-only".into()),
             // Some MX hosts have TLSA: with an enforced STS policy, hosts without TLSA must not
             // fall back to opportunistic TLS, so DANE is made mandatory.

@@ -2,7 +2,7 @@
 //! `mtasts_core::dane`, cached briefly, and a warning when a domain moves from DANE to none.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use mtasts_core::DomainName;
@@ -33,7 +33,7 @@ impl Default for DaneSettings {
 
 #[derive(Debug)]
 struct Entry {
-    decision: DaneDecision,
+    decision: Arc<DaneDecision>,
     until: Instant,
 }
 
@@ -42,7 +42,8 @@ struct Entry {
 pub struct DaneResolver {
     client: DnssecClient,
     settings: DaneSettings,
-    cache: Arc<Mutex<HashMap<DomainName, Entry>>>,
+    // Read on every request (hot path): a read lock and an Arc clone, no allocation.
+    cache: Arc<RwLock<HashMap<DomainName, Entry>>>,
     locks: Arc<Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -57,8 +58,8 @@ impl DaneResolver {
     }
 
     /// A still-valid cached decision, without I/O (the hot path).
-    pub fn cached(&self, domain: &DomainName) -> Option<DaneDecision> {
-        let cache = self.cache.lock().ok()?;
+    pub fn cached(&self, domain: &DomainName) -> Option<Arc<DaneDecision>> {
+        let cache = self.cache.read().ok()?;
         cache
             .get(domain)
             .filter(|e| e.until > Instant::now())
@@ -66,7 +67,7 @@ impl DaneResolver {
     }
 
     /// The DANE decision for `domain`, from cache or DNS. Concurrent calls share one lookup.
-    pub async fn check(&self, domain: &DomainName) -> DaneDecision {
+    pub async fn check(&self, domain: &DomainName) -> Arc<DaneDecision> {
         if let Some(d) = self.cached(domain) {
             return d;
         }
@@ -84,13 +85,13 @@ impl DaneResolver {
         if let Some(d) = self.cached(domain) {
             return d;
         }
-        let decision = self.lookup(domain).await;
-        let ttl = match decision {
+        let decision = Arc::new(self.lookup(domain).await);
+        let ttl = match *decision {
             DaneDecision::DaneOnly | DaneDecision::Dane => self.settings.positive_ttl,
             DaneDecision::NotApplicable(_) => self.settings.negative_ttl,
             DaneDecision::TempFail(_) => self.settings.failure_ttl,
         };
-        if let Ok(mut cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.cache.write() {
             let previous = cache.insert(
                 domain.clone(),
                 Entry {
@@ -98,8 +99,8 @@ impl DaneResolver {
                     until: Instant::now() + ttl,
                 },
             );
-            if let (Some(prev), DaneDecision::NotApplicable(why)) = (previous, &decision)
-                && matches!(prev.decision, DaneDecision::DaneOnly | DaneDecision::Dane)
+            if let (Some(prev), DaneDecision::NotApplicable(why)) = (previous, &*decision)
+                && matches!(*prev.decision, DaneDecision::DaneOnly | DaneDecision::Dane)
             {
                 tracing::warn!(domain = %domain, reason = %why, "DANE no longer applies: possible downgrade attack, or the domain withdrew DANE");
             }

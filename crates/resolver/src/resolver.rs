@@ -285,7 +285,19 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
     ) -> Lookup {
         let inner = &self.inner;
         let mut steps = Vec::new();
-        let txt = self.txt(domain).await;
+        // First contact: look up the policy host's address while the TXT query is out, so a
+        // fetch, if needed, starts one round trip sooner.
+        let cold = state
+            .as_deref()
+            .and_then(|s| s.valid_policy(inner.clock.now()))
+            .is_none();
+        let (txt, prefetched) = if cold {
+            let host = domain.policy_host();
+            let (txt, addrs) = tokio::join!(self.txt(domain), inner.dns.addresses(&host));
+            (txt, Some(addrs))
+        } else {
+            (self.txt(domain).await, None)
+        };
         if trace {
             steps.push(format!(
                 "TXT {}: {}",
@@ -298,7 +310,10 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         let (next, verdict, fetch_error) = match plan {
             TxtPlan::Done(v) => (next, v, None),
             TxtPlan::Fetch { id, .. } => {
-                let result = inner.fetcher.fetch(domain).await;
+                let result = match prefetched {
+                    Some(addrs) => inner.fetcher.fetch_with_addresses(domain, addrs).await,
+                    None => inner.fetcher.fetch(domain).await,
+                };
                 let now = inner.clock.now();
                 let (outcome, err) = match result {
                     Ok(f) => {
