@@ -1,5 +1,6 @@
 //! The `mtasts` binary: argument parsing and wiring only.
 
+mod check;
 mod daemon;
 mod lab;
 mod lint;
@@ -32,6 +33,15 @@ enum Command {
     ///
     /// Exit status: 0 success (for `run`, the command's own status), 2 lab error.
     Lab(lab::LabArgs),
+    /// Diagnose a domain's MTA-STS the way a sender sees it (TXT, policy, MX, STARTTLS with and
+    /// without SNI, DANE, TLS-RPT).
+    ///
+    /// Exit status: 0 all ok, 1 warnings only, 2 errors, 3 could not run.
+    Check(check::CheckArgs),
+    /// `check` for a list of domains, with CSV or JSON-lines rows and a summary.
+    ///
+    /// Exit status: 0 done (rows carry the verdicts), 3 could not run.
+    Scan(check::ScanArgs),
     /// Look up a domain's MTA-STS policy through the daemon's code path and explain the result.
     ///
     /// Exit status: 0 a decision (policy or none), 3 temporary failure, 2 usage or setup error.
@@ -48,6 +58,8 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Lab(args) => lab::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Check(args) => check::run_check(&args),
+        Command::Scan(args) => check::run_scan(&args),
     }
 }
 

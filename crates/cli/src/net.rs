@@ -40,7 +40,7 @@ fn secs(s: f64, what: &str) -> Result<Duration> {
         .with_context(|| format!("{what}: {s} is not a duration in seconds"))
 }
 
-fn read_port_map(path: &Path) -> Result<HashMap<SocketAddr, SocketAddr>> {
+pub fn read_port_map(path: &Path) -> Result<HashMap<SocketAddr, SocketAddr>> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     text.lines()
         .filter(|l| !l.trim().is_empty())

@@ -5,6 +5,7 @@
 //! - [`mx`]: MX patterns and matching (§4.1);
 //! - [`cache`]: what is in force, and what to fetch when (§3.3, §5.1, §8.3, §10.2);
 //! - [`dane`]: whether DANE governs a destination, so MTA-STS never weakens it;
+//! - [`tlsrpt`]: the TLS-RPT record (RFC 8460 §3);
 //! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
 //! - [`advice`]: legal-but-unwise choices, for linting and checking;
 //! - [`domain`]: the normalised domain names all of them share.
@@ -21,6 +22,7 @@ pub mod fuzzing;
 pub mod mx;
 pub mod policy;
 pub mod postfix;
+pub mod tlsrpt;
 pub mod txt;
 
 pub use cache::{

@@ -12,7 +12,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use dane::{DaneResolver, DaneSettings};
 pub use dns::{Dns, DnsError, HickoryDns, TxtAnswer};
 pub use dnssec::DnssecClient;
-pub use fetch::{Fetch, FetchError, FetchSettings, Fetched, HttpsFetcher, client_config};
+pub use fetch::{
+    Fetch, FetchError, FetchSettings, Fetched, HttpsFetcher, client_config, root_store,
+};
 pub use resolver::{Lookup, Origin, Resolver, ResolverSettings, Stats, describe_verdict};
 
 /// The resolver as the binaries use it.

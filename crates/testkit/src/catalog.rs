@@ -53,6 +53,8 @@ pub struct Scenario {
     /// Names whose answers fail DNSSEC validation (SERVFAIL).
     #[serde(default)]
     pub bogus: Vec<String>,
+    /// TXT record at `_smtp._tls.<name>` (TLS-RPT).
+    pub tlsrpt: Option<String>,
 }
 
 fn default_mode() -> String {
@@ -162,6 +164,9 @@ impl Scenario {
         }
         if self.dnssec {
             b = b.dnssec_secure(&self.name);
+        }
+        if let Some(t) = &self.tlsrpt {
+            b = b.txt(&format!("_smtp._tls.{}", self.name), t);
         }
         for (host, spec) in &self.tlsa {
             let owner = tlsa_owner(host);

@@ -1,0 +1,5 @@
+pub mod check;
+pub mod probe;
+pub mod render;
+
+pub use check::{CheckSettings, Checker, Finding, Level, Report};

@@ -1,0 +1,372 @@
+//! Probes deep enough to explain: an SMTP client that does EHLO and STARTTLS with or without
+//! SNI, and a TLS client that keeps the certificate chain even when validation fails, so the
+//! report can say what was presented and why it does not pass.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// What one certificate says.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    /// subjectAltName dNSName entries.
+    pub dns_names: Vec<String>,
+    pub not_before: String,
+    pub not_after: String,
+    /// Seconds until expiry (negative: expired).
+    pub expires_in: i64,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+    #[serde(skip)]
+    pub spki: Vec<u8>,
+}
+
+impl CertInfo {
+    fn parse(der: &[u8], now: i64) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let dns_names = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|g| match g {
+                        x509_parser::extensions::GeneralName::DNSName(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let validity = cert.validity();
+        Some(Self {
+            subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
+            dns_names,
+            not_before: validity.not_before.to_string(),
+            not_after: validity.not_after.to_string(),
+            expires_in: validity.not_after.timestamp() - now,
+            der: der.to_vec(),
+            spki: cert.tbs_certificate.subject_pki.raw.to_vec(),
+        })
+    }
+}
+
+/// One TLS handshake as the client saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsOutcome {
+    /// The SNI sent (`None`: none).
+    pub sni: Option<String>,
+    /// The handshake completed (whatever the certificate).
+    pub handshake: bool,
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    pub chain: Vec<CertInfo>,
+    /// PKIX verdict for the expected name: `None` valid, else why not.
+    pub pkix_error: Option<String>,
+    /// Handshake or connection error.
+    pub error: Option<String>,
+}
+
+impl TlsOutcome {
+    /// Handshake done and the chain valid for the name.
+    pub fn valid(&self) -> bool {
+        self.handshake && self.pkix_error.is_none() && !self.chain.is_empty()
+    }
+}
+
+/// Keeps the chain and the PKIX verdict, and lets the handshake finish either way.
+#[derive(Debug)]
+struct Capture {
+    inner: Arc<WebPkiServerVerifier>,
+    chain: Mutex<Vec<CertificateDer<'static>>>,
+    verdict: Mutex<Option<String>>,
+}
+
+impl ServerCertVerifier for Capture {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut c) = self.chain.lock() {
+            *c = std::iter::once(end_entity)
+                .chain(intermediates)
+                .map(|c| c.clone().into_owned())
+                .collect();
+        }
+        let verdict = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            .err()
+            .map(|e| e.to_string());
+        if let Ok(mut v) = self.verdict.lock() {
+            *v = verdict;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// TLS handshake on `stream`, validating for `name`; SNI sent only if `sni`.
+pub async fn tls_handshake<S>(
+    stream: S,
+    roots: Arc<RootCertStore>,
+    name: &str,
+    sni: bool,
+) -> TlsOutcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut out = TlsOutcome {
+        sni: sni.then(|| name.to_string()),
+        handshake: false,
+        version: None,
+        cipher: None,
+        chain: Vec::new(),
+        pkix_error: None,
+        error: None,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let inner = match WebPkiServerVerifier::builder_with_provider(roots, provider.clone()).build() {
+        Ok(v) => v,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    let capture = Arc::new(Capture {
+        inner,
+        chain: Mutex::new(Vec::new()),
+        verdict: Mutex::new(None),
+    });
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(capture.clone())
+                .with_no_client_auth()
+        });
+    let mut config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    config.enable_sni = sni;
+    let server_name = match ServerName::try_from(name.to_string()) {
+        Ok(n) => n,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    match TlsConnector::from(Arc::new(config))
+        .connect(server_name, stream)
+        .await
+    {
+        Ok(mut tls) => {
+            let conn = tls.get_ref().1;
+            out.handshake = true;
+            out.version = conn.protocol_version().map(|v| format!("{v:?}"));
+            out.cipher = conn
+                .negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()));
+            let _ = tls.shutdown().await;
+        }
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    if let Ok(chain) = capture.chain.lock() {
+        out.chain = chain
+            .iter()
+            .filter_map(|c| CertInfo::parse(c, now))
+            .collect();
+    }
+    out.pkix_error = capture.verdict.lock().ok().and_then(|v| v.clone());
+    out
+}
+
+/// One SMTP connection: banner, EHLO, STARTTLS, TLS.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmtpProbe {
+    /// The address as DNS gave it (port 25).
+    pub address: SocketAddr,
+    pub banner: Option<String>,
+    pub starttls_offered: bool,
+    /// The reply to STARTTLS, if sent.
+    pub starttls_reply: Option<String>,
+    /// Plaintext bytes that arrived after the `220` to STARTTLS (a command-injection sign).
+    pub leftover_after_starttls: bool,
+    pub tls: Option<TlsOutcome>,
+    /// Connection error or the step that timed out.
+    pub error: Option<String>,
+}
+
+async fn step<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("timed out during {what} after {limit:?}")),
+    }
+}
+
+async fn reply<R: AsyncRead + Unpin>(
+    r: &mut BufReader<R>,
+    limit: Duration,
+    what: &str,
+) -> Result<String, String> {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        let n = step(limit, what, r.read_line(&mut line)).await?;
+        if n == 0 {
+            return Err(format!("{what}: connection closed"));
+        }
+        all.push_str(&line);
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(all.trim_end().to_string());
+        }
+    }
+}
+
+/// Probes `mx` at `connect` (really) / `address` (as published), with or without SNI.
+pub async fn probe_smtp(
+    address: SocketAddr,
+    connect: SocketAddr,
+    mx: &str,
+    sni: bool,
+    roots: Arc<RootCertStore>,
+    limit: Duration,
+) -> SmtpProbe {
+    let mut p = SmtpProbe {
+        address,
+        banner: None,
+        starttls_offered: false,
+        starttls_reply: None,
+        leftover_after_starttls: false,
+        tls: None,
+        error: None,
+    };
+    if let Err(e) = probe_inner(&mut p, connect, mx, sni, roots, limit).await {
+        p.error = Some(e);
+    }
+    p
+}
+
+async fn probe_inner(
+    p: &mut SmtpProbe,
+    connect: SocketAddr,
+    mx: &str,
+    sni: bool,
+    roots: Arc<RootCertStore>,
+    limit: Duration,
+) -> Result<(), String> {
+    let tcp = step(limit, "connect", TcpStream::connect(connect)).await?;
+    let mut io = BufReader::new(tcp);
+    p.banner = Some(reply(&mut io, limit, "banner").await?);
+    step(
+        limit,
+        "EHLO",
+        io.get_mut().write_all(b"EHLO mtasts-check.invalid\r\n"),
+    )
+    .await?;
+    let ehlo = reply(&mut io, limit, "EHLO").await?;
+    p.starttls_offered = ehlo.lines().any(|l| {
+        l.get(4..)
+            .is_some_and(|k| k.trim().eq_ignore_ascii_case("STARTTLS"))
+    });
+    if !p.starttls_offered {
+        let _ = io.get_mut().write_all(b"QUIT\r\n").await;
+        return Ok(());
+    }
+    step(limit, "STARTTLS", io.get_mut().write_all(b"STARTTLS\r\n")).await?;
+    let answer = reply(&mut io, limit, "STARTTLS").await?;
+    let ready = answer.starts_with("220");
+    p.starttls_reply = Some(answer);
+    if !ready {
+        let _ = io.get_mut().write_all(b"QUIT\r\n").await;
+        return Ok(());
+    }
+    p.leftover_after_starttls = !io.buffer().is_empty();
+    let tls = tokio::time::timeout(limit, tls_handshake(io.into_inner(), roots, mx, sni)).await;
+    match tls {
+        Ok(t) => p.tls = Some(t),
+        Err(_) => {
+            return Err(format!(
+                "timed out during the TLS handshake after {limit:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a TLSA record matches the presented chain (RFC 6698 §2.1, RFC 7672 §3.1).
+pub fn tlsa_matches(t: &mtasts_core::dane::Tlsa, chain: &[CertInfo]) -> bool {
+    let candidates: Vec<&CertInfo> = match t.usage {
+        3 | 1 => chain.first().into_iter().collect(),
+        2 | 0 => chain.iter().skip(1).collect(),
+        _ => Vec::new(),
+    };
+    candidates.iter().any(|c| {
+        let selected: &[u8] = match t.selector {
+            0 => &c.der,
+            1 => &c.spki,
+            _ => return false,
+        };
+        match t.matching {
+            0 => selected == t.data.as_slice(),
+            1 => {
+                ring::digest::digest(&ring::digest::SHA256, selected).as_ref() == t.data.as_slice()
+            }
+            2 => {
+                ring::digest::digest(&ring::digest::SHA512, selected).as_ref() == t.data.as_slice()
+            }
+            _ => false,
+        }
+    })
+}

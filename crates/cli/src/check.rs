@@ -1,0 +1,353 @@
+//! `mtasts check DOMAIN` and `mtasts scan FILE`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mtasts_check::{CheckSettings, Checker, Report, render};
+use mtasts_core::DomainName;
+use serde::Serialize;
+
+/// Flags shared by check and scan.
+#[derive(Debug, Clone, Args)]
+pub struct CheckNet {
+    /// DNS server IP:PORT (default: /etc/resolv.conf). DANE status needs a validating one.
+    #[arg(long, value_name = "IP:PORT")]
+    nameserver: Option<std::net::SocketAddr>,
+    /// Extra trusted CA certificates (PEM), on top of the web PKI roots.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Time limit per network step, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    timeout: f64,
+    /// Do not probe MX hosts on port 25 (where outbound port 25 is blocked).
+    #[arg(long)]
+    no_smtp: bool,
+    /// Testing only: connect to other addresses than DNS says (a lab ports.txt).
+    #[arg(long, value_name = "FILE", hide = true)]
+    port_map: Option<PathBuf>,
+}
+
+impl CheckNet {
+    fn checker(&self) -> Result<Checker> {
+        let connect_map = match &self.port_map {
+            Some(p) => crate::net::read_port_map(p)?,
+            None => Default::default(),
+        };
+        Checker::new(CheckSettings {
+            nameserver: self.nameserver,
+            ca_file: self.ca_file.clone(),
+            timeout: Duration::try_from_secs_f64(self.timeout).context("--timeout")?,
+            smtp: !self.no_smtp,
+            connect_map,
+        })
+        .map_err(anyhow::Error::msg)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The domain to diagnose.
+    domain: String,
+    #[command(flatten)]
+    net: CheckNet,
+    /// Print the report as JSON (schema in README.md).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run_check(args: &CheckArgs) -> ExitCode {
+    match check(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("mtasts check: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn check(args: &CheckArgs) -> Result<u8> {
+    let domain =
+        DomainName::parse(&args.domain).with_context(|| format!("domain `{}`", args.domain))?;
+    let checker = args.net.checker()?;
+    let report = runtime()?.block_on(checker.check(&domain));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).context("JSON")?);
+    } else {
+        print!("{}", render::text(&report, std::io::stdout().is_terminal()));
+    }
+    Ok(report.exit_code())
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// File with one domain per line (`#` comments allowed); `-` reads standard input.
+    file: PathBuf,
+    #[command(flatten)]
+    net: CheckNet,
+    /// Domains checked at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Time limit per domain, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    domain_timeout: f64,
+    /// `csv` or `jsonl`.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// Write rows here (default: standard output).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Skip domains already in --output and append to it.
+    #[arg(long, requires = "output")]
+    resume: bool,
+}
+
+/// One scan row (CSV columns in this order).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    domain: String,
+    mode: String,
+    verdict: String,
+    deliverable: String,
+    error_class: String,
+    mx_count: usize,
+    sni_only_count: usize,
+    dane: bool,
+    tlsrpt: bool,
+}
+
+const CSV_HEADER: &str =
+    "domain,mode,verdict,deliverable,error_class,mx_count,sni_only_count,dane,tlsrpt";
+
+impl Row {
+    fn from_report(r: &Report) -> Self {
+        Self {
+            domain: r.domain.clone(),
+            mode: r.mode.clone().unwrap_or_else(|| "none-published".into()),
+            verdict: format!("{:?}", r.verdict).to_ascii_lowercase(),
+            deliverable: r.deliverable.map_or("unknown".into(), |d| d.to_string()),
+            error_class: r.error_class().unwrap_or("").to_string(),
+            mx_count: r.mx.len(),
+            sni_only_count: r.sni_only_count(),
+            dane: r.dane_present(),
+            tlsrpt: !r.tlsrpt.rua.is_empty(),
+        }
+    }
+
+    fn timed_out(domain: &str) -> Self {
+        Self {
+            domain: domain.to_string(),
+            mode: String::new(),
+            verdict: "error".into(),
+            deliverable: "unknown".into(),
+            error_class: "timeout".into(),
+            mx_count: 0,
+            sni_only_count: 0,
+            dane: false,
+            tlsrpt: false,
+        }
+    }
+
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{},{},{}",
+            self.domain,
+            self.mode,
+            self.verdict,
+            self.deliverable,
+            self.error_class,
+            self.mx_count,
+            self.sni_only_count,
+            self.dane,
+            self.tlsrpt
+        )
+    }
+}
+
+pub fn run_scan(args: &ScanArgs) -> ExitCode {
+    match scan(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mtasts scan: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn read_domains(file: &PathBuf) -> Result<Vec<String>> {
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| file.display().to_string())?,
+        ))
+    };
+    let mut out = Vec::new();
+    for line in reader.lines() {
+        let line = line.context("reading the domain list")?;
+        let d = line.split('#').next().unwrap_or("").trim();
+        if !d.is_empty() {
+            out.push(d.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn done_domains(path: &PathBuf, format: &str) -> Result<HashSet<String>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(HashSet::new());
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| match format {
+            "jsonl" => serde_json::from_str::<serde_json::Value>(l)
+                .ok()?
+                .get("domain")?
+                .as_str()
+                .map(str::to_string),
+            _ => l
+                .split(',')
+                .next()
+                .filter(|d| *d != "domain")
+                .map(str::to_string),
+        })
+        .collect())
+}
+
+fn scan(args: &ScanArgs) -> Result<()> {
+    if !matches!(args.format.as_str(), "csv" | "jsonl") {
+        bail!("--format must be csv or jsonl");
+    }
+    let all = read_domains(&args.file)?;
+    let done = match (&args.output, args.resume) {
+        (Some(p), true) => done_domains(p, &args.format)?,
+        _ => HashSet::new(),
+    };
+    let todo: Vec<String> = all.iter().filter(|d| !done.contains(*d)).cloned().collect();
+    let mut sink: Box<dyn Write + Send> = match &args.output {
+        Some(p) => {
+            let fresh = !args.resume || !p.exists();
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(!fresh)
+                .truncate(fresh)
+                .open(p)
+                .with_context(|| p.display().to_string())?;
+            Box::new(std::io::BufWriter::new(f))
+        }
+        None => Box::new(std::io::stdout()),
+    };
+    if args.format == "csv" && done.is_empty() {
+        writeln!(sink, "{CSV_HEADER}")?;
+    }
+    if !done.is_empty() {
+        eprintln!(
+            "resuming: {} of {} domains already done",
+            all.len() - todo.len(),
+            all.len()
+        );
+    }
+    let checker = Arc::new(args.net.checker()?);
+    let per_domain =
+        Duration::try_from_secs_f64(args.domain_timeout).context("--domain-timeout")?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(todo.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let rows = runtime()?.block_on(async {
+        let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut queue = todo.into_iter();
+        let mut rows = Vec::new();
+        let mut interrupted = false;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            while !interrupted && tasks.len() < args.concurrency.max(1) {
+                let Some(d) = queue.next() else { break };
+                let (checker, permits) = (checker.clone(), permits.clone());
+                tasks.spawn(async move {
+                    let _permit = permits.acquire().await;
+                    match DomainName::parse(&d) {
+                        Ok(domain) => match tokio::time::timeout(per_domain, checker.check(&domain)).await {
+                            Ok(report) => Row::from_report(&report),
+                            Err(_) => Row::timed_out(&d),
+                        },
+                        Err(_) => Row { error_class: "bad-domain".into(), ..Row::timed_out(&d) },
+                    }
+                });
+            }
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    Some(Ok(row)) => {
+                        let line = if args.format == "csv" { row.csv() } else { serde_json::to_string(&row).unwrap_or_default() };
+                        let _ = writeln!(sink, "{line}");
+                        let _ = sink.flush();
+                        bar.inc(1);
+                        rows.push(row);
+                    }
+                    Some(Err(e)) => eprintln!("a check failed: {e}"),
+                    None => break,
+                },
+                _ = &mut ctrl_c, if !interrupted => {
+                    interrupted = true;
+                    tasks.abort_all();
+                    eprintln!("interrupted: writing partial results (rerun with --resume to continue)");
+                }
+            }
+        }
+        anyhow::Ok(rows)
+    })?;
+    bar.finish_and_clear();
+    let _ = sink.flush();
+    summary(&rows);
+    Ok(())
+}
+
+fn summary(rows: &[Row]) {
+    let by = |f: fn(&Row) -> String| {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for r in rows {
+            *m.entry(f(r)).or_default() += 1;
+        }
+        m
+    };
+    let verdicts = by(|r| r.verdict.clone());
+    let modes = by(|r| r.mode.clone());
+    let errors = by(|r| r.error_class.clone());
+    eprintln!("\n{} domains", rows.len());
+    eprintln!("| verdict | count |\n|---|---|");
+    for (k, v) in verdicts {
+        eprintln!("| {k} | {v} |");
+    }
+    eprintln!("| mode | count |\n|---|---|");
+    for (k, v) in modes {
+        eprintln!("| {k} | {v} |");
+    }
+    eprintln!("| first error | count |\n|---|---|");
+    for (k, v) in errors.into_iter().filter(|(k, _)| !k.is_empty()) {
+        eprintln!("| {k} | {v} |");
+    }
+    eprintln!(
+        "SNI-only MX hosts: {}; with DANE: {}; with TLS-RPT: {}",
+        rows.iter().map(|r| r.sni_only_count).sum::<usize>(),
+        rows.iter().filter(|r| r.dane).count(),
+        rows.iter().filter(|r| r.tlsrpt).count()
+    );
+}
