@@ -1,0 +1,172 @@
+//! `mtasts check` and `mtasts scan` as processes against `mtasts lab serve --placement ephemeral`.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Lab {
+    child: Child,
+    dir: PathBuf,
+    dns: String,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn lab(tag: &str) -> Lab {
+    let dir = std::env::temp_dir().join(format!("mtasts-scan-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["lab", "serve", "--placement", "ephemeral", "--state-dir"])
+        .arg(&dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lab");
+    let start = Instant::now();
+    while !dir.join("ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dns = std::fs::read_to_string(dir.join("ready"))
+        .expect("ready")
+        .trim()
+        .to_string();
+    Lab { child, dir, dns }
+}
+
+fn mtasts(lab: &Lab, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(args)
+        .args(["--nameserver", &lab.dns, "--timeout", "0.8"])
+        .arg("--ca-file")
+        .arg(lab.dir.join("ca.pem"))
+        .arg("--port-map")
+        .arg(lab.dir.join("ports.txt"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write");
+    drop(input);
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn check_exit_codes_text_and_json() {
+    let lab = lab("check");
+    let ok = mtasts(&lab, &["check", "enforce.test"], None);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let warn = mtasts(&lab, &["check", "sni-only.test"], None);
+    assert_eq!(warn.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&warn.stdout);
+    assert!(text.contains("valid only when SNI is sent"), "{text}");
+    assert!(!text.contains('\u{1b}'), "no colour when not on a terminal");
+    let err = mtasts(&lab, &["check", "no-starttls.test", "--json"], None);
+    assert_eq!(err.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&err.stdout).expect("json");
+    assert_eq!(v["verdict"], "error");
+    assert_eq!(v["deliverable"], false);
+    let bad = mtasts(&lab, &["check", "192.0.2.1"], None);
+    assert_eq!(bad.status.code(), Some(3), "could not run");
+}
+
+#[test]
+fn scan_the_whole_catalog_with_rows_summary_and_resume() {
+    let lab = lab("scan");
+    let list = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["lab", "list"])
+        .output()
+        .expect("list");
+    let domains: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(domains.len() >= 25);
+    let out = lab.dir.join("scan.csv");
+    let out_s = out.to_str().expect("path");
+    // First half, then resume for the rest: every domain exactly once.
+    let first: String = domains[..domains.len() / 2]
+        .iter()
+        .map(|d| format!("{d}\n"))
+        .collect();
+    let o = mtasts(
+        &lab,
+        &["scan", "-", "--output", out_s, "--concurrency", "8"],
+        Some(&first),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let all: String =
+        domains.iter().map(|d| format!("{d}\n")).collect::<String>() + "# a comment\n\n";
+    let o = mtasts(
+        &lab,
+        &[
+            "scan",
+            "-",
+            "--output",
+            out_s,
+            "--resume",
+            "--concurrency",
+            "8",
+        ],
+        Some(&all),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = String::from_utf8_lossy(&o.stderr);
+    assert!(summary.contains("resuming:"), "{summary}");
+    assert!(summary.contains("| verdict | count |"), "{summary}");
+    let csv = std::fs::read_to_string(&out).expect("csv");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("domain,mode,verdict,deliverable,error_class,mx_count,sni_only_count,dane,tlsrpt")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), domains.len(), "each domain once");
+    let row = |d: &str| {
+        rows.iter()
+            .find(|r| r[0] == d)
+            .unwrap_or_else(|| panic!("no row for {d}"))
+    };
+    assert_eq!(
+        row("enforce.test")[1..],
+        ["enforce", "info", "true", "", "2", "0", "false", "true"]
+    );
+    assert_eq!(row("sni-only.test")[6], "1");
+    assert_eq!(row("no-starttls.test")[4], "starttls-missing");
+    assert_eq!(row("redirect.test")[4], "fetch-error");
+    assert_eq!(row("dane.test")[7], "true");
+    assert_eq!(row("no-txt.test")[1], "none-published");
+
+    // JSON lines to stdout.
+    let o = mtasts(
+        &lab,
+        &["scan", "-", "--format", "jsonl"],
+        Some("enforce.test\nmx-expired.test\n"),
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .any(|r| r["domain"] == "mx-expired.test" && r["error_class"] == "cert-invalid")
+    );
+}
