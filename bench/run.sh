@@ -53,6 +53,21 @@ echo "== memory: $MEMORY cached policies"
 } > "$OUT/header.md"
 TABLE=$OUT/table.md
 "$BENCH" table "$OUT/results.jsonl" --header "$OUT/header.md" > "$TABLE"
+if [ $SMOKE = 0 ]; then
+    echo "== core micro-benchmarks (criterion)"
+    {
+        echo
+        echo "### Core micro-benchmarks (criterion, median per operation)"
+        echo
+        echo "| operation | time |"
+        echo "|---|---|"
+        for b in "-p mtasts-core --bench core" "-p mtasts-daemon --bench codec"; do
+            # shellcheck disable=SC2086
+            cargo bench -q $b -- --warm-up-time 1 --measurement-time 3 2>/dev/null \
+                | sed -nE 's/^(.*[^ ]) +time: +\[[^ ]+ [^ ]+ ([^ ]+ [^ ]+) .*/| \1 | \2 |/p'
+        done
+    } >> "$TABLE"
+fi
 cat "$TABLE"
 if [ $SMOKE = 1 ]; then
     cp "$TABLE" "$OUT/benchmarks-smoke.md"
