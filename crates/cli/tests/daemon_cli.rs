@@ -3,6 +3,8 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -78,19 +80,8 @@ fn signal(child: &Child, sig: &str) {
 #[test]
 fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let dir = tmp("signals");
-    let lab = Proc(
-        Command::new(env!("CARGO_BIN_EXE_mtasts"))
-            .args(["lab", "serve", "--placement", "ephemeral", "--state-dir"])
-            .arg(dir.join("lab"))
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lab"),
-    );
-    wait_for(&dir.join("lab/ready"));
-    let dns = std::fs::read_to_string(dir.join("lab/ready"))
-        .expect("dns")
-        .trim()
-        .to_string();
+    let lab = common::EphemeralLab::start("signals");
+    let dns = lab.dns.clone();
     let port = free_port();
     let sock = dir.join("pf.sock");
     let config = dir.join("daemon.toml");
@@ -101,7 +92,7 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
                 "listen = [\"127.0.0.1:{port}\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"json\"\n[default_zone]\nstrict_testing = {strict}\n",
                 sock.display(),
                 dir.join("cache.sqlite3").display(),
-                dir.join("lab/ca.pem").display()
+                lab.ca().display()
             ),
         )
         .expect("config");
@@ -112,7 +103,7 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
             .args(["daemon", "--config"])
             .arg(&config)
             .arg("--port-map")
-            .arg(dir.join("lab/ports.txt"))
+            .arg(lab.ports())
             .stderr(Stdio::piped())
             .spawn()
             .expect("daemon"),

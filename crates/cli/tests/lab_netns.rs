@@ -4,31 +4,13 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn can_run() -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    let tools = ["ip", "dig", "curl", "openssl"].iter().all(|t| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if root && tools {
-        return true;
-    }
-    let why = format!(
-        "lab namespace tests need root and ip/dig/curl/openssl (root: {root}, tools: {tools})"
-    );
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("SKIPPED: {why}");
-    false
+    common::root_with(&["ip", "dig", "curl", "openssl"], "the lab namespace tests")
 }
 
 fn mtasts(args: &[&str]) -> Output {

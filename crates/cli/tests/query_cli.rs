@@ -3,47 +3,16 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+mod common;
 
-struct Lab {
-    child: Child,
-    dir: PathBuf,
-    dns: String,
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn lab() -> common::EphemeralLab {
+    common::EphemeralLab::start("query")
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn lab() -> Lab {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("mtasts-query-lab-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(["lab", "serve", "--placement", "ephemeral", "--state-dir"])
-        .arg(&dir)
-        .spawn()
-        .expect("lab serve");
-    let start = Instant::now();
-    while !dir.join("ready").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "lab not ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let dns = std::fs::read_to_string(dir.join("ready"))
-        .expect("ready")
-        .trim()
-        .to_string();
-    Lab { child, dir, dns }
-}
-
-fn query(lab: &Lab, domain: &str, extra: &[&str]) -> Output {
+fn query(lab: &common::EphemeralLab, domain: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mtasts"))
         .args([
             "query",
@@ -54,9 +23,9 @@ fn query(lab: &Lab, domain: &str, extra: &[&str]) -> Output {
             "1",
         ])
         .arg("--ca-file")
-        .arg(lab.dir.join("ca.pem"))
+        .arg(lab.ca())
         .arg("--port-map")
-        .arg(lab.dir.join("ports.txt"))
+        .arg(lab.ports())
         .args(extra)
         .output()
         .expect("query")

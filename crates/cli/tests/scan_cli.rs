@@ -2,54 +2,23 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-struct Lab {
-    child: Child,
-    dir: PathBuf,
-    dns: String,
+fn lab(tag: &str) -> common::EphemeralLab {
+    common::EphemeralLab::start(tag)
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn lab(tag: &str) -> Lab {
-    let dir = std::env::temp_dir().join(format!("mtasts-scan-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(["lab", "serve", "--placement", "ephemeral", "--state-dir"])
-        .arg(&dir)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("lab");
-    let start = Instant::now();
-    while !dir.join("ready").exists() {
-        assert!(start.elapsed() < Duration::from_secs(20));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let dns = std::fs::read_to_string(dir.join("ready"))
-        .expect("ready")
-        .trim()
-        .to_string();
-    Lab { child, dir, dns }
-}
-
-fn mtasts(lab: &Lab, args: &[&str], stdin: Option<&str>) -> Output {
+fn mtasts(lab: &common::EphemeralLab, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
         .args(args)
         .args(["--nameserver", &lab.dns, "--timeout", "0.8"])
         .arg("--ca-file")
-        .arg(lab.dir.join("ca.pem"))
+        .arg(lab.ca())
         .arg("--port-map")
-        .arg(lab.dir.join("ports.txt"))
+        .arg(lab.ports())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
