@@ -139,3 +139,69 @@ fn scan_the_whole_catalog_with_rows_summary_and_resume() {
             .any(|r| r["domain"] == "mx-expired.test" && r["error_class"] == "cert-invalid")
     );
 }
+
+#[test]
+fn scan_ctrl_c_keeps_partial_rows_and_prints_the_summary() {
+    let lab = lab("ctrlc");
+    let out = lab.dir.join("partial.jsonl");
+    // Fast domains first, then ones that hang until the domain timeout.
+    let list = "enforce.test\ntesting.test\nhang.test\nslow.test\ntxt-timeout.test\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args([
+            "scan",
+            "-",
+            "--format",
+            "jsonl",
+            "--concurrency",
+            "1",
+            "--domain-timeout",
+            "30",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .args(["--nameserver", &lab.dns, "--timeout", "10"])
+        .arg("--ca-file")
+        .arg(lab.ca())
+        .arg("--port-map")
+        .arg(lab.ports())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(list.as_bytes())
+        .expect("write");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&out)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "first rows never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{:?}", o.status);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("interrupted") && err.contains("| verdict | count |"),
+        "{err}"
+    );
+    let rows = std::fs::read_to_string(&out).expect("rows");
+    assert!(
+        rows.lines().count() >= 2 && rows.lines().count() < 5,
+        "{rows}"
+    );
+    assert!(rows.contains("\"enforce.test\""));
+}
