@@ -80,9 +80,19 @@ impl DnssecClient {
         let Ok(qname) = Name::from_ascii(format!("{}.", name.trim_end_matches('.'))) else {
             return failed(DnssecStatus::Indeterminate);
         };
-        let response = match tokio::time::timeout(self.timeout, self.exchange(qname, rtype)).await {
-            Ok(Ok(m)) => m,
-            _ => return failed(DnssecStatus::Indeterminate),
+        // Two tries: one lost UDP datagram must not turn into a deferral.
+        let per_try = self.timeout / 2;
+        let mut response = None;
+        for _ in 0..2 {
+            if let Ok(Ok(m)) =
+                tokio::time::timeout(per_try, self.exchange(qname.clone(), rtype)).await
+            {
+                response = Some(m);
+                break;
+            }
+        }
+        let Some(response) = response else {
+            return failed(DnssecStatus::Indeterminate);
         };
         let status = match response.response_code() {
             ResponseCode::NoError | ResponseCode::NXDomain if response.authentic_data() => {
@@ -103,14 +113,11 @@ impl DnssecClient {
 
     async fn exchange(&self, qname: Name, rtype: RecordType) -> std::io::Result<Message> {
         let mut query = Message::new();
-        let id = u16::try_from(std::process::id() & 0xffff).unwrap_or(0)
-            ^ u16::try_from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos() & 0xffff)
-                    .unwrap_or(0),
-            )
-            .unwrap_or(0);
+        // Unpredictable query id (with the random source port) against spoofed answers.
+        let mut id_bytes = [0u8; 2];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id_bytes)
+            .map_err(|_| std::io::Error::other("no randomness"))?;
+        let id = u16::from_be_bytes(id_bytes);
         let mut edns = Edns::new();
         edns.set_dnssec_ok(true);
         edns.set_max_payload(1232);
