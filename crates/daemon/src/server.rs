@@ -194,6 +194,16 @@ impl<D: Dns, F: Fetch> Server<D, F> {
                 return Reply::NotFound;
             }
         };
+        // Hot path: everything known in memory, no timers, no tasks.
+        let dane_now = match (&self.dane, zone.dane) {
+            (Some(dane), true) => dane.cached(&domain).map(Some),
+            _ => Some(None),
+        };
+        if let Some(dane_now) = dane_now
+            && let Some(lookup) = self.resolver.lookup_now(&domain)
+        {
+            return self.decide(&domain, zone, Some(dane_now), Ok(lookup));
+        }
         let deadline = tokio::time::Instant::now() + zone.deadline();
         let dane_pending = match (&self.dane, zone.dane) {
             (Some(dane), true) => match dane.cached(&domain) {
@@ -222,6 +232,18 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             },
             tokio::time::timeout_at(deadline, self.resolver.lookup(&domain))
         );
+        self.decide(&domain, zone, dane, sts.map_err(|_| ()))
+    }
+
+    /// The reply from what is known about DANE (`None`: still unknown; `Some(None)`: off)
+    /// and MTA-STS (`Err`: still unknown at the deadline).
+    fn decide(
+        &self,
+        domain: &mtasts_core::DomainName,
+        zone: &crate::config::Zone,
+        dane: Option<Option<Arc<DaneDecision>>>,
+        sts: Result<mtasts_resolver::Lookup, ()>,
+    ) -> Reply {
         let sts_enforced = |l: &mtasts_resolver::Lookup| {
             l.policy()
                 .is_some_and(|p| p.policy.mode == mtasts_core::Mode::Enforce)
@@ -266,7 +288,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         let reply = match (&lookup.verdict, lookup.policy()) {
             (Verdict::Policy(_), Some(cached)) => {
                 let (reply, omitted) =
-                    policy_reply_with_omission(&domain, &cached.policy, &zone.render_options());
+                    policy_reply_with_omission(domain, &cached.policy, &zone.render_options());
                 if let Some(o) = omitted {
                     tracing::warn!(domain = %domain, omitted = ?o, "reply shortened to fit Postfix's 100,000-byte limit");
                 }
@@ -282,7 +304,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             (Verdict::NoPolicy(_), _) => Reply::NotFound,
             (Verdict::Defer(why), _) => Reply::Temp(why.clone()),
         };
-        tracing::debug!(map, domain = %domain, decision = %describe_verdict(&lookup.verdict), reply = %reply, "answered");
+        tracing::debug!(domain = %domain, decision = %describe_verdict(&lookup.verdict), reply = %reply, "answered");
         reply
     }
 

@@ -186,6 +186,32 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         self.lookup_with(domain, true).await
     }
 
+    /// The decision from memory alone, or `None` when DNS is needed (the hot path: no await,
+    /// no timer). A due re-check is started in the background as in [`Resolver::lookup`].
+    pub fn lookup_now(&self, domain: &DomainName) -> Option<Lookup> {
+        let inner = &self.inner;
+        let state = inner.hot.get_now(domain)?;
+        let plan = on_request(Some(&state), inner.clock.now(), &inner.settings.cache);
+        let verdict = match plan {
+            RequestPlan::Answer(v) => v,
+            RequestPlan::AnswerThenRecheck(v) => {
+                self.spawn_recheck(domain.clone());
+                v
+            }
+            RequestPlan::LookupTxt => return None,
+        };
+        inner.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        inner.stats.memory_answers.fetch_add(1, Ordering::Relaxed);
+        Some(Lookup {
+            domain: domain.clone(),
+            verdict,
+            state: Some(state),
+            origin: Origin::Memory,
+            fetch_error: None,
+            steps: Vec::new(),
+        })
+    }
+
     async fn lookup_with(&self, domain: &DomainName, trace: bool) -> Lookup {
         let inner = &self.inner;
         inner.stats.lookups.fetch_add(1, Ordering::Relaxed);
