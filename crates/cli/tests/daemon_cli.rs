@@ -208,3 +208,71 @@ fn pmsr_yaml_is_migrated_with_warnings() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("reuse_port"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn systemd_socket_activation_is_used() {
+    let Ok(tool) = which("systemd-socket-activate") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test socket activation"
+        );
+        eprintln!("SKIPPED: systemd-socket-activate not found");
+        return;
+    };
+    let port = free_port();
+    let mut activator = Proc(
+        Command::new(tool)
+            .args(["-l", &format!("127.0.0.1:{port}")])
+            .arg(env!("CARGO_BIN_EXE_mtasts"))
+            .args([
+                "daemon",
+                "--cache",
+                "memory",
+                "--listen",
+                "127.0.0.1:1",
+                "--nameserver",
+                "127.0.0.1:9",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("activator"),
+    );
+    let start = Instant::now();
+    let reply = loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break ask(port, "postfix .example.test");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "socket never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        reply, "NOTFOUND ",
+        "answered on the passed socket, not on --listen"
+    );
+    signal(&activator.0, "-TERM");
+    let _ = activator.0.wait();
+    let mut log = String::new();
+    activator
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    assert!(log.contains("using sockets passed by systemd"), "{log}");
+}
+
+fn which(tool: &str) -> Result<String, ()> {
+    let o = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map_err(|_| ())?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    } else {
+        Err(())
+    }
+}
