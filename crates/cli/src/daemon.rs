@@ -33,6 +33,9 @@ pub struct DaemonArgs {
     /// Extra trusted CA certificates (PEM) for policy hosts.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
+    /// Validating resolver IP:PORT whose AD bit the DANE checks trust (default: --nameserver).
+    #[arg(long, value_name = "IP:PORT")]
+    dane_nameserver: Option<String>,
     /// Serve Prometheus metrics on IP:PORT.
     #[arg(long, value_name = "IP:PORT")]
     metrics_listen: Option<String>,
@@ -80,6 +83,9 @@ fn load_config(args: &DaemonArgs) -> Result<Config> {
     }
     if let Some(c) = &args.ca_file {
         config.ca_file = Some(c.clone());
+    }
+    if let Some(n) = &args.dane_nameserver {
+        config.dane_nameserver = Some(n.clone());
     }
     if let Some(m) = &args.metrics_listen {
         config.metrics_listen = Some(m.clone());
