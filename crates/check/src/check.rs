@@ -873,7 +873,37 @@ fn diagnose_address(
             Some("renew it".into()),
         );
     }
-    let Some(plain) = &without_sni.tls else {
+    let Some(plain) = without_sni
+        .tls
+        .as_ref()
+        .filter(|p| p.handshake && !p.chain.is_empty())
+    else {
+        // A TLS-level refusal without SNI while SNI works: the server only works with SNI.
+        if let Some(err) = without_sni.tls.as_ref().and_then(|t| t.error.clone())
+            && tls.valid()
+        {
+            r.add(
+                step,
+                Level::Warning,
+                "sni-only",
+                format!("{host} [{at}]: works only when SNI is sent; without SNI the handshake fails ({err}) — senders that send no SNI (e.g. some MTAs) will fail under enforce"),
+                Some(format!("configure a default certificate (no SNI) that covers {host}")),
+            );
+            return;
+        }
+        // The probe without SNI failed for another reason: say so, but claim nothing about SNI.
+        let why = without_sni
+            .error
+            .clone()
+            .or_else(|| without_sni.tls.as_ref().and_then(|t| t.error.clone()))
+            .unwrap_or_else(|| "no TLS".into());
+        r.add(
+            step,
+            Level::Info,
+            "no-sni-probe-failed",
+            format!("{host} [{at}] without SNI: {why}"),
+            None,
+        );
         return;
     };
     match (tls.valid(), plain.valid()) {

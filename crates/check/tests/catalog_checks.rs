@@ -213,7 +213,7 @@ async fn every_catalog_scenario_gets_its_diagnosis() {
         Checker::new(CheckSettings {
             nameserver: Some(world.dns_addr()),
             ca_file: Some(world.ca_file().to_path_buf()),
-            timeout: Duration::from_millis(800),
+            timeout: Duration::from_secs(2),
             smtp: true,
             connect_map: world.port_map(),
         })
@@ -312,6 +312,16 @@ async fn every_catalog_scenario_gets_its_diagnosis() {
     );
     assert!(get("dane.test").dane_present() && !get("enforce.test").dane_present());
     assert_eq!(get("sni-only.test").sni_only_count(), 1);
+    let req = get("sni-required.test")
+        .findings
+        .iter()
+        .find(|f| f.code == "sni-only")
+        .expect("finding");
+    assert!(
+        req.message.contains("without SNI the handshake fails"),
+        "{}",
+        req.message
+    );
     let r = get("enforce.test");
     assert_eq!(r.exit_code(), 0);
     assert!(
@@ -336,7 +346,7 @@ async fn no_smtp_skips_port_25() {
     let checker = Checker::new(CheckSettings {
         nameserver: Some(world.dns_addr()),
         ca_file: Some(world.ca_file().to_path_buf()),
-        timeout: Duration::from_millis(800),
+        timeout: Duration::from_secs(2),
         smtp: false,
         connect_map: world.port_map(),
     })

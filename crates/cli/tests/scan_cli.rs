@@ -14,7 +14,7 @@ fn lab(tag: &str) -> common::EphemeralLab {
 fn mtasts(lab: &common::EphemeralLab, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
         .args(args)
-        .args(["--nameserver", &lab.dns, "--timeout", "0.8"])
+        .args(["--nameserver", &lab.dns, "--timeout", "2"])
         .arg("--ca-file")
         .arg(lab.ca())
         .arg("--port-map")

@@ -81,7 +81,7 @@ impl DnssecClient {
             return failed(DnssecStatus::Indeterminate);
         };
         // Two tries: one lost UDP datagram must not turn into a deferral.
-        let per_try = self.timeout / 2;
+        let per_try = self.timeout;
         let mut response = None;
         for _ in 0..2 {
             if let Ok(Ok(m)) =

@@ -44,6 +44,8 @@ pub struct SmtpHost {
     /// When set, clients that send no SNI (or an unknown one) get a valid certificate for this
     /// other name instead: the server works only with SNI.
     pub default_name: Option<String>,
+    /// No certificate at all without SNI (or with an unknown name): the handshake is aborted.
+    pub sni_required: bool,
 }
 
 impl SmtpHost {
@@ -110,11 +112,12 @@ pub fn install_certs(state: &SmtpHostState, ca: &TestCa) -> Result<(), Error> {
     for name in &spec.extra_names {
         by_name.insert(name.clone(), ca.issue(name, CertKind::Valid)?);
     }
-    let default = match &spec.default_name {
-        Some(other) => ca.issue(other, CertKind::Valid)?,
-        None => own,
+    let default = match (&spec.default_name, spec.sni_required) {
+        (_, true) => None,
+        (Some(other), false) => Some(ca.issue(other, CertKind::Valid)?),
+        (None, false) => Some(own),
     };
-    state.certs.replace(by_name, Some(default));
+    state.certs.replace(by_name, default);
     Ok(())
 }
 
