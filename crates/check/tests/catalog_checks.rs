@@ -124,6 +124,12 @@ const EXPECT: &[(&str, &[&str], Level, Option<bool>)] = &[
         Some(true),
     ),
     (
+        "sni-required.test",
+        &["sni-only", "tls-ok"],
+        Level::Warning,
+        Some(true),
+    ),
+    (
         "no-starttls.test",
         &["starttls-missing"],
         Level::Error,
@@ -312,6 +318,16 @@ async fn every_catalog_scenario_gets_its_diagnosis() {
     );
     assert!(get("dane.test").dane_present() && !get("enforce.test").dane_present());
     assert_eq!(get("sni-only.test").sni_only_count(), 1);
+    let req = get("sni-required.test")
+        .findings
+        .iter()
+        .find(|f| f.code == "sni-only")
+        .expect("finding");
+    assert!(
+        req.message.contains("without SNI the handshake fails"),
+        "{}",
+        req.message
+    );
     let req = get("sni-required.test")
         .findings
         .iter()
