@@ -127,8 +127,9 @@ pub struct DomainState {
     pub policy: Option<CachedPolicy>,
     /// The last TXT outcome and when it was seen.
     pub txt: Option<(UnixTime, TxtLookup)>,
-    /// The last failed fetch since the last success.
-    pub failed_fetch: Option<FailedFetch>,
+    /// The last failed fetch since the last success (boxed: rare, and kept out of the size of
+    /// every cached entry).
+    pub failed_fetch: Option<Box<FailedFetch>>,
 }
 
 impl DomainState {
@@ -334,11 +335,11 @@ pub fn on_fetch(
             (next, Verdict::Policy(Source::Fetched))
         }
         Err(failure) => {
-            next.failed_fetch = Some(FailedFetch {
+            next.failed_fetch = Some(Box::new(FailedFetch {
                 id: id.to_string(),
                 at: now,
                 failure,
-            });
+            }));
             let verdict = if next.valid_policy(now).is_some() {
                 Verdict::Policy(Source::Cached)
             } else {

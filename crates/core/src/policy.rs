@@ -54,10 +54,11 @@ pub struct Policy {
     pub mode: Mode,
     /// Seconds, already clamped to [`MAX_MAX_AGE`].
     pub max_age: u64,
-    /// Patterns in file order, duplicates kept as written.
-    pub mx: Vec<MxPattern>,
+    /// Patterns in file order, duplicates kept as written. (Boxed slices: a cached policy
+    /// carries no spare capacity.)
+    pub mx: Box<[MxPattern]>,
     /// Extension fields (first occurrence of each name), ignored by senders (POL-05).
-    pub extensions: Vec<(String, String)>,
+    pub extensions: Box<[(String, String)]>,
 }
 
 impl Policy {
@@ -307,8 +308,8 @@ fn parse(text: &str) -> Result<Parsed, PolicyErrors> {
             policy: Policy {
                 mode,
                 max_age,
-                mx: b.mx,
-                extensions: b.extensions,
+                mx: b.mx.into_boxed_slice(),
+                extensions: b.extensions.into_boxed_slice(),
             },
             warnings: b.warnings,
         }),

@@ -163,6 +163,7 @@ fn pol_05_unknown_keys_ignored_if_well_formed() {
             "foo_bar.1".to_string(),
             "some value with spaces".to_string()
         )]
+        .into_boxed_slice()
     );
     assert_eq!(
         ok(&format!("{GOOD}ext: ünïcödé välue\n"))

@@ -123,11 +123,11 @@ pub fn decode(text: &str) -> Result<DomainState, StoreError> {
         (t.at, lookup)
     });
     let failed_fetch = match entry.failed {
-        Some(f) => Some(FailedFetch {
+        Some(f) => Some(Box::new(FailedFetch {
             id: f.id,
             at: f.at,
             failure: failure_from_str(&f.failure)?,
-        }),
+        })),
         None => None,
     };
     Ok(DomainState {

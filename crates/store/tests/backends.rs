@@ -27,11 +27,11 @@ fn state(id: &str, mode: &str) -> Arc<DomainState> {
             fetched_at: NOW,
         }),
         txt: Some((NOW + 5, TxtLookup::Found(id.to_string()))),
-        failed_fetch: Some(FailedFetch {
+        failed_fetch: Some(Box::new(FailedFetch {
             id: "next".into(),
             at: NOW + 7,
             failure: FetchFailure::WebPkiInvalid,
-        }),
+        })),
     })
 }
 
@@ -137,11 +137,11 @@ async fn negative_and_failure_states_round_trip() {
         DomainState {
             policy: None,
             txt: Some((NOW, TxtLookup::Found("x".into()))),
-            failed_fetch: Some(FailedFetch {
+            failed_fetch: Some(Box::new(FailedFetch {
                 id: "x".into(),
                 at: NOW,
                 failure: FetchFailure::PolicyInvalid,
-            }),
+            })),
         },
     ];
     for s in &stores {
