@@ -83,13 +83,14 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let lab = common::EphemeralLab::start("signals");
     let dns = lab.dns.clone();
     let port = free_port();
+    let metrics_port = free_port();
     let sock = dir.join("pf.sock");
     let config = dir.join("daemon.toml");
     let write_config = |strict: bool| {
         std::fs::write(
             &config,
             format!(
-                "listen = [\"127.0.0.1:{port}\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"json\"\n[default_zone]\nstrict_testing = {strict}\n",
+                "listen = [\"127.0.0.1:{port}\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"json\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[default_zone]\nstrict_testing = {strict}\n",
                 sock.display(),
                 dir.join("cache.sqlite3").display(),
                 lab.ca().display()
@@ -111,6 +112,21 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     wait_for(&sock);
     assert_eq!(ask(port, "postfix testing.test"), "NOTFOUND ");
     assert!(ask(port, "postfix enforce.test").starts_with("OK secure match=mx1.enforce.test"));
+
+    let mut http = TcpStream::connect(("127.0.0.1", metrics_port)).expect("metrics listener");
+    http.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut page = String::new();
+    let _ = http.read_to_string(&mut page);
+    assert!(
+        page.starts_with("HTTP/1.0 200") || page.starts_with("HTTP/1.1 200"),
+        "{page}"
+    );
+    assert!(
+        page.contains("mtasts_answers_total{status=\"OK\"} 1"),
+        "{page}"
+    );
+    assert!(page.contains("mtasts_answer_seconds_count 2"), "{page}");
 
     write_config(true);
     signal(&daemon.0, "-HUP");
