@@ -75,18 +75,26 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<DomainName>, StoreError>> + Send;
 
     /// Takes the refresh lock of `domain` for `ttl` (so one host of a fleet refreshes it).
-    /// Single-host backends always grant it.
+    /// Single-host backends keep the default: always granted.
     fn try_lock(
         &self,
         domain: &DomainName,
         ttl: Duration,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (domain, ttl);
+        async { Ok(true) }
+    }
 
     /// Releases a lock taken with [`Store::try_lock`].
-    fn unlock(&self, domain: &DomainName) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn unlock(&self, domain: &DomainName) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = domain;
+        async { Ok(()) }
+    }
 
-    /// Makes everything written so far durable.
-    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Makes everything written so far durable (default: nothing to do).
+    fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A store chosen at run time.

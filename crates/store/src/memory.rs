@@ -4,7 +4,6 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use lru::LruCache;
 use mtasts_core::{DomainName, DomainState, UnixTime};
@@ -119,17 +118,5 @@ impl Store for MemoryStore {
         }
         due.sort();
         Ok(due.into_iter().take(limit).map(|(_, d)| d).collect())
-    }
-
-    async fn try_lock(&self, _domain: &DomainName, _ttl: Duration) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-
-    async fn unlock(&self, _domain: &DomainName) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 }

@@ -196,8 +196,4 @@ impl Store for RedisStore {
         })
         .await
     }
-
-    async fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
 }

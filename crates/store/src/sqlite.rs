@@ -186,14 +186,6 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn try_lock(&self, _domain: &DomainName, _ttl: Duration) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-
-    async fn unlock(&self, _domain: &DomainName) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     async fn flush(&self) -> Result<(), StoreError> {
         self.with(|c, p| {
             c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
