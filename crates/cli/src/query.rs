@@ -1,22 +1,24 @@
 //! `mtasts query DOMAIN`: one lookup through the daemon's code path, explained.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mtasts_core::cache::{NoPolicyReason, Source, Verdict};
-use mtasts_core::postfix::{RenderOptions, policy_reply};
-use mtasts_core::{DomainName, UnixTime};
-use mtasts_resolver::{Lookup, Origin, ResolverSettings, describe_verdict};
+use mtasts_core::Decision;
+use mtasts_core::postfix::policy_domain_from_key;
+use mtasts_daemon::{Config, DecisionReport, Server};
+use mtasts_resolver::{DaneResolver, DaneSettings, DnssecClient, ResolverSettings};
 use mtasts_store::AnyStore;
-use serde::Serialize;
 
 use crate::net::NetArgs;
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// The policy domain (the recipient's domain, or a smart host's).
+    /// The policy domain (the recipient's domain, or a smart host's), in any form Postfix
+    /// sends as a key: `host`, `host:port`, `[host]`, `[host]:port`.
     domain: String,
     #[command(flatten)]
     net: NetArgs,
@@ -24,49 +26,21 @@ pub struct QueryArgs {
     /// (e.g. the daemon's file) or `redis://…`.
     #[arg(long, default_value = "memory")]
     cache: String,
+    /// The daemon's configuration file, for its zones (the map names Postfix asks with).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The map name to answer for, as in `socketmap:inet:…:NAME` (default: the default zone).
+    #[arg(long, value_name = "NAME", default_value = "postfix")]
+    map: String,
+    /// Validating resolver IP:PORT whose AD bit the DANE check trusts (default: --nameserver).
+    #[arg(long, value_name = "IP:PORT")]
+    dane_nameserver: Option<SocketAddr>,
+    /// Do not check DANE, whatever the zone says.
+    #[arg(long)]
+    no_dane: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-}
-
-/// The JSON shape of a query.
-#[derive(Debug, Serialize)]
-struct QueryReport {
-    domain: String,
-    /// `policy`, `none` or `temporary-failure`.
-    decision: &'static str,
-    /// `cached`, `fetched`, `no-record`, `dns-failure`, `fetch-failed` or `deferred`.
-    reason_code: &'static str,
-    reason: String,
-    /// `cache` or `network`.
-    source: &'static str,
-    policy: Option<PolicyReport>,
-    /// What Postfix would be told (default zone).
-    postfix: String,
-    error: Option<ErrorReport>,
-    steps: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct PolicyReport {
-    id: String,
-    mode: String,
-    mx: Vec<String>,
-    max_age: u64,
-    fetched_at: String,
-    expires_at: String,
-    text: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ErrorReport {
-    rule: &'static str,
-    result_type: &'static str,
-    message: String,
-}
-
-fn rfc3339(t: UnixTime) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
 }
 
 pub fn run(args: &QueryArgs) -> ExitCode {
@@ -80,13 +54,29 @@ pub fn run(args: &QueryArgs) -> ExitCode {
 }
 
 fn query(args: &QueryArgs) -> Result<ExitCode> {
-    let domain =
-        DomainName::parse(&args.domain).with_context(|| format!("domain `{}`", args.domain))?;
+    let domain = policy_domain_from_key(&args.domain)
+        .map_err(anyhow::Error::new)
+        .context("the domain to query")?;
+    let mut config = match &args.config {
+        Some(path) => {
+            let (config, warnings) =
+                Config::load(path).with_context(|| format!("loading {}", path.display()))?;
+            for w in warnings {
+                eprintln!("mtasts query: config: {w}");
+            }
+            config
+        }
+        None => Config::default(),
+    };
+    if args.no_dane {
+        config.default_zone.dane = false;
+        config.zones.values_mut().for_each(|z| z.dane = false);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let lookup = runtime.block_on(async {
+    let explanation = runtime.block_on(async {
         let store = AnyStore::open(&args.cache, 1000)
             .await
             .with_context(|| format!("--cache {}", args.cache))?;
@@ -95,11 +85,25 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
             ..ResolverSettings::default()
         };
         let resolver = args.net.resolver(Some(store), settings)?;
-        let lookup = resolver.lookup_traced(&domain).await;
+        let dane = if config.zone(&args.map).dane {
+            let server = args.dane_nameserver.or(args.net.nameserver);
+            let timeout =
+                Duration::try_from_secs_f64(args.net.dns_timeout).unwrap_or(Duration::from_secs(5));
+            let client = DnssecClient::new(server, timeout)
+                .map_err(anyhow::Error::msg)
+                .context(
+                    "DANE checks need a validating resolver (--dane-nameserver, or --no-dane)",
+                )?;
+            Some(DaneResolver::new(client, DaneSettings::default()))
+        } else {
+            None
+        };
+        let server = Server::new(resolver.clone(), dane, config);
+        let explanation = server.explain(&args.map, &domain, true).await;
         resolver.flush().await;
-        anyhow::Ok(lookup)
+        anyhow::Ok(explanation)
     })?;
-    let report = report(&lookup);
+    let report = DecisionReport::new(&explanation);
     if args.json {
         println!(
             "{}",
@@ -108,66 +112,19 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
     } else {
         print_text(&report);
     }
-    Ok(match lookup.verdict {
-        Verdict::Defer(_) => ExitCode::from(3),
+    Ok(match explanation.decision() {
+        Decision::Defer(_) => ExitCode::from(3),
         _ => ExitCode::SUCCESS,
     })
 }
 
-fn report(l: &Lookup) -> QueryReport {
-    let decision = match &l.verdict {
-        Verdict::Policy(_) => "policy",
-        Verdict::NoPolicy(_) => "none",
-        Verdict::Defer(_) => "temporary-failure",
-    };
-    let policy = l.policy().map(|p| PolicyReport {
-        id: p.id.clone(),
-        mode: p.policy.mode.to_string(),
-        mx: p.policy.mx.iter().map(ToString::to_string).collect(),
-        max_age: p.policy.max_age,
-        fetched_at: rfc3339(p.fetched_at),
-        expires_at: rfc3339(p.expires_at()),
-        text: p.policy.render(),
-    });
-    let postfix = match (&l.verdict, l.policy()) {
-        (Verdict::Policy(_), Some(p)) => {
-            policy_reply(&l.domain, &p.policy, &RenderOptions::default()).payload()
-        }
-        (Verdict::Defer(why), _) => format!("TEMP {why}"),
-        _ => "NOTFOUND ".to_string(),
-    };
-    let error = l.fetch_error.as_ref().map(|e| ErrorReport {
-        rule: e.rule(),
-        result_type: e.failure().result_type(),
-        message: e.to_string(),
-    });
-    let reason_code = match &l.verdict {
-        Verdict::Policy(Source::Cached) => "cached",
-        Verdict::Policy(Source::Fetched) => "fetched",
-        Verdict::NoPolicy(NoPolicyReason::NoRecord(_)) => "no-record",
-        Verdict::NoPolicy(NoPolicyReason::DnsFailure(_)) => "dns-failure",
-        Verdict::NoPolicy(NoPolicyReason::FetchFailed(_)) => "fetch-failed",
-        Verdict::Defer(_) => "deferred",
-    };
-    QueryReport {
-        domain: l.domain.to_string(),
-        decision,
-        reason_code,
-        reason: describe_verdict(&l.verdict),
-        source: match (l.origin, &l.verdict) {
-            (Origin::Memory, _) | (_, Verdict::Policy(Source::Cached)) => "cache",
-            _ => "network",
-        },
-        policy,
-        postfix,
-        error,
-        steps: l.steps.clone(),
-    }
-}
-
-fn print_text(r: &QueryReport) {
+fn print_text(r: &DecisionReport) {
     println!("domain:    {}", r.domain);
     println!("decision:  {}", r.reason);
+    if let Some(d) = &r.dane {
+        println!("dane:      {} ({})", d.decision, d.reason);
+    }
+    println!("governs:   {} ({})", r.zone.decision, r.zone.reason);
     if let Some(p) = &r.policy {
         println!("mode:      {}", p.mode);
         println!(

@@ -172,6 +172,30 @@ pub enum Verdict {
     Defer(String),
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Policy(Source::Cached) => f.write_str("policy in force (cached)"),
+            Self::Policy(Source::Fetched) => f.write_str("policy in force (just fetched)"),
+            Self::NoPolicy(NoPolicyReason::NoRecord(_)) => {
+                f.write_str("no policy: no usable _mta-sts record")
+            }
+            Self::NoPolicy(NoPolicyReason::DnsFailure(w)) => {
+                write!(
+                    f,
+                    "no policy: DNS failed ({w}) and nothing is cached (DNS-02)"
+                )
+            }
+            Self::NoPolicy(NoPolicyReason::FetchFailed(fail)) => write!(
+                f,
+                "no policy: the policy could not be fetched ({}) and nothing is cached (FETCH-10)",
+                fail.result_type()
+            ),
+            Self::Defer(why) => write!(f, "temporary failure: {why}"),
+        }
+    }
+}
+
 /// Where an applied policy came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

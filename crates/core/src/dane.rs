@@ -75,11 +75,21 @@ pub enum DaneDecision {
     DaneOnly,
     /// DANE applies to some MX hosts, or TLSA records exist but none is usable: Postfix `dane`
     /// (RFC 7672 fallback: unusable TLSA means mandatory unauthenticated TLS for that host).
-    Dane,
+    Dane(DaneCoverage),
     /// DANE does not apply; the MTA-STS path decides.
     NotApplicable(String),
     /// DNSSEC or DNS failure on the DANE path: defer, never downgrade (RFC 7672 §2.1.1).
     TempFail(String),
+}
+
+/// How far DANE covers a domain's MX hosts when not all of them have usable TLSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaneCoverage {
+    /// Some MX hosts have a secure, usable TLSA RRset; the others have none or only unusable ones.
+    Partial,
+    /// Secure TLSA records exist, but none is usable (RFC 7672 §3.1): no host can be
+    /// authenticated by DANE, only encrypted.
+    UnusableOnly,
 }
 
 /// Decides from the MX answer and, for each MX host (or the domain itself when it has no MX),
@@ -89,8 +99,8 @@ pub enum DaneDecision {
 /// - MX RRset not secure → not applicable: an unauthenticated MX can name any host, so its
 ///   hosts' TLSA records authenticate nothing (RFC 7672 §2.2.1).
 /// - any TLSA lookup bogus/failed → `TempFail`;
-/// - all hosts secure and usable → `DaneOnly`; some → `Dane`; TLSA present but none usable →
-///   `Dane`; otherwise (authenticated denial, insecure) → not applicable.
+/// - all hosts secure and usable → `DaneOnly`; some → `Dane(Partial)`; TLSA present but none
+///   usable → `Dane(UnusableOnly)`; otherwise (authenticated denial, insecure) → not applicable.
 pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> DaneDecision {
     match mx.status {
         DnssecStatus::Bogus => {
@@ -128,8 +138,10 @@ pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> Dan
     }
     if usable == hosts_tlsa.len() {
         DaneDecision::DaneOnly
-    } else if usable > 0 || unusable_only > 0 {
-        DaneDecision::Dane
+    } else if usable > 0 {
+        DaneDecision::Dane(DaneCoverage::Partial)
+    } else if unusable_only > 0 {
+        DaneDecision::Dane(DaneCoverage::UnusableOnly)
     } else {
         DaneDecision::NotApplicable("no secure TLSA records for the MX hosts".into())
     }

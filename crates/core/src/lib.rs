@@ -5,6 +5,7 @@
 //! - [`mx`]: MX patterns and matching (§4.1);
 //! - [`cache`]: what is in force, and what to fetch when (§3.3, §5.1, §8.3, §10.2);
 //! - [`dane`]: whether DANE governs a destination, so MTA-STS never weakens it;
+//! - [`decision`]: the one decision (DANE × MTA-STS × zone profile) every front end renders;
 //! - [`tlsrpt`]: the TLS-RPT record (RFC 8460 §3);
 //! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
 //! - [`advice`]: legal-but-unwise choices, for linting and checking;
@@ -16,6 +17,7 @@
 pub mod advice;
 pub mod cache;
 pub mod dane;
+pub mod decision;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -28,6 +30,7 @@ pub mod txt;
 pub use cache::{
     CacheSettings, CachedPolicy, DomainState, FetchFailure, TxtLookup, UnixTime, Verdict,
 };
+pub use decision::{DaneFinding, Decision, Profile, StsFinding, decide};
 pub use domain::{DomainError, DomainName};
 pub use mx::{MxPattern, MxPatternError};
 pub use policy::{Mode, Parsed, Policy, PolicyError, PolicyErrors, PolicyRule, PolicyWarning};

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use crate::decision::{Decision, Defer};
 use crate::domain::DomainName;
 use crate::policy::{Mode, Policy};
 
@@ -99,14 +100,46 @@ pub fn policy_reply_with_omission(
     }
     match render_secure(domain, policy, opts) {
         Some((data, omitted)) => (Reply::Ok(data), omitted),
-        None => (
-            Reply::Temp(format!(
-                "MTA-STS policy of {domain} has too many mx patterns for a {}-byte Postfix reply",
-                opts.max_reply
-            )),
-            None,
-        ),
+        None => (too_large(domain, opts), None),
     }
+}
+
+/// The Postfix reply for a [`Decision`] about `domain` (PFX-30, PFX-33), and what had to be
+/// left out to fit the size limit. The decision already applied `strict_testing`.
+pub fn render(
+    domain: &DomainName,
+    decision: &Decision<'_>,
+    opts: &RenderOptions,
+) -> (Reply, Option<Omission>) {
+    match decision {
+        Decision::DaneOnly(_) => (Reply::Ok("dane-only".into()), None),
+        Decision::Dane(_) => (Reply::Ok("dane".into()), None),
+        Decision::Enforce { policy, .. } => match render_secure(domain, &policy.policy, opts) {
+            Some((data, omitted)) => (Reply::Ok(data), omitted),
+            None => (too_large(domain, opts), None),
+        },
+        Decision::Testing(_) | Decision::NoPolicy(_) => (Reply::NotFound, None),
+        Decision::Defer(why) => (Reply::Temp(defer_reason(domain, why)), None),
+    }
+}
+
+/// The `TEMP` text of a deferral; these words are what Postfix logs.
+fn defer_reason(domain: &DomainName, why: &Defer<'_>) -> String {
+    match why {
+        Defer::DaneFailed(why) => format!("DANE check for {domain}: {why}"),
+        Defer::DanePending => format!("DANE check for {domain} still in progress"),
+        Defer::StsPending => format!("MTA-STS lookup for {domain} still in progress"),
+        Defer::StsFailure(verdict) => verdict.to_string(),
+        Defer::Resolver(why) => (*why).to_string(),
+        Defer::PolicyMissing => format!("internal error: policy of {domain} missing"),
+    }
+}
+
+fn too_large(domain: &DomainName, opts: &RenderOptions) -> Reply {
+    Reply::Temp(format!(
+        "MTA-STS policy of {domain} has too many mx patterns for a {}-byte Postfix reply",
+        opts.max_reply
+    ))
 }
 
 /// `secure match=p1:p2 servername=hostname`, plus the TLSRPT attributes when asked. To stay

@@ -2,7 +2,9 @@
 
 #![allow(clippy::expect_used)]
 
-use mtasts_core::dane::{Answer, DaneDecision, DnssecStatus, Tlsa, decide, tlsa_name};
+use mtasts_core::dane::{
+    Answer, DaneCoverage, DaneDecision, DnssecStatus, Tlsa, decide, tlsa_name,
+};
 
 fn mx(status: DnssecStatus, hosts: &[&str]) -> Answer<String> {
     Answer {
@@ -53,7 +55,7 @@ fn dane_02_some_hosts_with_tlsa_is_dane() {
             tlsa(DnssecStatus::Secure, vec![]),
         ),
     );
-    assert_eq!(d, DaneDecision::Dane);
+    assert_eq!(d, DaneDecision::Dane(DaneCoverage::Partial));
 }
 
 #[test]
@@ -76,7 +78,7 @@ fn unusable_tlsa_is_dane_so_postfix_falls_back_as_rfc7672_says() {
                 tlsa(DnssecStatus::Secure, vec![bad]),
             ),
         );
-        assert_eq!(d, DaneDecision::Dane);
+        assert_eq!(d, DaneDecision::Dane(DaneCoverage::UnusableOnly));
     }
     for ok in [
         ee(),

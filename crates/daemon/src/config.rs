@@ -132,6 +132,14 @@ impl Default for Zone {
 }
 
 impl Zone {
+    /// The choices that change the core decision.
+    pub fn profile(&self) -> mtasts_core::Profile {
+        mtasts_core::Profile {
+            strict_testing: self.strict_testing,
+            defer_on_failure: self.defer_on_failure,
+        }
+    }
+
     /// Rendering options for core.
     pub fn render_options(&self) -> RenderOptions {
         RenderOptions {

@@ -5,8 +5,10 @@ pub mod codec;
 pub mod config;
 pub mod metrics;
 pub mod pmsr;
+pub mod report;
 pub mod server;
 
 pub use codec::{CodecError, NetstringCodec};
 pub use config::{Config, ConfigError, Zone};
-pub use server::{Listener, Server, ServerError, bind};
+pub use report::DecisionReport;
+pub use server::{Explanation, Listener, Server, ServerError, bind};

@@ -1,4 +1,5 @@
-//! Prometheus metrics over HTTP (`GET /metrics`, text exposition format 0.0.4).
+//! The daemon's HTTP listener: Prometheus metrics (`GET /metrics`, text exposition format
+//! 0.0.4), `GET /healthz`, and the JSON view of a decision (`GET /v1/decision/<domain>`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use mtasts_resolver::{Dns, Fetch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::report::DecisionReport;
 use crate::server::{LATENCY_BOUNDS, Server};
 
 fn load(a: &AtomicU64) -> u64 {
@@ -133,7 +135,64 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
     out
 }
 
-/// Serves `/metrics` on `addr` until shutdown.
+type Response = http::Response<Full<Bytes>>;
+
+fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
+    let mut r = http::Response::new(Full::new(body.into()));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn json_error(status: u16, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    respond(status, "application/json", body)
+}
+
+/// The value of `name` in a query string (`a=b&c=d`), undecoded: map names and domains need
+/// no percent-encoding.
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// `GET /metrics`, `GET /healthz`, `GET /v1/decision/<domain>?zone=<map name>`.
+async fn route<D: Dns, F: Fetch, B>(server: &Server<D, F>, req: &http::Request<B>) -> Response {
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        return respond(405, "text/plain", "GET only\n");
+    }
+    let path = req.uri().path();
+    if path == "/metrics" {
+        return respond(200, "text/plain; version=0.0.4", render(server));
+    }
+    if path == "/healthz" {
+        return respond(200, "text/plain", "ok\n");
+    }
+    let Some(key) = path.strip_prefix("/v1/decision/") else {
+        return respond(
+            404,
+            "text/plain",
+            "see /metrics, /healthz, /v1/decision/<domain>\n",
+        );
+    };
+    let domain = match mtasts_core::postfix::policy_domain_from_key(key) {
+        Ok(d) => d,
+        Err(e) => return json_error(400, &e.to_string()),
+    };
+    let map = query_param(req.uri().query(), "zone").unwrap_or("postfix");
+    let explanation = server.explain(map, &domain, true).await;
+    match serde_json::to_string_pretty(&DecisionReport::new(&explanation)) {
+        Ok(body) => respond(200, "application/json", body),
+        Err(e) => json_error(500, &e.to_string()),
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/v1/decision/<domain>` on `addr` until shutdown.
 pub async fn serve<D: Dns, F: Fetch>(
     addr: SocketAddr,
     server: Arc<Server<D, F>>,
@@ -153,17 +212,7 @@ pub async fn serve<D: Dns, F: Fetch>(
                 let service =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let server = server.clone();
-                        async move {
-                            if req.uri().path() == "/metrics" {
-                                http::Response::builder()
-                                    .header("Content-Type", "text/plain; version=0.0.4")
-                                    .body(Full::new(Bytes::from(render(&server))))
-                            } else {
-                                http::Response::builder()
-                                    .status(404)
-                                    .body(Full::new(Bytes::from_static(b"see /metrics\n")))
-                            }
-                        }
+                        async move { Ok::<_, std::convert::Infallible>(route(&server, &req).await) }
                     });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use mtasts_core::cache::{NoPolicyReason, Verdict};
 use mtasts_core::dane::DaneDecision;
-use mtasts_core::postfix::{
-    KeyRejection, Reply, policy_domain_from_key, policy_reply_with_omission,
-};
-use mtasts_resolver::{DaneResolver, Dns, Fetch, Resolver, describe_verdict};
+use mtasts_core::decision::{DaneFinding, StsFinding, decide};
+use mtasts_core::postfix::{self, KeyRejection, Reply, policy_domain_from_key};
+use mtasts_core::{Decision, DomainName};
+use mtasts_resolver::{DaneResolver, Dns, Fetch, Lookup, Resolver};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -21,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 
 use crate::codec::NetstringCodec;
-use crate::config::{Config, UnixSocket};
+use crate::config::{Config, UnixSocket, Zone};
 
 /// Connections idle this long are closed (Postfix itself closes after 10 s idle).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -81,6 +80,49 @@ impl LatencyHistogram {
             Ordering::Relaxed,
         );
         self.count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The MTA-STS side of a finished lookup, for the core decision.
+fn sts_finding(lookup: &Lookup) -> StsFinding<'_> {
+    StsFinding::Lookup {
+        verdict: &lookup.verdict,
+        policy: lookup.policy(),
+    }
+}
+
+/// Everything behind one answer: the zone, the DANE decision (`None`: DANE off for the zone)
+/// and the MTA-STS lookup. [`Explanation::decision`] is what the daemon decides from them.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The map name asked for.
+    pub map: String,
+    /// The zone that map name selects.
+    pub zone: Zone,
+    /// The DANE decision, or `None` when the zone does not check DANE.
+    pub dane: Option<Arc<DaneDecision>>,
+    /// The MTA-STS lookup.
+    pub lookup: Lookup,
+}
+
+impl Explanation {
+    /// The decision, as the daemon makes it.
+    pub fn decision(&self) -> Decision<'_> {
+        let dane = self
+            .dane
+            .as_deref()
+            .map_or(DaneFinding::Off, DaneFinding::Decided);
+        decide(dane, sts_finding(&self.lookup), self.zone.profile())
+    }
+
+    /// The Postfix reply the daemon gives for it.
+    pub fn postfix_reply(&self) -> Reply {
+        postfix::render(
+            &self.lookup.domain,
+            &self.decision(),
+            &self.zone.render_options(),
+        )
+        .0
     }
 }
 
@@ -202,7 +244,10 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         if let Some(dane_now) = dane_now
             && let Some(lookup) = self.resolver.lookup_now(&domain)
         {
-            return self.decide(&domain, zone, Some(dane_now), Ok(lookup));
+            let dane = dane_now
+                .as_deref()
+                .map_or(DaneFinding::Off, DaneFinding::Decided);
+            return self.decide(&domain, zone, dane, sts_finding(&lookup));
         }
         let deadline = tokio::time::Instant::now() + zone.deadline();
         let dane_pending = match (&self.dane, zone.dane) {
@@ -232,80 +277,63 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             },
             tokio::time::timeout_at(deadline, self.resolver.lookup(&domain))
         );
-        self.decide(&domain, zone, dane, sts.map_err(|_| ()))
+        let dane = match &dane {
+            None => DaneFinding::Pending,
+            Some(None) => DaneFinding::Off,
+            Some(Some(d)) => DaneFinding::Decided(d),
+        };
+        let sts = sts.as_ref().map_or(StsFinding::Pending, sts_finding);
+        self.decide(&domain, zone, dane, sts)
     }
 
-    /// The reply from what is known about DANE (`None`: still unknown; `Some(None)`: off)
-    /// and MTA-STS (`Err`: still unknown at the deadline).
+    /// The reply from what is known about DANE and MTA-STS when the answer is due, through the
+    /// core decision every front end shares.
     fn decide(
         &self,
-        domain: &mtasts_core::DomainName,
-        zone: &crate::config::Zone,
-        dane: Option<Option<Arc<DaneDecision>>>,
-        sts: Result<mtasts_resolver::Lookup, ()>,
+        domain: &DomainName,
+        zone: &Zone,
+        dane: DaneFinding<'_>,
+        sts: StsFinding<'_>,
     ) -> Reply {
-        let sts_enforced = |l: &mtasts_resolver::Lookup| {
-            l.policy()
-                .is_some_and(|p| p.policy.mode == mtasts_core::Mode::Enforce)
-        };
-        match dane.as_ref().map(|d| d.as_deref()) {
-            Some(Some(DaneDecision::DaneOnly)) => return Reply::Ok("dane-only".into()),
-            // Some MX hosts have TLSA: with an enforced STS policy, hosts without TLSA must not
-            // fall back to opportunistic TLS, so DANE is made mandatory.
-            Some(Some(DaneDecision::Dane)) => {
-                return match &sts {
-                    Ok(l) if sts_enforced(l) => Reply::Ok("dane-only".into()),
-                    _ => Reply::Ok("dane".into()),
-                };
-            }
-            Some(Some(DaneDecision::TempFail(why))) => {
-                return Reply::Temp(format!("DANE check for {domain}: {why}"));
-            }
-            Some(Some(DaneDecision::NotApplicable(_)) | None) => {}
-            None => {
-                // DANE still unknown: never answer `secure`, which would switch Postfix's DANE off.
-                self.counters.deadline_hits.fetch_add(1, Ordering::Relaxed);
-                if matches!(&sts, Ok(l) if l.policy().is_some()) || zone.defer_on_failure {
-                    return Reply::Temp(format!("DANE check for {domain} still in progress"));
-                }
-                return Reply::NotFound;
-            }
+        let decision = decide(dane, sts, zone.profile());
+        if decision.hit_deadline() {
+            self.counters.deadline_hits.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(domain = %domain, deadline = ?zone.deadline(), decision = %decision, "answer deadline reached; lookup continues in the background");
         }
-        let lookup = match sts {
-            Ok(l) => l,
-            Err(_) => {
-                // Nothing valid is cached (that would have answered at once); the lookup goes
-                // on in the background and the next request gets its result.
-                self.counters.deadline_hits.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(domain = %domain, deadline = ?zone.deadline(), "answer deadline reached; lookup continues in the background");
-                return if zone.defer_on_failure {
-                    Reply::Temp(format!("MTA-STS lookup for {domain} still in progress"))
-                } else {
-                    Reply::NotFound
-                };
-            }
-        };
-        let reply = match (&lookup.verdict, lookup.policy()) {
-            (Verdict::Policy(_), Some(cached)) => {
-                let (reply, omitted) =
-                    policy_reply_with_omission(domain, &cached.policy, &zone.render_options());
-                if let Some(o) = omitted {
-                    tracing::warn!(domain = %domain, omitted = ?o, "reply shortened to fit Postfix's 100,000-byte limit");
-                }
-                reply
-            }
-            (Verdict::Policy(_), None) => {
-                Reply::Temp(format!("internal error: policy of {domain} missing"))
-            }
-            (Verdict::NoPolicy(NoPolicyReason::NoRecord(_)), _) => Reply::NotFound,
-            (Verdict::NoPolicy(_), _) if zone.defer_on_failure => {
-                Reply::Temp(describe_verdict(&lookup.verdict))
-            }
-            (Verdict::NoPolicy(_), _) => Reply::NotFound,
-            (Verdict::Defer(why), _) => Reply::Temp(why.clone()),
-        };
-        tracing::debug!(domain = %domain, decision = %describe_verdict(&lookup.verdict), reply = %reply, "answered");
+        let (reply, omitted) = postfix::render(domain, &decision, &zone.render_options());
+        if let Some(o) = omitted {
+            tracing::warn!(domain = %domain, omitted = ?o, "reply shortened to fit Postfix's 100,000-byte limit");
+        }
+        tracing::debug!(domain = %domain, decision = %decision, reply = %reply, "answered");
         reply
+    }
+
+    /// Everything behind the answer for `domain` under the zone of `map`, waiting for the
+    /// DANE check and the MTA-STS lookup to finish (no deadline): `mtasts query` and
+    /// `GET /v1/decision/<domain>`. `traced` records the lookup's steps.
+    pub async fn explain(&self, map: &str, domain: &DomainName, traced: bool) -> Explanation {
+        let config = self.config();
+        let zone = config.zone(map).clone();
+        let dane = async {
+            match (&self.dane, zone.dane) {
+                (Some(dane), true) => Some(dane.check(domain).await),
+                _ => None,
+            }
+        };
+        let sts = async {
+            if traced {
+                self.resolver.lookup_traced(domain).await
+            } else {
+                self.resolver.lookup(domain).await
+            }
+        };
+        let (dane, lookup) = tokio::join!(dane, sts);
+        Explanation {
+            map: map.to_string(),
+            zone,
+            dane,
+            lookup,
+        }
     }
 
     /// Serves a connection: requests in order, one reply each; a bad frame closes it.

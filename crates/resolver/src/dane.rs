@@ -87,7 +87,7 @@ impl DaneResolver {
         }
         let decision = Arc::new(self.lookup(domain).await);
         let ttl = match *decision {
-            DaneDecision::DaneOnly | DaneDecision::Dane => self.settings.positive_ttl,
+            DaneDecision::DaneOnly | DaneDecision::Dane(_) => self.settings.positive_ttl,
             DaneDecision::NotApplicable(_) => self.settings.negative_ttl,
             DaneDecision::TempFail(_) => self.settings.failure_ttl,
         };
@@ -100,7 +100,10 @@ impl DaneResolver {
                 },
             );
             if let (Some(prev), DaneDecision::NotApplicable(why)) = (previous, &*decision)
-                && matches!(*prev.decision, DaneDecision::DaneOnly | DaneDecision::Dane)
+                && matches!(
+                    *prev.decision,
+                    DaneDecision::DaneOnly | DaneDecision::Dane(_)
+                )
             {
                 tracing::warn!(domain = %domain, reason = %why, "DANE no longer applies: possible downgrade attack, or the domain withdrew DANE");
             }

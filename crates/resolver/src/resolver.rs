@@ -596,22 +596,7 @@ fn describe_txt(t: &TxtLookup) -> String {
     }
 }
 
-/// One line for a verdict.
+/// One line for a verdict (its `Display`, kept for callers of this name).
 pub fn describe_verdict(v: &Verdict) -> String {
-    use mtasts_core::cache::{NoPolicyReason, Source};
-    match v {
-        Verdict::Policy(Source::Cached) => "policy in force (cached)".into(),
-        Verdict::Policy(Source::Fetched) => "policy in force (just fetched)".into(),
-        Verdict::NoPolicy(NoPolicyReason::NoRecord(_)) => {
-            "no policy: no usable _mta-sts record".into()
-        }
-        Verdict::NoPolicy(NoPolicyReason::DnsFailure(w)) => {
-            format!("no policy: DNS failed ({w}) and nothing is cached (DNS-02)")
-        }
-        Verdict::NoPolicy(NoPolicyReason::FetchFailed(f)) => format!(
-            "no policy: the policy could not be fetched ({}) and nothing is cached (FETCH-10)",
-            f.result_type()
-        ),
-        Verdict::Defer(why) => format!("temporary failure: {why}"),
-    }
+    v.to_string()
 }

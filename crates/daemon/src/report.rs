@@ -1,0 +1,151 @@
+//! The JSON shape of one explained decision: what `mtasts query --json` prints and
+//! `GET /v1/decision/<domain>` returns.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use mtasts_core::UnixTime;
+use mtasts_core::cache::{NoPolicyReason, Source, Verdict};
+use mtasts_core::dane::DaneDecision;
+use mtasts_resolver::Origin;
+use serde::Serialize;
+
+use crate::server::Explanation;
+
+/// One explained decision.
+#[derive(Debug, Serialize)]
+pub struct DecisionReport {
+    pub domain: String,
+    /// The MTA-STS verdict class: `policy`, `none` or `temporary-failure`.
+    pub decision: &'static str,
+    /// `cached`, `fetched`, `no-record`, `dns-failure`, `fetch-failed` or `deferred`.
+    pub reason_code: &'static str,
+    pub reason: String,
+    /// `cache` or `network`.
+    pub source: &'static str,
+    pub policy: Option<PolicyReport>,
+    /// What Postfix is told for this map name: the daemon's answer, byte for byte.
+    pub postfix: String,
+    pub error: Option<ErrorReport>,
+    pub steps: Vec<String>,
+    /// The DANE check (`null` when the zone does not check DANE).
+    pub dane: Option<DaneReport>,
+    /// The decision for the zone, DANE and MTA-STS together.
+    pub zone: ZoneDecision,
+}
+
+/// The policy in force.
+#[derive(Debug, Serialize)]
+pub struct PolicyReport {
+    pub id: String,
+    pub mode: String,
+    pub mx: Vec<String>,
+    pub max_age: u64,
+    pub fetched_at: String,
+    pub expires_at: String,
+    pub text: String,
+}
+
+/// The fetch error of the lookup.
+#[derive(Debug, Serialize)]
+pub struct ErrorReport {
+    pub rule: &'static str,
+    pub result_type: &'static str,
+    pub message: String,
+}
+
+/// The DANE decision.
+#[derive(Debug, Serialize)]
+pub struct DaneReport {
+    /// `dane-only`, `dane`, `not-applicable` or `temporary-failure`.
+    pub decision: &'static str,
+    pub reason: String,
+}
+
+/// The combined decision under one zone.
+#[derive(Debug, Serialize)]
+pub struct ZoneDecision {
+    /// The map name asked for.
+    pub map: String,
+    /// `dane-only`, `dane`, `enforce`, `testing`, `none` or `defer`.
+    pub decision: &'static str,
+    pub reason: String,
+}
+
+fn rfc3339(t: UnixTime) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
+}
+
+fn dane_report(d: &DaneDecision) -> DaneReport {
+    use mtasts_core::dane::DaneCoverage;
+    let (decision, reason) = match d {
+        DaneDecision::DaneOnly => (
+            "dane-only",
+            "every MX host has a secure, usable TLSA RRset".to_string(),
+        ),
+        DaneDecision::Dane(DaneCoverage::Partial) => (
+            "dane",
+            "some MX hosts have a secure, usable TLSA RRset".to_string(),
+        ),
+        DaneDecision::Dane(DaneCoverage::UnusableOnly) => {
+            ("dane", "TLSA records exist but none is usable".to_string())
+        }
+        DaneDecision::NotApplicable(why) => ("not-applicable", why.clone()),
+        DaneDecision::TempFail(why) => ("temporary-failure", why.clone()),
+    };
+    DaneReport { decision, reason }
+}
+
+impl DecisionReport {
+    /// The report of `e`.
+    pub fn new(e: &Explanation) -> Self {
+        let l = &e.lookup;
+        let decision = match &l.verdict {
+            Verdict::Policy(_) => "policy",
+            Verdict::NoPolicy(_) => "none",
+            Verdict::Defer(_) => "temporary-failure",
+        };
+        let policy = l.policy().map(|p| PolicyReport {
+            id: p.id.clone(),
+            mode: p.policy.mode.to_string(),
+            mx: p.policy.mx.iter().map(ToString::to_string).collect(),
+            max_age: p.policy.max_age,
+            fetched_at: rfc3339(p.fetched_at),
+            expires_at: rfc3339(p.expires_at()),
+            text: p.policy.render(),
+        });
+        let error = l.fetch_error.as_ref().map(|e| ErrorReport {
+            rule: e.rule(),
+            result_type: e.failure().result_type(),
+            message: e.to_string(),
+        });
+        let reason_code = match &l.verdict {
+            Verdict::Policy(Source::Cached) => "cached",
+            Verdict::Policy(Source::Fetched) => "fetched",
+            Verdict::NoPolicy(NoPolicyReason::NoRecord(_)) => "no-record",
+            Verdict::NoPolicy(NoPolicyReason::DnsFailure(_)) => "dns-failure",
+            Verdict::NoPolicy(NoPolicyReason::FetchFailed(_)) => "fetch-failed",
+            Verdict::Defer(_) => "deferred",
+        };
+        let combined = e.decision();
+        Self {
+            domain: l.domain.to_string(),
+            decision,
+            reason_code,
+            reason: l.verdict.to_string(),
+            source: match (l.origin, &l.verdict) {
+                (Origin::Memory, _) | (_, Verdict::Policy(Source::Cached)) => "cache",
+                _ => "network",
+            },
+            policy,
+            postfix: e.postfix_reply().payload(),
+            error,
+            steps: l.steps.clone(),
+            dane: e.dane.as_deref().map(dane_report),
+            zone: ZoneDecision {
+                map: e.map.clone(),
+                decision: combined.code(),
+                reason: combined.to_string(),
+            },
+        }
+    }
+}
