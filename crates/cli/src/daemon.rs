@@ -97,6 +97,10 @@ fn load_config(args: &DaemonArgs) -> Result<Config> {
         config.cache = format!("sqlite:{}", default_sqlite_path().display());
     }
     config.validate()?;
+    // At start and on every SIGHUP, so a Postfix upgrade is noticed without a restart.
+    for note in config.detect_postfix(mtasts_daemon::postconf_mail_version) {
+        eprintln!("mtasts daemon: {note}");
+    }
     Ok(config)
 }
 
@@ -194,7 +198,7 @@ async fn serve(args: &DaemonArgs, config: Config) -> Result<()> {
         tracing::info!(%bound, "metrics on /metrics");
     }
     let refresher = resolver.spawn_refresher();
-    tracing::info!(listen = ?described, cache = store.kind(), "mtasts daemon ready");
+    tracing::info!(listen = ?described, cache = store.kind(), postfix = %config.postfix_version, "mtasts daemon ready");
     let running = tokio::spawn(server.clone().run(listeners, stop_rx, grace));
 
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;

@@ -68,6 +68,13 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
         }
         None => Config::default(),
     };
+    let notes = config.detect_postfix(mtasts_daemon::postconf_mail_version);
+    // Without a config file the user asked about no Postfix: no news about one.
+    if args.config.is_some() {
+        for note in notes {
+            eprintln!("mtasts query: {note}");
+        }
+    }
     if args.no_dane {
         config.default_zone.dane = false;
         config.zones.values_mut().for_each(|z| z.dane = false);

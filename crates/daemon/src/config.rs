@@ -48,6 +48,105 @@ pub struct Config {
     pub log_format: String,
     /// Seconds granted to open connections on SIGTERM.
     pub shutdown_timeout: f64,
+    /// The Postfix that asks: `auto` (ask `postconf`) or a version such as `3.10.5`. With
+    /// Postfix ≥ 3.10 replies carry the TLSRPT attributes unless a zone sets `tlsrpt = false`.
+    pub postfix_version: PostfixVersion,
+}
+
+/// A Postfix release, `major.minor.patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl Version {
+    /// The first Postfix that understands the TLSRPT attributes (`policy_type`, …).
+    pub const TLSRPT: Version = Version {
+        major: 3,
+        minor: 10,
+        patch: 0,
+    };
+
+    /// `3.10.5`, `3.7`, or a snapshot's `3.11-20250601`: leading numeric parts.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let release = text.split(['-', ' ']).next().unwrap_or(text);
+        let mut parts = release.split('.').map(str::parse::<u32>);
+        let major = parts.next()?.ok()?;
+        let minor = parts.next()?.ok()?;
+        let patch = match parts.next() {
+            None => 0,
+            Some(p) => p.ok()?,
+        };
+        parts.next().is_none().then_some(Self {
+            major,
+            minor,
+            patch,
+        })
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// Which Postfix the daemon answers (`postfix_version`): decides whether the TLSRPT
+/// attributes may be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum PostfixVersion {
+    /// Ask `postconf -dh mail_version` at start and on SIGHUP ([`Config::detect_postfix`]).
+    #[default]
+    Auto,
+    /// `auto` found no local Postfix to ask: treated as older than 3.10 unless a zone sets
+    /// `tlsrpt` itself.
+    Unknown,
+    /// Set, or detected.
+    Known(Version),
+}
+
+impl TryFrom<String> for PostfixVersion {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(Self::Auto);
+        }
+        Version::parse(&s).map(Self::Known).ok_or_else(|| {
+            format!("`{s}` is neither `auto` nor a Postfix version such as `3.10.5`")
+        })
+    }
+}
+
+impl std::fmt::Display for PostfixVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Unknown => f.write_str("unknown"),
+            Self::Known(v) => v.fmt(f),
+        }
+    }
+}
+
+/// Runs `postconf -dh mail_version` (compiled in, so no main.cf is needed): the local Postfix's version, or why it cannot be had.
+pub fn postconf_mail_version() -> Result<Version, String> {
+    let out = std::process::Command::new("postconf")
+        .args(["-dh", "mail_version"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("running postconf: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "postconf -dh mail_version failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Version::parse(&text).ok_or_else(|| format!("postconf said `{}`, not a version", text.trim()))
 }
 
 /// Ownership and mode of unix sockets.
@@ -104,7 +203,9 @@ pub struct Zone {
     /// Enforce `testing` policies (postfix-mta-sts-resolver's option; not RFC behaviour).
     pub strict_testing: bool,
     /// Add the Postfix ≥ 3.10 TLSRPT attributes (and exact MX-pattern enforcement ≥ 3.10.5).
-    pub tlsrpt: bool,
+    /// Unset: on exactly when [`Config::postfix_version`] is known to be ≥ 3.10. Never sent
+    /// to a Postfix known to be older, which rejects them.
+    pub tlsrpt: Option<bool>,
     /// Add `servername=hostname` so Postfix sends SNI (Postfix ≥ 3.4). On by default.
     pub require_sni: bool,
     /// Answer deadline in seconds: after it, answer from what is known and keep fetching in
@@ -122,7 +223,7 @@ impl Default for Zone {
     fn default() -> Self {
         Self {
             strict_testing: false,
-            tlsrpt: false,
+            tlsrpt: None,
             require_sni: true,
             timeout: 4.0,
             defer_on_failure: false,
@@ -140,11 +241,20 @@ impl Zone {
         }
     }
 
-    /// Rendering options for core.
-    pub fn render_options(&self) -> RenderOptions {
+    /// Whether replies carry the TLSRPT attributes for this Postfix.
+    pub fn tlsrpt_for(&self, postfix: PostfixVersion) -> bool {
+        match postfix {
+            PostfixVersion::Known(v) if v < Version::TLSRPT => false,
+            PostfixVersion::Known(_) => self.tlsrpt.unwrap_or(true),
+            PostfixVersion::Auto | PostfixVersion::Unknown => self.tlsrpt.unwrap_or(false),
+        }
+    }
+
+    /// Rendering options for core, for replies to `postfix`.
+    pub fn render_options(&self, postfix: PostfixVersion) -> RenderOptions {
         RenderOptions {
             strict_testing: self.strict_testing,
-            tlsrpt: self.tlsrpt,
+            tlsrpt: self.tlsrpt_for(postfix),
             sni: self.require_sni,
             max_reply: MAX_REPLY_BYTES,
         }
@@ -171,6 +281,7 @@ impl Default for Config {
             metrics_listen: None,
             log_format: "text".into(),
             shutdown_timeout: 20.0,
+            postfix_version: PostfixVersion::Auto,
         }
     }
 }
@@ -259,6 +370,46 @@ impl Config {
         Ok(())
     }
 
+    /// Resolves `postfix_version = "auto"` with `detect` (normally [`postconf_mail_version`]),
+    /// and says what operators should know: detection failures, and zones whose `tlsrpt = true`
+    /// an older Postfix would reject (those attributes are then not sent).
+    pub fn detect_postfix(
+        &mut self,
+        detect: impl FnOnce() -> Result<Version, String>,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.postfix_version == PostfixVersion::Auto {
+            self.postfix_version = match detect() {
+                Ok(v) => PostfixVersion::Known(v),
+                Err(e) => {
+                    notes.push(format!(
+                        "postfix_version = \"auto\": {e}; TLSRPT attributes are sent only where a zone sets tlsrpt = true (set postfix_version where Postfix runs on another host)"
+                    ));
+                    PostfixVersion::Unknown
+                }
+            };
+        }
+        if let PostfixVersion::Known(v) = self.postfix_version
+            && v < Version::TLSRPT
+        {
+            for (name, z) in std::iter::once(("default_zone", &self.default_zone))
+                .chain(self.zones.iter().map(|(n, z)| (n.as_str(), z)))
+            {
+                if z.tlsrpt == Some(true) {
+                    notes.push(format!(
+                        "{name}.tlsrpt = true, but Postfix {v} rejects the TLSRPT attributes (3.10 or later needed): not sent"
+                    ));
+                }
+            }
+        }
+        notes
+    }
+
+    /// Rendering options for replies under `zone`.
+    pub fn render_options(&self, zone: &Zone) -> RenderOptions {
+        zone.render_options(self.postfix_version)
+    }
+
     /// The zone for a map name.
     pub fn zone(&self, map: &str) -> &Zone {
         self.zones.get(map).unwrap_or(&self.default_zone)
@@ -281,5 +432,66 @@ impl Config {
             refresh_concurrency: r.refresh_concurrency.max(1),
             ..ResolverSettings::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap_or_else(|| panic!("{s}"))
+    }
+
+    #[test]
+    fn postfix_versions_parse_from_postconf_forms() {
+        assert_eq!(v("3.10.5").to_string(), "3.10.5");
+        assert_eq!(v("3.7").to_string(), "3.7.0");
+        assert_eq!(v("3.11-20250601\n").to_string(), "3.11.0");
+        assert!(v("3.9.9") < Version::TLSRPT && v("3.10.0") >= Version::TLSRPT);
+        for bad in ["", "3", "three.ten", "3.10.x", "3.10.5.1"] {
+            assert_eq!(Version::parse(bad), None, "{bad}");
+        }
+        assert!(PostfixVersion::try_from("3.x".to_string()).is_err());
+        let c: Config = toml::from_str("postfix_version = \"3.10.5\"").unwrap_or_default();
+        assert_eq!(c.postfix_version, PostfixVersion::Known(v("3.10.5")));
+        assert!(toml::from_str::<Config>("postfix_version = \"new\"").is_err());
+    }
+
+    #[test]
+    fn tlsrpt_default_follows_the_version_and_older_postfix_never_gets_it() {
+        let unset = Zone::default();
+        let on = Zone {
+            tlsrpt: Some(true),
+            ..Zone::default()
+        };
+        let off = Zone {
+            tlsrpt: Some(false),
+            ..Zone::default()
+        };
+        let new = PostfixVersion::Known(v("3.10.0"));
+        let old = PostfixVersion::Known(v("3.9.2"));
+        assert!(unset.tlsrpt_for(new) && on.tlsrpt_for(new) && !off.tlsrpt_for(new));
+        assert!(!unset.tlsrpt_for(old) && !on.tlsrpt_for(old) && !off.tlsrpt_for(old));
+        for unknown in [PostfixVersion::Auto, PostfixVersion::Unknown] {
+            assert!(!unset.tlsrpt_for(unknown) && on.tlsrpt_for(unknown));
+        }
+    }
+
+    #[test]
+    fn auto_is_resolved_once_and_a_failure_is_explained() {
+        let mut c = Config::default();
+        let notes = c.detect_postfix(|| Err("running postconf: not found".into()));
+        assert_eq!(c.postfix_version, PostfixVersion::Unknown);
+        assert!(
+            notes[0].contains("running postconf: not found"),
+            "{notes:?}"
+        );
+        let mut c = Config {
+            postfix_version: PostfixVersion::Known(v("3.8.1")),
+            ..Config::default()
+        };
+        let notes = c.detect_postfix(|| panic!("a set version is not detected"));
+        assert!(notes.is_empty());
     }
 }

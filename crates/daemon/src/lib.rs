@@ -9,6 +9,6 @@ pub mod report;
 pub mod server;
 
 pub use codec::{CodecError, NetstringCodec};
-pub use config::{Config, ConfigError, Zone};
+pub use config::{Config, ConfigError, PostfixVersion, Version, Zone, postconf_mail_version};
 pub use report::DecisionReport;
 pub use server::{Explanation, Listener, Server, ServerError, bind};

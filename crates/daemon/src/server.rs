@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 
 use crate::codec::NetstringCodec;
-use crate::config::{Config, UnixSocket, Zone};
+use crate::config::{Config, PostfixVersion, UnixSocket, Zone};
 
 /// Connections idle this long are closed (Postfix itself closes after 10 s idle).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -99,6 +99,8 @@ pub struct Explanation {
     pub map: String,
     /// The zone that map name selects.
     pub zone: Zone,
+    /// The Postfix the reply is rendered for.
+    pub postfix: PostfixVersion,
     /// The DANE decision, or `None` when the zone does not check DANE.
     pub dane: Option<Arc<DaneDecision>>,
     /// The MTA-STS lookup.
@@ -117,12 +119,8 @@ impl Explanation {
 
     /// The Postfix reply the daemon gives for it.
     pub fn postfix_reply(&self) -> Reply {
-        postfix::render(
-            &self.lookup.domain,
-            &self.decision(),
-            &self.zone.render_options(),
-        )
-        .0
+        let opts = self.zone.render_options(self.postfix);
+        postfix::render(&self.lookup.domain, &self.decision(), &opts).0
     }
 }
 
@@ -247,7 +245,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             let dane = dane_now
                 .as_deref()
                 .map_or(DaneFinding::Off, DaneFinding::Decided);
-            return self.decide(&domain, zone, dane, sts_finding(&lookup));
+            return self.decide(&domain, &config, zone, dane, sts_finding(&lookup));
         }
         let deadline = tokio::time::Instant::now() + zone.deadline();
         let dane_pending = match (&self.dane, zone.dane) {
@@ -283,7 +281,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             Some(Some(d)) => DaneFinding::Decided(d),
         };
         let sts = sts.as_ref().map_or(StsFinding::Pending, sts_finding);
-        self.decide(&domain, zone, dane, sts)
+        self.decide(&domain, &config, zone, dane, sts)
     }
 
     /// The reply from what is known about DANE and MTA-STS when the answer is due, through the
@@ -291,6 +289,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     fn decide(
         &self,
         domain: &DomainName,
+        config: &Config,
         zone: &Zone,
         dane: DaneFinding<'_>,
         sts: StsFinding<'_>,
@@ -300,7 +299,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             self.counters.deadline_hits.fetch_add(1, Ordering::Relaxed);
             tracing::info!(domain = %domain, deadline = ?zone.deadline(), decision = %decision, "answer deadline reached; lookup continues in the background");
         }
-        let (reply, omitted) = postfix::render(domain, &decision, &zone.render_options());
+        let (reply, omitted) = postfix::render(domain, &decision, &config.render_options(zone));
         if let Some(o) = omitted {
             tracing::warn!(domain = %domain, omitted = ?o, "reply shortened to fit Postfix's 100,000-byte limit");
         }
@@ -330,6 +329,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         let (dane, lookup) = tokio::join!(dane, sts);
         Explanation {
             map: map.to_string(),
+            postfix: config.postfix_version,
             zone,
             dane,
             lookup,

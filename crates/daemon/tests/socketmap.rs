@@ -164,7 +164,7 @@ async fn start(w: &World) -> Running {
     config.zones.insert(
         "tlsrpt".into(),
         Zone {
-            tlsrpt: true,
+            tlsrpt: Some(true),
             ..Zone::default()
         },
     );
@@ -546,4 +546,45 @@ async fn dane_can_be_switched_off_per_zone_and_decisions_are_cached() {
         hickory_proto::rr::RecordType::TLSA,
     );
     assert!(after - before <= 1, "cached: {before} -> {after}");
+}
+
+#[tokio::test]
+async fn pfx_31_tlsrpt_attributes_follow_the_postfix_version() {
+    let w = world().await;
+    let d = start(&w).await;
+    const ATTRS: &str = " policy_type=sts policy_domain=enforce.test ";
+    // Unknown Postfix: only a zone that asks for them gets the attributes.
+    assert!(!ask(d.tcp, "postfix", "enforce.test").await.contains(ATTRS));
+    assert!(ask(d.tcp, "tlsrpt", "enforce.test").await.contains(ATTRS));
+
+    let mut config = d.server.config().as_ref().clone();
+    let notes =
+        config.detect_postfix(|| mtasts_daemon::Version::parse("3.10.5").ok_or_else(String::new));
+    assert!(notes.is_empty(), "{notes:?}");
+    d.server.reload(config.clone());
+    assert!(
+        ask(d.tcp, "postfix", "enforce.test").await.contains(ATTRS),
+        "Postfix 3.10.5 gets them by default"
+    );
+    let mut off = config.clone();
+    off.default_zone.tlsrpt = Some(false);
+    d.server.reload(off);
+    assert!(!ask(d.tcp, "postfix", "enforce.test").await.contains(ATTRS));
+
+    // Postfix 3.7 rejects them: never sent, even where a zone asks, and the operator is told.
+    let mut old = config;
+    old.postfix_version = mtasts_daemon::PostfixVersion::Known(
+        mtasts_daemon::Version::parse("3.7.11").expect("version"),
+    );
+    let notes = old.detect_postfix(|| Err("not asked".into()));
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("tlsrpt.tlsrpt = true, but Postfix 3.7.11"),
+        "{notes:?}"
+    );
+    d.server.reload(old);
+    assert_eq!(
+        ask(d.tcp, "tlsrpt", "enforce.test").await,
+        "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname"
+    );
 }
