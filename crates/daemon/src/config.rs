@@ -149,6 +149,11 @@ pub fn postconf_mail_version() -> Result<Version, String> {
     Version::parse(&text).ok_or_else(|| format!("postconf said `{}`, not a version", text.trim()))
 }
 
+/// postfix-tlspol's map name for answers without TLSRPT attributes.
+pub const TLSPOL_QUERY: &str = "QUERY";
+/// postfix-tlspol's map name for answers with TLSRPT attributes (Postfix ≥ 3.10).
+pub const TLSPOL_QUERY_WITH_TLSRPT: &str = "QUERYwithTLSRPT";
+
 /// Ownership and mode of unix sockets.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -197,7 +202,7 @@ impl Default for ResolverConfig {
 }
 
 /// What a map name answers like.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Zone {
     /// Enforce `testing` policies (postfix-mta-sts-resolver's option; not RFC behaviour).
@@ -410,9 +415,24 @@ impl Config {
         zone.render_options(self.postfix_version)
     }
 
-    /// The zone for a map name.
-    pub fn zone(&self, map: &str) -> &Zone {
-        self.zones.get(map).unwrap_or(&self.default_zone)
+    /// The zone for a map name: a `[zones.NAME]` section; else postfix-tlspol's map names
+    /// (any case), `QUERY` (no TLSRPT attributes) and `QUERYwithTLSRPT` (with them, for
+    /// Postfix ≥ 3.10), as the default zone otherwise; else the default zone.
+    pub fn zone(&self, map: &str) -> Zone {
+        if let Some(z) = self.zones.get(map) {
+            return *z;
+        }
+        let tlsrpt = if map.eq_ignore_ascii_case(TLSPOL_QUERY) {
+            Some(false)
+        } else if map.eq_ignore_ascii_case(TLSPOL_QUERY_WITH_TLSRPT) {
+            Some(true)
+        } else {
+            return self.default_zone;
+        };
+        Zone {
+            tlsrpt,
+            ..self.default_zone
+        }
     }
 
     /// Resolver settings from this config.
@@ -476,6 +496,24 @@ mod tests {
         for unknown in [PostfixVersion::Auto, PostfixVersion::Unknown] {
             assert!(!unset.tlsrpt_for(unknown) && on.tlsrpt_for(unknown));
         }
+    }
+
+    #[test]
+    fn tlspol_map_names_are_built_in_and_a_section_of_that_name_wins() {
+        let mut c = Config::default();
+        c.default_zone.strict_testing = true;
+        let q = c.zone("query");
+        assert_eq!((q.tlsrpt, q.strict_testing), (Some(false), true));
+        assert_eq!(c.zone("QUERYwithTLSRPT").tlsrpt, Some(true));
+        assert_eq!(c.zone("postfix"), c.default_zone);
+        c.zones.insert(
+            "QUERY".into(),
+            Zone {
+                timeout: 1.0,
+                ..Zone::default()
+            },
+        );
+        assert_eq!(c.zone("QUERY").timeout, 1.0);
     }
 
     #[test]

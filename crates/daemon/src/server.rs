@@ -225,7 +225,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             return Reply::Perm("request must be `<map name> <key>`".into());
         };
         let config = self.config();
-        let zone = config.zone(map);
+        let zone = &config.zone(map);
         let domain = match policy_domain_from_key(key) {
             Ok(d) => d,
             Err(KeyRejection::Empty | KeyRejection::ParentProbe(_)) => return Reply::NotFound,
@@ -312,7 +312,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     /// `GET /v1/decision/<domain>`. `traced` records the lookup's steps.
     pub async fn explain(&self, map: &str, domain: &DomainName, traced: bool) -> Explanation {
         let config = self.config();
-        let zone = config.zone(map).clone();
+        let zone = config.zone(map);
         let dane = async {
             match (&self.dane, zone.dane) {
                 (Some(dane), true) => Some(dane.check(domain).await),

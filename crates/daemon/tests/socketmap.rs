@@ -557,6 +557,22 @@ async fn pfx_31_tlsrpt_attributes_follow_the_postfix_version() {
     assert!(!ask(d.tcp, "postfix", "enforce.test").await.contains(ATTRS));
     assert!(ask(d.tcp, "tlsrpt", "enforce.test").await.contains(ATTRS));
 
+    // postfix-tlspol's map names, in any case.
+    assert!(
+        ask(d.tcp, "QUERYwithTLSRPT", "enforce.test")
+            .await
+            .contains(ATTRS)
+    );
+    assert!(
+        ask(d.tcp, "querywithtlsrpt", "enforce.test")
+            .await
+            .contains(ATTRS)
+    );
+    assert_eq!(
+        ask(d.tcp, "QUERY", "enforce.test").await,
+        "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname"
+    );
+
     let mut config = d.server.config().as_ref().clone();
     let notes =
         config.detect_postfix(|| mtasts_daemon::Version::parse("3.10.5").ok_or_else(String::new));
@@ -565,6 +581,10 @@ async fn pfx_31_tlsrpt_attributes_follow_the_postfix_version() {
     assert!(
         ask(d.tcp, "postfix", "enforce.test").await.contains(ATTRS),
         "Postfix 3.10.5 gets them by default"
+    );
+    assert!(
+        !ask(d.tcp, "QUERY", "enforce.test").await.contains(ATTRS),
+        "tlspol's QUERY never has them"
     );
     let mut off = config.clone();
     off.default_zone.tlsrpt = Some(false);
