@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use mtasts_core::advice::policy_advice;
 use mtasts_core::dane::{DnssecStatus, tlsa_name};
+use mtasts_core::errors::Chain;
 use mtasts_core::mx::MxPattern;
 use mtasts_core::tlsrpt::select_tlsrpt;
 use mtasts_core::txt::{Discovery, join_strings, select_record};
 use mtasts_core::{DomainName, Mode, Policy};
 use mtasts_resolver::{
-    Dns, DnssecClient, Fetch, FetchError, FetchSettings, HickoryDns, HttpsFetcher, TxtAnswer,
-    client_config, root_store,
+    Dns, DnsError, DnssecClient, Fetch, FetchError, FetchSettings, HickoryDns, HttpsFetcher,
+    NoValidatingResolver, TrustError, TxtAnswer, client_config, root_store,
 };
 use rustls::RootCertStore;
 use serde::Serialize;
@@ -188,10 +189,23 @@ impl std::fmt::Debug for Checker {
     }
 }
 
+/// Why a checker could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    #[error("setting up DNS")]
+    Dns(#[source] DnsError),
+    #[error("setting up the trust for policy hosts")]
+    Trust(#[from] TrustError),
+    #[error("choosing the validating resolver for DANE")]
+    Dnssec(#[from] NoValidatingResolver),
+}
+
 impl Checker {
-    pub fn new(settings: CheckSettings) -> Result<Self, String> {
+    /// A checker with its DNS, HTTPS and DNSSEC clients.
+    pub fn new(settings: CheckSettings) -> Result<Self, SetupError> {
         let dns = Arc::new(
-            HickoryDns::new(settings.nameserver, settings.timeout).map_err(|e| e.to_string())?,
+            HickoryDns::new(settings.nameserver, settings.timeout).map_err(SetupError::Dns)?,
         );
         let tls = client_config(settings.ca_file.as_deref())?;
         let fetcher = HttpsFetcher::new(
@@ -338,12 +352,16 @@ impl Checker {
             ),
             Err(e) => s.push(
                 Level::Error,
-                if e.to_string().contains("timed out") {
+                if matches!(e, DnsError::Timeout) {
                     "timeout"
                 } else {
                     "dns-error"
                 },
-                format!("TXT lookup of {} failed: {e}", domain.mta_sts_txt_name()),
+                format!(
+                    "TXT lookup of {} failed: {}",
+                    domain.mta_sts_txt_name(),
+                    Chain(&e)
+                ),
                 Some("check the domain's DNS servers".into()),
             ),
         }
@@ -400,7 +418,7 @@ impl Checker {
                 s.push(
                     Level::Error,
                     code,
-                    format!("{} [{}]: {e}", domain.policy_url(), e.rule()),
+                    format!("{} [{}]: {}", domain.policy_url(), e.rule(), Chain(&e)),
                     Some(fix),
                 );
                 if matches!(e, FetchError::WebPki { .. }) {
@@ -561,7 +579,7 @@ impl Checker {
                     &step,
                     Level::Error,
                     "dns-error",
-                    format!("address lookup of {host} failed: {e}"),
+                    format!("address lookup of {host} failed: {}", Chain(&e)),
                     None,
                 );
                 return section;
@@ -763,7 +781,7 @@ fn diagnose_address(
 ) {
     let at = with_sni.address;
     if let Some(e) = &with_sni.error {
-        let code = if e.contains("timed out") {
+        let code = if e.is_timeout() {
             "timeout"
         } else {
             "smtp-unreachable"
@@ -772,7 +790,7 @@ fn diagnose_address(
             step,
             Level::Error,
             code,
-            format!("{host} [{at}]: {e}"),
+            format!("{host} [{at}]: {}", Chain(e)),
             Some("make port 25 reachable".into()),
         );
         return;
@@ -894,7 +912,8 @@ fn diagnose_address(
         // The probe without SNI failed for another reason: say so, but claim nothing about SNI.
         let why = without_sni
             .error
-            .clone()
+            .as_ref()
+            .map(|e| Chain(e).to_string())
             .or_else(|| without_sni.tls.as_ref().and_then(|t| t.error.clone()))
             .unwrap_or_else(|| "no TLS".into());
         r.add(

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mtasts_core::errors::Chain;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -239,33 +240,70 @@ pub struct SmtpProbe {
     /// Plaintext bytes that arrived after the `220` to STARTTLS (a command-injection sign).
     pub leftover_after_starttls: bool,
     pub tls: Option<TlsOutcome>,
-    /// Connection error or the step that timed out.
-    pub error: Option<String>,
+    /// Connection error or the step that timed out (in JSON: its text with causes).
+    #[serde(serialize_with = "error_text")]
+    pub error: Option<ProbeError>,
+}
+
+/// Why an SMTP probe stopped early.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    #[error("{step}")]
+    Io {
+        step: &'static str,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("timed out during {step} after {after:?}")]
+    Timeout { step: &'static str, after: Duration },
+    #[error("{step}: connection closed")]
+    Closed { step: &'static str },
+}
+
+impl ProbeError {
+    /// The probe ran out of time (rather than being refused or cut off).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+}
+
+fn error_text<S: serde::Serializer>(e: &Option<ProbeError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_str(&Chain(e).to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 async fn step<T>(
     limit: Duration,
-    what: &str,
+    what: &'static str,
     fut: impl Future<Output = std::io::Result<T>>,
-) -> Result<T, String> {
+) -> Result<T, ProbeError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!("timed out during {what} after {limit:?}")),
+        Ok(Err(e)) => Err(ProbeError::Io {
+            step: what,
+            source: Arc::new(e),
+        }),
+        Err(_) => Err(ProbeError::Timeout {
+            step: what,
+            after: limit,
+        }),
     }
 }
 
 async fn reply<R: AsyncRead + Unpin>(
     r: &mut BufReader<R>,
     limit: Duration,
-    what: &str,
-) -> Result<String, String> {
+    what: &'static str,
+) -> Result<String, ProbeError> {
     let mut all = String::new();
     loop {
         let mut line = String::new();
         let n = step(limit, what, r.read_line(&mut line)).await?;
         if n == 0 {
-            return Err(format!("{what}: connection closed"));
+            return Err(ProbeError::Closed { step: what });
         }
         all.push_str(&line);
         if line.as_bytes().get(3) != Some(&b'-') {
@@ -305,7 +343,7 @@ async fn probe_inner(
     sni: bool,
     roots: Arc<RootCertStore>,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let tcp = step(limit, "connect", TcpStream::connect(connect)).await?;
     let mut io = BufReader::new(tcp);
     p.banner = Some(reply(&mut io, limit, "banner").await?);
@@ -337,9 +375,10 @@ async fn probe_inner(
     match tls {
         Ok(t) => p.tls = Some(t),
         Err(_) => {
-            return Err(format!(
-                "timed out during the TLS handshake after {limit:?}"
-            ));
+            return Err(ProbeError::Timeout {
+                step: "the TLS handshake",
+                after: limit,
+            });
         }
     }
     Ok(())

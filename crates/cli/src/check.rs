@@ -46,7 +46,7 @@ impl CheckNet {
             smtp: !self.no_smtp,
             connect_map,
         })
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::new)
     }
 }
 

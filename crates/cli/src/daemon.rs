@@ -173,7 +173,6 @@ async fn serve(args: &DaemonArgs, config: Config) -> Result<()> {
         let timeout = Duration::try_from_secs_f64(config.resolver.dns_timeout)
             .unwrap_or(Duration::from_secs(5));
         let client = mtasts_resolver::DnssecClient::new(server, timeout)
-            .map_err(anyhow::Error::msg)
             .context("DANE checks need a validating resolver (set dane_nameserver, or dane = false in the zones)")?;
         Some(mtasts_resolver::DaneResolver::new(
             client,

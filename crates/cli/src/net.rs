@@ -100,9 +100,7 @@ pub fn build_resolver(
         HickoryDns::new(ep.nameserver, secs(ep.dns_timeout, "DNS timeout")?)
             .context("setting up DNS")?,
     );
-    let tls = client_config(ep.ca_file)
-        .map_err(anyhow::Error::msg)
-        .context("CA file")?;
+    let tls = client_config(ep.ca_file)?;
     let connect_map = match ep.port_map {
         Some(p) => read_port_map(p)?,
         None => HashMap::new(),

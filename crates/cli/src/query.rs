@@ -96,11 +96,9 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
             let server = args.dane_nameserver.or(args.net.nameserver);
             let timeout =
                 Duration::try_from_secs_f64(args.net.dns_timeout).unwrap_or(Duration::from_secs(5));
-            let client = DnssecClient::new(server, timeout)
-                .map_err(anyhow::Error::msg)
-                .context(
-                    "DANE checks need a validating resolver (--dane-nameserver, or --no-dane)",
-                )?;
+            let client = DnssecClient::new(server, timeout).context(
+                "DANE checks need a validating resolver (--dane-nameserver, or --no-dane)",
+            )?;
             Some(DaneResolver::new(client, DaneSettings::default()))
         } else {
             None

@@ -9,7 +9,8 @@
 //! - [`tlsrpt`]: the TLS-RPT record (RFC 8460 §3);
 //! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
 //! - [`advice`]: legal-but-unwise choices, for linting and checking;
-//! - [`domain`]: the normalised domain names all of them share.
+//! - [`domain`]: the normalised domain names all of them share;
+//! - [`errors`]: an error and its causes on one line.
 //!
 //! No sockets, no clock, no async: time is an argument, I/O is the caller's.
 //! Item ids such as `TXT-04` refer to the project's RFC checklist.
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod dane;
 pub mod decision;
 pub mod domain;
+pub mod errors;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mx;

@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use mtasts_core::UnixTime;
 use mtasts_core::cache::{NoPolicyReason, Source, Verdict};
 use mtasts_core::dane::DaneDecision;
+use mtasts_core::errors::Chain;
 use mtasts_resolver::Origin;
 use serde::Serialize;
 
@@ -116,7 +117,7 @@ impl DecisionReport {
         let error = l.fetch_error.as_ref().map(|e| ErrorReport {
             rule: e.rule(),
             result_type: e.failure().result_type(),
-            message: e.to_string(),
+            message: Chain(e).to_string(),
         });
         let reason_code = match &l.verdict {
             Verdict::Policy(Source::Cached) => "cached",

@@ -2,6 +2,7 @@
 //! through getaddrinfo.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
@@ -21,7 +22,8 @@ pub enum TxtAnswer {
 }
 
 /// A DNS failure that says nothing about the data (DNS-02, DNS-03 keep these apart).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum DnsError {
     #[error("SERVFAIL")]
     ServFail,
@@ -29,9 +31,25 @@ pub enum DnsError {
     Refused,
     #[error("timed out")]
     Timeout,
-    #[error("{0}")]
-    Other(String),
+    #[error("response code {0}")]
+    ResponseCode(ResponseCode),
+    #[error("reading /etc/resolv.conf")]
+    SystemConfig(#[source] Arc<ResolveError>),
+    #[error("lookup failed")]
+    Resolve(#[source] Arc<ResolveError>),
 }
+
+impl PartialEq for DnsError {
+    /// Same kind of failure (causes are not compared).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::ResponseCode(a), Self::ResponseCode(b)) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for DnsError {}
 
 /// The lookups the resolver needs. A trait so tests can script DNS outcomes directly.
 pub trait Dns: Send + Sync + 'static {
@@ -59,7 +77,7 @@ impl HickoryDns {
                 (config, ResolverOpts::default())
             }
             None => hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| DnsError::Other(format!("reading /etc/resolv.conf: {e}")))?,
+                .map_err(|e| DnsError::SystemConfig(Arc::new(e)))?,
         };
         opts.cache_size = 0;
         opts.timeout = timeout;
@@ -84,7 +102,7 @@ fn fqdn(name: &str) -> String {
     }
 }
 
-/// Sorts a hickory error into "no data" outcomes and real failures.
+/// Sorts a hickory error into "no data" outcomes and real failures, by its kind.
 fn classify(e: &ResolveError) -> Result<TxtAnswer, DnsError> {
     if let Some(proto) = e.proto() {
         match proto.kind() {
@@ -94,19 +112,18 @@ fn classify(e: &ResolveError) -> Result<TxtAnswer, DnsError> {
                     ResponseCode::NoError => Ok(TxtAnswer::NoData),
                     ResponseCode::ServFail => Err(DnsError::ServFail),
                     ResponseCode::Refused => Err(DnsError::Refused),
-                    other => Err(DnsError::Other(format!("response code {other}"))),
+                    other => Err(DnsError::ResponseCode(other)),
                 };
             }
             ProtoErrorKind::Timeout => return Err(DnsError::Timeout),
+            // Connecting to the server timed out (hickory reports it as I/O).
+            ProtoErrorKind::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(DnsError::Timeout);
+            }
             _ => {}
         }
     }
-    let text = e.to_string();
-    if text.contains("timed out") || text.contains("timeout") {
-        Err(DnsError::Timeout)
-    } else {
-        Err(DnsError::Other(text))
-    }
+    Err(DnsError::Resolve(Arc::new(e.clone())))
 }
 
 impl Dns for HickoryDns {

@@ -14,6 +14,16 @@ use mtasts_core::dane::{Answer, DnssecStatus, Tlsa};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+/// Why no validating resolver could be chosen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoValidatingResolver {
+    #[error("reading /etc/resolv.conf")]
+    SystemConfig(#[source] hickory_resolver::ResolveError),
+    #[error("no nameserver in /etc/resolv.conf")]
+    NoNameserver,
+}
+
 /// Queries one validating resolver and reports the AD bit.
 #[derive(Debug, Clone)]
 pub struct DnssecClient {
@@ -23,17 +33,20 @@ pub struct DnssecClient {
 
 impl DnssecClient {
     /// Queries `server`, or the first nameserver of /etc/resolv.conf.
-    pub fn new(server: Option<SocketAddr>, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        server: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<Self, NoValidatingResolver> {
         let server = match server {
             Some(s) => s,
             None => {
                 let (config, _) = hickory_resolver::system_conf::read_system_conf()
-                    .map_err(|e| format!("reading /etc/resolv.conf: {e}"))?;
+                    .map_err(NoValidatingResolver::SystemConfig)?;
                 config
                     .name_servers()
                     .first()
                     .map(|n| n.socket_addr)
-                    .ok_or("no nameserver in /etc/resolv.conf")?
+                    .ok_or(NoValidatingResolver::NoNameserver)?
             }
         };
         Ok(Self { server, timeout })

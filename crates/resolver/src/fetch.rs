@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,21 +45,42 @@ impl Default for FetchSettings {
     }
 }
 
-/// Why a policy could not be fetched. `rule()` names the checklist item.
+/// Why a policy could not be fetched. `rule()` names the checklist item; causes are kept as
+/// sources (shared, so a lookup's outcome stays cheap to clone).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum FetchError {
-    #[error("policy host {host} has no address: {error}")]
-    Dns { host: String, error: String },
-    #[error("cannot connect to {host} ({addrs}): {error}")]
+    #[error("policy host {host} has no address")]
+    Dns {
+        host: String,
+        #[source]
+        source: NoAddress,
+    },
+    #[error("cannot connect to {host} ({addrs})")]
     Connect {
         host: String,
         addrs: String,
-        error: String,
+        #[source]
+        source: ConnectFailures,
     },
-    #[error("TLS certificate of {host} is not valid: {error}")]
-    WebPki { host: String, error: String },
-    #[error("TLS with {host} failed: {error}")]
-    Tls { host: String, error: String },
+    #[error("`{host}` is not a TLS server name")]
+    ServerName {
+        host: String,
+        #[source]
+        source: Arc<rustls_pki_types::InvalidDnsNameError>,
+    },
+    #[error("TLS certificate of {host} is not valid")]
+    WebPki {
+        host: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("TLS with {host} failed")]
+    Tls {
+        host: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("redirect ({status}) to `{location}` not followed; senders must not follow redirects")]
@@ -70,11 +91,51 @@ pub enum FetchError {
     ContentType(Option<String>),
     #[error("policy is larger than {limit} bytes{}", .declared.map(|d| format!(" (Content-Length: {d})")).unwrap_or_default())]
     TooLarge { limit: usize, declared: Option<u64> },
-    #[error("HTTP: {0}")]
-    Http(String),
-    #[error("{0}")]
+    #[error("HTTP")]
+    Http(#[source] Arc<hyper::Error>),
+    #[error("building the HTTP request")]
+    Request(#[source] Arc<http::Error>),
+    #[error(transparent)]
     Invalid(PolicyErrors),
 }
+
+/// Why the policy host has no address to connect to.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoAddress {
+    #[error("no A/AAAA records")]
+    NoRecords,
+    #[error(transparent)]
+    Lookup(DnsError),
+}
+
+/// Every address of the policy host that could not be connected to, with why.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectFailures(pub Vec<(SocketAddr, ConnectFailure)>);
+
+/// Why one address could not be connected to.
+#[derive(Debug, Clone)]
+pub enum ConnectFailure {
+    Io(Arc<std::io::Error>),
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for ConnectFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (addr, why)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match why {
+                ConnectFailure::Io(e) => write!(f, "{addr}: {e}")?,
+                ConnectFailure::TimedOut(d) => write!(f, "{addr}: connect timed out after {d:?}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConnectFailures {}
 
 impl FetchError {
     /// The TLS-RPT classification (RFC 8460 §4.3.2.2).
@@ -89,9 +150,12 @@ impl FetchError {
     /// The checklist item that failed.
     pub fn rule(&self) -> &'static str {
         match self {
-            Self::Dns { .. } | Self::Connect { .. } | Self::Tls { .. } | Self::Http(_) => {
-                "FETCH-01"
-            }
+            Self::Dns { .. }
+            | Self::Connect { .. }
+            | Self::ServerName { .. }
+            | Self::Tls { .. }
+            | Self::Http(_)
+            | Self::Request(_) => "FETCH-01",
             Self::WebPki { .. } => "PHC-01",
             Self::Timeout(_) => "FETCH-07",
             Self::Redirect { .. } => "FETCH-04",
@@ -130,14 +194,36 @@ pub trait Fetch: Send + Sync + 'static {
     }
 }
 
+/// Why the trust for policy hosts could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    #[error("CA file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("CA file {}: no PEM certificates", path.display())]
+    Empty { path: PathBuf },
+    #[error("CA file {}: a certificate is not a usable trust anchor", path.display())]
+    Rejected {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("TLS protocol versions")]
+    Versions(#[source] rustls::Error),
+}
+
 /// Builds the rustls client config: the web PKI roots (webpki-roots, so results do not depend
 /// on the host's CA bundle) plus the PEM certificates of `extra_ca_file`.
-pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TrustError> {
     let roots = root_store(extra_ca_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
+        .map_err(TrustError::Versions)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -145,21 +231,28 @@ pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, 
 }
 
 /// The web PKI roots plus the PEM certificates of `extra_ca_file`.
-pub fn root_store(extra_ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
+pub fn root_store(extra_ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TrustError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_ca_file {
+        let read = |source| TrustError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(read)?
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(read)?;
         if certs.is_empty() {
-            return Err(format!("{}: no PEM certificates", path.display()));
+            return Err(TrustError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         for c in certs {
-            roots
-                .add(c)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.add(c).map_err(|source| TrustError::Rejected {
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
     }
     Ok(roots)
@@ -196,15 +289,15 @@ impl<D: Dns> HttpsFetcher<D> {
             .await
             .map_err(|e| FetchError::Dns {
                 host: host.to_string(),
-                error: e.to_string(),
+                source: NoAddress::Lookup(e),
             })?;
         if addrs.is_empty() {
             return Err(FetchError::Dns {
                 host: host.to_string(),
-                error: DnsError::Other("no A/AAAA records".into()).to_string(),
+                source: NoAddress::NoRecords,
             });
         }
-        let mut errors = Vec::new();
+        let mut errors = ConnectFailures::default();
         for ip in &addrs {
             let public = SocketAddr::new(*ip, 443);
             let target = self
@@ -217,8 +310,11 @@ impl<D: Dns> HttpsFetcher<D> {
                 .await
             {
                 Ok(Ok(s)) => return Ok((s, public)),
-                Ok(Err(e)) => errors.push(format!("{public}: {e}")),
-                Err(_) => errors.push(format!("{public}: connect timed out")),
+                Ok(Err(e)) => errors.0.push((public, ConnectFailure::Io(Arc::new(e)))),
+                Err(_) => errors.0.push((
+                    public,
+                    ConnectFailure::TimedOut(self.settings.connect_timeout),
+                )),
             }
         }
         Err(FetchError::Connect {
@@ -228,7 +324,7 @@ impl<D: Dns> HttpsFetcher<D> {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
-            error: errors.join("; "),
+            source: errors,
         })
     }
 
@@ -239,9 +335,9 @@ impl<D: Dns> HttpsFetcher<D> {
     ) -> Result<Fetched, FetchError> {
         let host = domain.policy_host();
         let (tcp, peer) = self.connect(&host).await?;
-        let name = ServerName::try_from(host.clone()).map_err(|e| FetchError::Tls {
+        let name = ServerName::try_from(host.clone()).map_err(|e| FetchError::ServerName {
             host: host.clone(),
-            error: e.to_string(),
+            source: Arc::new(e),
         })?;
         let tls = self
             .tls
@@ -256,7 +352,7 @@ impl<D: Dns> HttpsFetcher<D> {
             .unwrap_or_default();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Http(Arc::new(e)))?;
         let driver = tokio::spawn(conn);
         // FETCH-05: a plain GET, no conditional headers, no caching.
         let request = http::Request::get("/.well-known/mta-sts.txt")
@@ -268,7 +364,7 @@ impl<D: Dns> HttpsFetcher<D> {
             .header(http::header::ACCEPT, "text/plain")
             .header(http::header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Request(Arc::new(e)))?;
         let result = self.read_response(&mut sender, request, deadline).await;
         driver.abort();
         let body = result?;
@@ -289,7 +385,7 @@ impl<D: Dns> HttpsFetcher<D> {
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Http(Arc::new(e)))?;
         let status = response.status();
         if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
             let location = response
@@ -331,7 +427,7 @@ impl<D: Dns> HttpsFetcher<D> {
         let mut out =
             Vec::with_capacity(declared.map_or(4096, |d| usize::try_from(d).unwrap_or(4096)));
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| FetchError::Http(e.to_string()))?;
+            let frame = frame.map_err(|e| FetchError::Http(Arc::new(e)))?;
             if let Ok(data) = frame.into_data() {
                 if out.len() + data.len() > limit {
                     return Err(FetchError::TooLarge { limit, declared });
@@ -351,16 +447,11 @@ fn tls_error(host: &str, e: std::io::Error) -> FetchError {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+    let (host, source) = (host.to_string(), Arc::new(e));
     if is_cert {
-        FetchError::WebPki {
-            host: host.to_string(),
-            error: e.to_string(),
-        }
+        FetchError::WebPki { host, source }
     } else {
-        FetchError::Tls {
-            host: host.to_string(),
-            error: e.to_string(),
-        }
+        FetchError::Tls { host, source }
     }
 }
 

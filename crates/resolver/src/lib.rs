@@ -11,9 +11,10 @@ pub mod resolver;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dane::{DaneResolver, DaneSettings};
 pub use dns::{Dns, DnsError, HickoryDns, TxtAnswer};
-pub use dnssec::DnssecClient;
+pub use dnssec::{DnssecClient, NoValidatingResolver};
 pub use fetch::{
-    Fetch, FetchError, FetchSettings, Fetched, HttpsFetcher, client_config, root_store,
+    ConnectFailure, ConnectFailures, Fetch, FetchError, FetchSettings, Fetched, HttpsFetcher,
+    TrustError, client_config, root_store,
 };
 pub use resolver::{Lookup, Origin, Resolver, ResolverSettings, Stats, describe_verdict};
 

@@ -17,6 +17,7 @@ use mtasts_core::cache::{
     CacheSettings, DomainState, RequestPlan, TxtLookup, TxtPlan, Verdict, on_fetch, on_request,
     on_txt,
 };
+use mtasts_core::errors::Chain;
 use mtasts_core::txt::select_record;
 use mtasts_core::{CachedPolicy, DomainName, UnixTime};
 use mtasts_store::{AnyStore, EntryMeta, MemoryStore, Store};
@@ -357,13 +358,14 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                     }
                     Err(e) => {
                         inner.stats.fetches_failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(domain = %domain, rule = e.rule(), result_type = e.failure().result_type(), error = %e, "policy fetch failed");
+                        tracing::warn!(domain = %domain, rule = e.rule(), result_type = e.failure().result_type(), error = %Chain(&e), "policy fetch failed");
                         if trace {
                             steps.push(format!(
-                                "fetch {} failed [{} / {}]: {e}",
+                                "fetch {} failed [{} / {}]: {}",
                                 domain.policy_url(),
                                 e.rule(),
-                                e.failure().result_type()
+                                e.failure().result_type(),
+                                Chain(&e)
                             ));
                         }
                         (Err(e.failure()), Some(e))
@@ -400,7 +402,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             },
             Ok(TxtAnswer::NxDomain) => TxtLookup::Absent(Absence::NxDomain),
             Ok(TxtAnswer::NoData) => TxtLookup::Absent(Absence::NoData),
-            Err(e) => TxtLookup::TempFail(e.to_string()),
+            Err(e) => TxtLookup::TempFail(Chain(&e).to_string()),
         }
     }
 
@@ -421,7 +423,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                     .stats
                     .store_errors
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(domain = %domain, store = backing.kind(), error = %e, "cache read failed; looking the domain up afresh");
+                tracing::warn!(domain = %domain, store = backing.kind(), error = %Chain(&e), "cache read failed; looking the domain up afresh");
                 None
             }
         }
@@ -452,7 +454,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 .stats
                 .store_errors
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(domain = %domain, store = backing.kind(), error = %e, "cache write failed; the memory tier keeps the entry");
+            tracing::warn!(domain = %domain, store = backing.kind(), error = %Chain(&e), "cache write failed; the memory tier keeps the entry");
         }
     }
 
@@ -484,7 +486,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                         .stats
                         .store_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(domain = %domain, error = %e, "refresh lock unavailable; refreshing locally");
+                    tracing::warn!(domain = %domain, error = %Chain(&e), "refresh lock unavailable; refreshing locally");
                 }
             }
         }
@@ -493,7 +495,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         if let Some(b) = fleet
             && let Err(e) = b.unlock(domain).await
         {
-            tracing::debug!(domain = %domain, error = %e, "refresh unlock failed; the lock expires by itself");
+            tracing::debug!(domain = %domain, error = %Chain(&e), "refresh unlock failed; the lock expires by itself");
         }
     }
 
@@ -511,7 +513,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                         .stats
                         .store_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "listing due refreshes failed");
+                    tracing::warn!(error = %Chain(&e), "listing due refreshes failed");
                 }
             }
         }
@@ -563,7 +565,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         if let Some(b) = &self.inner.backing
             && let Err(e) = b.flush().await
         {
-            tracing::warn!(error = %e, "flushing the cache failed");
+            tracing::warn!(error = %Chain(&e), "flushing the cache failed");
         }
     }
 }

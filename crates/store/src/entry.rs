@@ -85,22 +85,21 @@ pub fn encode(state: &DomainState) -> Result<String, StoreError> {
             failure: f.failure.result_type().to_string(),
         }),
     };
-    serde_json::to_string(&entry).map_err(|e| StoreError::Encode(e.to_string()))
+    serde_json::to_string(&entry).map_err(StoreError::Encode)
 }
 
 /// Decodes a stored state. A corrupt or foreign entry is an error naming the problem.
 pub fn decode(text: &str) -> Result<DomainState, StoreError> {
-    let entry: Entry = serde_json::from_str(text).map_err(|e| StoreError::Decode(e.to_string()))?;
+    let entry: Entry = serde_json::from_str(text).map_err(StoreError::Decode)?;
     if entry.v != VERSION {
-        return Err(StoreError::Decode(format!(
-            "entry version {} (expected {VERSION})",
-            entry.v
-        )));
+        return Err(StoreError::Version {
+            found: entry.v,
+            expected: VERSION,
+        });
     }
     let policy = match entry.policy {
         Some(p) => {
-            let parsed = Policy::parse(&p.text)
-                .map_err(|e| StoreError::Decode(format!("stored policy: {e}")))?;
+            let parsed = Policy::parse(&p.text).map_err(StoreError::StoredPolicy)?;
             Some(CachedPolicy {
                 policy: parsed.policy,
                 id: p.id,
@@ -145,5 +144,5 @@ fn failure_from_str(s: &str) -> Result<FetchFailure, StoreError> {
     ]
     .into_iter()
     .find(|f| f.result_type() == s)
-    .ok_or_else(|| StoreError::Decode(format!("unknown fetch failure `{s}`")))
+    .ok_or_else(|| StoreError::UnknownFailure(s.to_string()))
 }

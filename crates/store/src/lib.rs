@@ -17,6 +17,8 @@ use std::time::Duration;
 
 pub use entry::{decode, encode};
 pub use memory::MemoryStore;
+use std::path::PathBuf;
+
 use mtasts_core::{DomainName, DomainState, UnixTime};
 pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
@@ -25,21 +27,65 @@ pub use sqlite::SqliteStore;
 pub const DEFAULT_SQLITE_PATH: &str = "/var/lib/mtasts/cache.sqlite3";
 
 /// Why a store operation failed. Callers log and count these; a lookup never turns one into a
-/// wrong answer.
-#[derive(Debug, Clone, thiserror::Error)]
+/// wrong answer. The cause is kept as the error's source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error("cache spec `{0}`: expected `memory`, `sqlite:PATH` or `redis://…`/`rediss://…`")]
     BadSpec(String),
-    #[error("SQLite: {0}")]
-    Sqlite(String),
-    #[error("Redis: {0}")]
-    Redis(String),
-    #[error("Redis unreachable (retrying in the background): {0}")]
-    Unavailable(String),
-    #[error("encoding a cache entry: {0}")]
-    Encode(String),
-    #[error("decoding a cache entry: {0}")]
-    Decode(String),
+    #[error("SQLite {}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("SQLite {}: creating {}", path.display(), dir.display())]
+    CreateDir {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("SQLite {}: integrity check reports `{report}`", path.display())]
+    Integrity { path: PathBuf, report: String },
+    #[error("SQLite: the connection lock is poisoned (an earlier operation panicked)")]
+    Poisoned,
+    #[error("SQLite: the blocking task failed")]
+    Task(#[source] tokio::task::JoinError),
+    #[error("Redis URL `{url}`")]
+    RedisUrl {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("Redis")]
+    Redis(#[source] redis::RedisError),
+    #[error("Redis: operation timed out")]
+    RedisTimeout,
+    #[error("Redis unreachable (retrying in the background)")]
+    Unavailable(#[source] Unreachable),
+    #[error("encoding a cache entry")]
+    Encode(#[source] serde_json::Error),
+    #[error("decoding a cache entry")]
+    Decode(#[source] serde_json::Error),
+    #[error("decoding a cache entry: entry version {found} (expected {expected})")]
+    Version { found: u8, expected: u8 },
+    #[error("decoding a cache entry: the stored policy no longer parses")]
+    StoredPolicy(#[source] mtasts_core::PolicyErrors),
+    #[error("decoding a cache entry: unknown fetch failure `{0}`")]
+    UnknownFailure(String),
+}
+
+/// Why Redis could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unreachable {
+    #[error("reconnect backing off")]
+    BackingOff,
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("connect failed")]
+    Connect(#[source] redis::RedisError),
 }
 
 /// What the store needs to know beyond the state itself.

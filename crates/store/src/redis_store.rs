@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 
-use crate::{EntryMeta, Store, StoreError, decode, encode};
+use crate::{EntryMeta, Store, StoreError, Unreachable, decode, encode};
 
 const PREFIX: &str = "mtasts:v1";
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
@@ -48,8 +48,10 @@ fn refresh_key() -> String {
 impl RedisStore {
     /// A store for `url` (`redis://…`, or `rediss://…` for TLS). Connects lazily.
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError::Redis(format!("{url}: {e}")))?;
+        let client = redis::Client::open(url).map_err(|source| StoreError::RedisUrl {
+            url: url.to_string(),
+            source,
+        })?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -75,14 +77,14 @@ impl RedisStore {
         }
         if let Ok(mut last) = self.last_attempt.lock() {
             if last.is_some_and(|t| t.elapsed() < RECONNECT_EVERY) {
-                return Err(StoreError::Unavailable("reconnect backing off".into()));
+                return Err(StoreError::Unavailable(Unreachable::BackingOff));
             }
             *last = Some(Instant::now());
         }
         let c = tokio::time::timeout(OP_TIMEOUT, self.client.get_multiplexed_async_connection())
             .await
-            .map_err(|_| StoreError::Unavailable("connect timed out".into()))?
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(|_| StoreError::Unavailable(Unreachable::ConnectTimeout))?
+            .map_err(|e| StoreError::Unavailable(Unreachable::Connect(e)))?;
         *guard = Some(c.clone());
         Ok(c)
     }
@@ -95,8 +97,8 @@ impl RedisStore {
         let result = match self.conn().await {
             Ok(c) => match tokio::time::timeout(OP_TIMEOUT, f(c)).await {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => StoreError::Redis(e.to_string()),
-                Err(_) => StoreError::Redis("operation timed out".into()),
+                Ok(Err(e)) => StoreError::Redis(e),
+                Err(_) => StoreError::RedisTimeout,
             },
             Err(e) => e,
         };

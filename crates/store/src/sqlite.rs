@@ -27,7 +27,10 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 fn err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError::Sqlite(format!("{}: {e}", path.display()))
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl SqliteStore {
@@ -37,7 +40,7 @@ impl SqliteStore {
         let p = path.clone();
         let conn = tokio::task::spawn_blocking(move || Self::open_blocking(&p))
             .await
-            .map_err(|e| StoreError::Sqlite(e.to_string()))??;
+            .map_err(StoreError::Task)??;
         Ok(Self {
             path,
             conn: Arc::new(Mutex::new(conn)),
@@ -46,8 +49,11 @@ impl SqliteStore {
 
     fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Sqlite(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         }
         let conn = Connection::open(path).map_err(err(path))?;
         conn.busy_timeout(Duration::from_secs(5))
@@ -81,13 +87,11 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let (conn, path) = (self.conn.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
-            let conn = conn
-                .lock()
-                .map_err(|_| StoreError::Sqlite("connection lock poisoned".into()))?;
+            let conn = conn.lock().map_err(|_| StoreError::Poisoned)?;
             f(&conn, &path)
         })
         .await
-        .map_err(|e| StoreError::Sqlite(e.to_string()))?
+        .map_err(StoreError::Task)?
     }
 
     /// Runs SQLite's own consistency check; `Ok(())` when it reports "ok".
@@ -99,10 +103,10 @@ impl SqliteStore {
             if r == "ok" {
                 Ok(())
             } else {
-                Err(StoreError::Sqlite(format!(
-                    "{}: integrity check: {r}",
-                    p.display()
-                )))
+                Err(StoreError::Integrity {
+                    path: p.to_path_buf(),
+                    report: r,
+                })
             }
         })
         .await
