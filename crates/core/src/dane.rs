@@ -70,6 +70,7 @@ impl fmt::Display for Tlsa {
 
 /// What governs delivery to a destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DaneDecision {
     /// Every MX host has a secure, usable TLSA RRset: Postfix `dane-only`.
     DaneOnly,
@@ -80,6 +81,33 @@ pub enum DaneDecision {
     NotApplicable(String),
     /// DNSSEC or DNS failure on the DANE path: defer, never downgrade (RFC 7672 §2.1.1).
     TempFail(String),
+}
+
+impl DaneDecision {
+    /// A stable short name: `dane-only`, `dane`, `not-applicable` or `temporary-failure`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::DaneOnly => "dane-only",
+            Self::Dane(_) => "dane",
+            Self::NotApplicable(_) => "not-applicable",
+            Self::TempFail(_) => "temporary-failure",
+        }
+    }
+}
+
+impl fmt::Display for DaneDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DaneOnly => f.write_str("every MX host has a secure, usable TLSA RRset"),
+            Self::Dane(DaneCoverage::Partial) => {
+                f.write_str("some MX hosts have a secure, usable TLSA RRset")
+            }
+            Self::Dane(DaneCoverage::UnusableOnly) => {
+                f.write_str("TLSA records exist but none is usable")
+            }
+            Self::NotApplicable(why) | Self::TempFail(why) => f.write_str(why),
+        }
+    }
 }
 
 /// How far DANE covers a domain's MX hosts when not all of them have usable TLSA.

@@ -1,6 +1,6 @@
 //! The TLS-RPT record at `_smtp._tls.<domain>` (RFC 8460 §3).
 
-use crate::txt::{Discovery, is_ext_name, join_strings};
+use crate::txt::{is_ext_name, join_strings};
 
 /// A parsed `v=TLSRPTv1` record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,7 @@ pub struct TlsRptRecord {
 
 /// Why a TLS-RPT record is unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsRptError {
     #[error("not printable US-ASCII (TRT-02)")]
     NonAscii,
@@ -28,8 +29,20 @@ pub enum TlsRptError {
     NoUsableUri,
 }
 
+/// Why a domain has no usable TLS-RPT record (RFC 8460 §3): it does not do TLS reporting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsRptDiscovery {
+    #[error("no TXT record starting with `v=TLSRPTv1;` (TRT-03)")]
+    NoRecord,
+    #[error("{0} TXT records start with `v=TLSRPTv1;`; exactly one is allowed (TRT-03)")]
+    Multiple(usize),
+    #[error("the `v=TLSRPTv1` record is invalid: {0}")]
+    Invalid(#[source] TlsRptError),
+}
+
 /// Chooses and parses the one TLS-RPT record of a TXT RRset (TRT-03, TRT-04).
-pub fn select_tlsrpt<R, S>(rrset: &[R]) -> Result<TlsRptRecord, Discovery>
+pub fn select_tlsrpt<R, S>(rrset: &[R]) -> Result<TlsRptRecord, TlsRptDiscovery>
 where
     R: AsRef<[S]>,
     S: AsRef<[u8]>,
@@ -40,13 +53,9 @@ where
         .filter(|r| is_tlsrpt(r))
         .collect();
     match records.as_slice() {
-        [] => Err(Discovery::NoRecord),
-        [one] => parse_tlsrpt(one).map_err(|e| {
-            Discovery::Invalid(crate::txt::TxtError::BadExtensionValue {
-                name: format!("tlsrpt: {e}"),
-            })
-        }),
-        many => Err(Discovery::Multiple(many.len())),
+        [] => Err(TlsRptDiscovery::NoRecord),
+        [one] => parse_tlsrpt(one).map_err(TlsRptDiscovery::Invalid),
+        many => Err(TlsRptDiscovery::Multiple(many.len())),
     }
 }
 
@@ -135,8 +144,13 @@ mod tests {
             vec!["v=TLSRPTv1; rua=mailto:a@x.test"],
             vec!["v=TLSRPTv1; rua=mailto:b@x.test"],
         ];
-        assert_eq!(select_tlsrpt(&two), Err(Discovery::Multiple(2)));
+        assert_eq!(select_tlsrpt(&two), Err(TlsRptDiscovery::Multiple(2)));
         let spf = vec![vec!["v=spf1 -all"]];
-        assert_eq!(select_tlsrpt(&spf), Err(Discovery::NoRecord));
+        assert_eq!(select_tlsrpt(&spf), Err(TlsRptDiscovery::NoRecord));
+        let bad = vec![vec!["v=TLSRPTv1; rua=http://r.example.com"]];
+        assert_eq!(
+            select_tlsrpt(&bad),
+            Err(TlsRptDiscovery::Invalid(TlsRptError::NoUsableUri))
+        );
     }
 }

@@ -77,23 +77,10 @@ fn rfc3339(t: UnixTime) -> String {
 }
 
 fn dane_report(d: &DaneDecision) -> DaneReport {
-    use mtasts_core::dane::DaneCoverage;
-    let (decision, reason) = match d {
-        DaneDecision::DaneOnly => (
-            "dane-only",
-            "every MX host has a secure, usable TLSA RRset".to_string(),
-        ),
-        DaneDecision::Dane(DaneCoverage::Partial) => (
-            "dane",
-            "some MX hosts have a secure, usable TLSA RRset".to_string(),
-        ),
-        DaneDecision::Dane(DaneCoverage::UnusableOnly) => {
-            ("dane", "TLSA records exist but none is usable".to_string())
-        }
-        DaneDecision::NotApplicable(why) => ("not-applicable", why.clone()),
-        DaneDecision::TempFail(why) => ("temporary-failure", why.clone()),
-    };
-    DaneReport { decision, reason }
+    DaneReport {
+        decision: d.code(),
+        reason: d.to_string(),
+    }
 }
 
 impl DecisionReport {

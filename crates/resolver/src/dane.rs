@@ -89,7 +89,8 @@ impl DaneResolver {
         let ttl = match *decision {
             DaneDecision::DaneOnly | DaneDecision::Dane(_) => self.settings.positive_ttl,
             DaneDecision::NotApplicable(_) => self.settings.negative_ttl,
-            DaneDecision::TempFail(_) => self.settings.failure_ttl,
+            // A finding this version does not know: re-check soon.
+            _ => self.settings.failure_ttl,
         };
         if let Ok(mut cache) = self.cache.write() {
             let previous = cache.insert(
