@@ -26,9 +26,6 @@ pub struct CacheSettings {
     /// Refresh a cached policy this long after its fetch, even if the id is unchanged (CACHE-08);
     /// at the latest at half its `max_age`.
     pub refresh_interval: u64,
-    /// With no valid cache, a DNS SERVFAIL/timeout defers delivery instead of delivering
-    /// without MTA-STS (DNS-02; off by default, as RFC 8461 reads).
-    pub defer_on_dns_failure: bool,
 }
 
 impl Default for CacheSettings {
@@ -38,7 +35,6 @@ impl Default for CacheSettings {
             negative_ttl: 60,
             fetch_backoff: 300,
             refresh_interval: 86_400,
-            defer_on_dns_failure: false,
         }
     }
 }
@@ -168,7 +164,8 @@ pub enum Verdict {
     Policy(Source),
     /// Deliver as if the domain had no MTA-STS.
     NoPolicy(NoPolicyReason),
-    /// Defer delivery (only when [`CacheSettings::defer_on_dns_failure`] is set).
+    /// Defer delivery: the resolver could not reach a verdict (an internal failure). A zone's
+    /// `defer_on_failure` is applied later, by [`crate::decision::decide`].
     Defer(String),
 }
 
@@ -260,7 +257,7 @@ pub fn on_request(
         Some(TxtLookup::Absent(why)) => {
             RequestPlan::Answer(Verdict::NoPolicy(NoPolicyReason::NoRecord(why.clone())))
         }
-        Some(TxtLookup::TempFail(why)) => RequestPlan::Answer(dns_failure_verdict(why, settings)),
+        Some(TxtLookup::TempFail(why)) => RequestPlan::Answer(dns_failure_verdict(why)),
         Some(TxtLookup::Found(id)) if state.backed_off(id, now, settings) => {
             let failure = state
                 .failed_fetch
@@ -316,9 +313,6 @@ pub fn on_txt(
         (TxtLookup::Absent(why), None) => {
             TxtPlan::Done(Verdict::NoPolicy(NoPolicyReason::NoRecord(why.clone())))
         }
-        (TxtLookup::TempFail(why), None) if settings.defer_on_dns_failure => {
-            TxtPlan::Done(Verdict::Defer(format!("MTA-STS TXT lookup failed: {why}")))
-        }
         (TxtLookup::TempFail(why), None) => {
             TxtPlan::Done(Verdict::NoPolicy(NoPolicyReason::DnsFailure(why.clone())))
         }
@@ -327,13 +321,10 @@ pub fn on_txt(
     (next, plan)
 }
 
-/// DNS-02: with nothing valid cached, deliver without MTA-STS, or defer if so configured.
-fn dns_failure_verdict(why: &str, settings: &CacheSettings) -> Verdict {
-    if settings.defer_on_dns_failure {
-        Verdict::Defer(format!("MTA-STS TXT lookup failed: {why}"))
-    } else {
-        Verdict::NoPolicy(NoPolicyReason::DnsFailure(why.to_string()))
-    }
+/// DNS-02: with nothing valid cached, deliver without MTA-STS (a zone may defer instead, in
+/// the decision).
+fn dns_failure_verdict(why: &str) -> Verdict {
+    Verdict::NoPolicy(NoPolicyReason::DnsFailure(why.to_string()))
 }
 
 /// Step 3 (CACHE-04, CACHE-05, CACHE-07, CACHE-12, FETCH-10, FETCH-11, POL-11).

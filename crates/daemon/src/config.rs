@@ -444,7 +444,6 @@ impl Config {
                 negative_ttl: r.negative_ttl,
                 fetch_backoff: r.fetch_backoff,
                 refresh_interval: r.refresh_interval,
-                defer_on_dns_failure: false,
             },
             memory_capacity: r.memory_capacity,
             refresh: r.refresh,

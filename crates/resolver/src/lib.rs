@@ -1,6 +1,7 @@
 //! The sender's side of MTA-STS: discovery through DNS, the HTTPS policy fetch, the cache tiers
 //! and refresh, on top of the sans-I/O rules of `mtasts-core`.
 
+pub mod builder;
 pub mod clock;
 pub mod dane;
 pub mod dns;
@@ -8,6 +9,7 @@ pub mod dnssec;
 pub mod fetch;
 pub mod resolver;
 
+pub use builder::{EndpointError, NetEndpoints, ResolverBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dane::{DaneResolver, DaneSettings};
 pub use dns::{Dns, DnsError, HickoryDns, TxtAnswer};

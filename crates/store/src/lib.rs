@@ -151,25 +151,64 @@ pub enum AnyStore {
     Redis(Arc<RedisStore>),
 }
 
-impl AnyStore {
-    /// Opens a store from `memory`, `sqlite:PATH` (`sqlite:` alone: [`DEFAULT_SQLITE_PATH`]),
-    /// or a `redis://` / `rediss://` URL. `memory_capacity` bounds the memory backend.
-    pub async fn open(spec: &str, memory_capacity: usize) -> Result<Self, StoreError> {
+/// Which store to open: `memory`, `sqlite:PATH` (`sqlite:` alone: the default path) or a
+/// `redis://` / `rediss://` URL. Parsed once, where the text is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSpec {
+    Memory,
+    /// `None`: [`DEFAULT_SQLITE_PATH`] unless the caller chooses another default.
+    Sqlite(Option<PathBuf>),
+    Redis(String),
+}
+
+impl std::str::FromStr for CacheSpec {
+    type Err = StoreError;
+    fn from_str(spec: &str) -> Result<Self, StoreError> {
         if spec == "memory" {
-            return Ok(Self::Memory(Arc::new(MemoryStore::new(memory_capacity))));
+            return Ok(Self::Memory);
         }
         if let Some(path) = spec.strip_prefix("sqlite:") {
-            let path = if path.is_empty() {
-                DEFAULT_SQLITE_PATH
-            } else {
-                path
-            };
-            return Ok(Self::Sqlite(Arc::new(SqliteStore::open(path).await?)));
+            return Ok(Self::Sqlite(
+                (!path.is_empty()).then(|| PathBuf::from(path)),
+            ));
         }
         if spec.starts_with("redis://") || spec.starts_with("rediss://") {
-            return Ok(Self::Redis(Arc::new(RedisStore::new(spec)?)));
+            return Ok(Self::Redis(spec.to_string()));
         }
         Err(StoreError::BadSpec(spec.to_string()))
+    }
+}
+
+impl std::fmt::Display for CacheSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Sqlite(None) => f.write_str("sqlite:"),
+            Self::Sqlite(Some(p)) => write!(f, "sqlite:{}", p.display()),
+            Self::Redis(url) => f.write_str(url),
+        }
+    }
+}
+
+impl AnyStore {
+    /// Opens a store from its spec text (see [`CacheSpec`]). `memory_capacity` bounds the
+    /// memory backend.
+    pub async fn open(spec: &str, memory_capacity: usize) -> Result<Self, StoreError> {
+        Self::open_spec(&spec.parse()?, memory_capacity).await
+    }
+
+    /// Opens the store `spec` names.
+    pub async fn open_spec(spec: &CacheSpec, memory_capacity: usize) -> Result<Self, StoreError> {
+        Ok(match spec {
+            CacheSpec::Memory => Self::Memory(Arc::new(MemoryStore::new(memory_capacity))),
+            CacheSpec::Sqlite(path) => {
+                let path = path
+                    .as_deref()
+                    .unwrap_or_else(|| std::path::Path::new(DEFAULT_SQLITE_PATH));
+                Self::Sqlite(Arc::new(SqliteStore::open(path).await?))
+            }
+            CacheSpec::Redis(url) => Self::Redis(Arc::new(RedisStore::new(url)?)),
+        })
     }
 
     /// Short name of the backend for logs and metrics.
