@@ -1,16 +1,17 @@
-//! `mtasts daemon`: wiring of config, cache, resolver, listeners, metrics and signals.
+//! `mtasts daemon`: flags onto the config, logging, signals; the daemon itself is assembled by
+//! `mtasts_daemon::Daemon`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mtasts_daemon::{Config, Server};
-use mtasts_store::AnyStore;
+use mtasts_daemon::{Config, Daemon, ListenAddr, LogFormat, Options};
+use mtasts_store::CacheSpec;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::net::{Endpoints, build_resolver};
+use crate::net::read_port_map;
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
@@ -23,26 +24,26 @@ pub struct DaemonArgs {
     pmsr_config: Option<PathBuf>,
     /// Listen on IP:PORT or unix:/path (repeatable; replaces the config's list).
     #[arg(long, value_name = "ADDR")]
-    listen: Vec<String>,
+    listen: Vec<ListenAddr>,
     /// Cache: `memory`, `sqlite:PATH` (`sqlite:` = the default path), `redis://…`.
     #[arg(long, value_name = "SPEC")]
-    cache: Option<String>,
+    cache: Option<CacheSpec>,
     /// DNS server IP:PORT (default: /etc/resolv.conf).
     #[arg(long, value_name = "IP:PORT")]
-    nameserver: Option<String>,
+    nameserver: Option<SocketAddr>,
     /// Extra trusted CA certificates (PEM) for policy hosts.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
     /// Validating resolver IP:PORT whose AD bit the DANE checks trust (default: --nameserver).
     #[arg(long, value_name = "IP:PORT")]
-    dane_nameserver: Option<String>,
-    /// Serve Prometheus metrics on IP:PORT.
+    dane_nameserver: Option<SocketAddr>,
+    /// Serve Prometheus metrics, /healthz and /v1/decision/<domain> on IP:PORT.
     #[arg(long, value_name = "IP:PORT")]
-    metrics_listen: Option<String>,
+    metrics_listen: Option<SocketAddr>,
     /// `text` or `json` logs.
     #[arg(long)]
-    log_format: Option<String>,
-    /// Check the configuration, print it, and exit.
+    log_format: Option<LogFormat>,
+    /// Check the configuration, print it as TOML with every setting in force, and exit.
     #[arg(long)]
     check_config: bool,
     /// Testing only: connect to other addresses than DNS says (a lab ports.txt).
@@ -50,23 +51,9 @@ pub struct DaemonArgs {
     port_map: Option<PathBuf>,
 }
 
-/// The default SQLite cache path: /var/lib/mtasts for root, ~/.local/state/mtasts otherwise.
-pub fn default_sqlite_path() -> PathBuf {
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    match std::env::var_os("HOME") {
-        Some(home) if !is_root => PathBuf::from(home).join(".local/state/mtasts/cache.sqlite3"),
-        _ => PathBuf::from(mtasts_store::DEFAULT_SQLITE_PATH),
-    }
-}
-
 fn load_config(args: &DaemonArgs) -> Result<Config> {
     let (mut config, warnings) = match args.config.as_ref().or(args.pmsr_config.as_ref()) {
-        Some(path) => Config::load(path).with_context(|| format!("loading {}", path.display()))?,
+        Some(path) => Config::load(path).context("loading the configuration")?,
         None => (Config::default(), Vec::new()),
     };
     for w in warnings {
@@ -78,24 +65,16 @@ fn load_config(args: &DaemonArgs) -> Result<Config> {
     if let Some(c) = &args.cache {
         config.cache = c.clone();
     }
-    if let Some(n) = &args.nameserver {
-        config.nameserver = Some(n.clone());
+    if config.cache == CacheSpec::Sqlite(None) {
+        config.cache = CacheSpec::Sqlite(Some(mtasts_daemon::default_sqlite_path()));
     }
+    config.nameserver = args.nameserver.or(config.nameserver);
     if let Some(c) = &args.ca_file {
         config.ca_file = Some(c.clone());
     }
-    if let Some(n) = &args.dane_nameserver {
-        config.dane_nameserver = Some(n.clone());
-    }
-    if let Some(m) = &args.metrics_listen {
-        config.metrics_listen = Some(m.clone());
-    }
-    if let Some(f) = &args.log_format {
-        config.log_format = f.clone();
-    }
-    if config.cache == "sqlite:" {
-        config.cache = format!("sqlite:{}", default_sqlite_path().display());
-    }
+    config.dane_nameserver = args.dane_nameserver.or(config.dane_nameserver);
+    config.metrics_listen = args.metrics_listen.or(config.metrics_listen);
+    config.log_format = args.log_format.unwrap_or(config.log_format);
     config.validate()?;
     // At start and on every SIGHUP, so a Postfix upgrade is noticed without a restart.
     for note in config.detect_postfix(mtasts_daemon::postconf_mail_version) {
@@ -104,17 +83,16 @@ fn load_config(args: &DaemonArgs) -> Result<Config> {
     Ok(config)
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
 }
 
@@ -131,10 +109,13 @@ pub fn run(args: &DaemonArgs) -> ExitCode {
 fn daemon(args: &DaemonArgs) -> Result<()> {
     let config = load_config(args)?;
     if args.check_config {
-        println!("{config:#?}");
+        print!(
+            "{}",
+            config.to_toml().context("printing the configuration")?
+        );
         return Ok(());
     }
-    init_logging(&config.log_format);
+    init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,62 +124,21 @@ fn daemon(args: &DaemonArgs) -> Result<()> {
 }
 
 async fn serve(args: &DaemonArgs, config: Config) -> Result<()> {
-    let store = AnyStore::open(&config.cache, config.resolver.memory_capacity)
-        .await
-        .with_context(|| format!("opening the cache `{}`", config.cache))?;
-    let nameserver = config
-        .nameserver
-        .as_deref()
-        .map(|n| n.parse().with_context(|| format!("nameserver `{n}`")))
-        .transpose()?;
-    let resolver = build_resolver(
-        &Endpoints {
-            nameserver,
-            ca_file: config.ca_file.as_deref(),
-            dns_timeout: config.resolver.dns_timeout,
-            fetch_timeout: config.resolver.fetch_timeout,
-            port_map: args.port_map.as_deref(),
+    let options = Options {
+        connect_map: match &args.port_map {
+            Some(p) => read_port_map(p)?,
+            None => Default::default(),
         },
-        Some(store.clone()),
-        config.resolver_settings(),
-    )?;
-    let dane_enabled = config.default_zone.dane || config.zones.values().any(|z| z.dane);
-    let dane = if dane_enabled {
-        let server = config
-            .dane_nameserver
-            .as_deref()
-            .map(|n| n.parse().with_context(|| format!("dane_nameserver `{n}`")))
-            .transpose()?
-            .or(nameserver);
-        let timeout = Duration::try_from_secs_f64(config.resolver.dns_timeout)
-            .unwrap_or(Duration::from_secs(5));
-        let client = mtasts_resolver::DnssecClient::new(server, timeout)
-            .context("DANE checks need a validating resolver (set dane_nameserver, or dane = false in the zones)")?;
-        Some(mtasts_resolver::DaneResolver::new(
-            client,
-            mtasts_resolver::DaneSettings::default(),
-        ))
-    } else {
-        None
     };
-    let listeners = mtasts_daemon::bind(&config).await?;
-    let grace =
-        Duration::try_from_secs_f64(config.shutdown_timeout).unwrap_or(Duration::from_secs(20));
-    let described: Vec<String> = listeners.iter().map(|l| l.describe()).collect();
-    let server = Server::new(resolver.clone(), dane, config.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let Some(addr) = &config.metrics_listen {
-        let addr = addr
-            .parse()
-            .with_context(|| format!("metrics_listen `{addr}`"))?;
-        let bound = mtasts_daemon::metrics::serve(addr, server.clone(), stop_rx.clone())
-            .await
-            .with_context(|| format!("metrics listener {addr}"))?;
-        tracing::info!(%bound, "metrics on /metrics");
+    let postfix = config.postfix_version;
+    let daemon = Daemon::from_config(config, options).await?;
+    if let Some(bound) = daemon.metrics_addr() {
+        tracing::info!(%bound, "metrics on /metrics, health on /healthz, decisions on /v1/decision/<domain>");
     }
-    let refresher = resolver.spawn_refresher();
-    tracing::info!(listen = ?described, cache = store.kind(), postfix = %config.postfix_version, "mtasts daemon ready");
-    let running = tokio::spawn(server.clone().run(listeners, stop_rx, grace));
+    tracing::info!(listen = ?daemon.listening(), cache = %daemon.cache(), postfix = %postfix, "mtasts daemon ready");
+    let server = daemon.server().clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(daemon.run(stop_rx));
 
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -220,9 +160,6 @@ async fn serve(args: &DaemonArgs, config: Config) -> Result<()> {
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    if let Some(r) = refresher {
-        r.abort();
-    }
     let _ = running.await;
     tracing::info!("stopped");
     Ok(())

@@ -1,17 +1,13 @@
-//! The network flags shared by `query` and `daemon`, and the resolver they build.
+//! The network flags shared by `query` and `check`, and the resolver they build.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mtasts_resolver::{
-    FetchSettings, HickoryDns, HttpsFetcher, NetResolver, Resolver, ResolverSettings, SystemClock,
-    client_config,
-};
+use mtasts_resolver::{NetEndpoints, NetResolver, ResolverSettings};
 use mtasts_store::AnyStore;
 
 /// How to reach DNS and policy hosts.
@@ -23,21 +19,29 @@ pub struct NetArgs {
     /// Extra trusted CA certificates (PEM) for policy hosts, added to the web PKI roots.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
-    /// DNS timeout per query, in seconds.
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
-    pub dns_timeout: f64,
-    /// Total time limit of one policy fetch, in seconds (FETCH-07).
-    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
-    pub fetch_timeout: f64,
+    /// DNS timeout per query, in seconds (more than 0, at most 60).
+    #[arg(long, default_value = "5", value_name = "SECS", value_parser = seconds_up_to::<60>)]
+    pub dns_timeout: Duration,
+    /// Total time limit of one policy fetch, in seconds (FETCH-07; more than 0, at most 600).
+    #[arg(long, default_value = "60", value_name = "SECS", value_parser = seconds_up_to::<600>)]
+    pub fetch_timeout: Duration,
     /// Connect to other addresses than DNS says: a file of `PUBLIC_ADDR BOUND_ADDR` lines, as
     /// `mtasts lab serve --placement ephemeral` writes in ports.txt (testing only).
     #[arg(long, value_name = "FILE", hide = true)]
     pub port_map: Option<PathBuf>,
 }
 
-fn secs(s: f64, what: &str) -> Result<Duration> {
-    Duration::try_from_secs_f64(s)
-        .with_context(|| format!("{what}: {s} is not a duration in seconds"))
+/// A number of seconds, more than 0 and at most `MAX`.
+pub fn seconds_up_to<const MAX: u64>(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= MAX as f64) {
+        return Err(format!(
+            "{text} s is out of range: more than 0 and at most {MAX}"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 pub fn read_port_map(path: &Path) -> Result<HashMap<SocketAddr, SocketAddr>> {
@@ -60,65 +64,26 @@ pub fn read_port_map(path: &Path) -> Result<HashMap<SocketAddr, SocketAddr>> {
 }
 
 impl NetArgs {
+    /// The endpoints these flags name.
+    pub fn endpoints(&self) -> Result<NetEndpoints> {
+        Ok(NetEndpoints {
+            nameserver: self.nameserver,
+            ca_file: self.ca_file.clone(),
+            dns_timeout: self.dns_timeout,
+            fetch_timeout: self.fetch_timeout,
+            connect_map: match &self.port_map {
+                Some(p) => read_port_map(p)?,
+                None => HashMap::new(),
+            },
+        })
+    }
+
     /// A resolver with the system clock over `store`.
     pub fn resolver(
         &self,
         store: Option<AnyStore>,
         settings: ResolverSettings,
     ) -> Result<NetResolver> {
-        build_resolver(
-            &Endpoints {
-                nameserver: self.nameserver,
-                ca_file: self.ca_file.as_deref(),
-                dns_timeout: self.dns_timeout,
-                fetch_timeout: self.fetch_timeout,
-                port_map: self.port_map.as_deref(),
-            },
-            store,
-            settings,
-        )
+        Ok(self.endpoints()?.resolver(store, settings)?)
     }
-}
-
-/// Where and how the resolver reaches DNS and policy hosts.
-#[derive(Debug)]
-pub struct Endpoints<'a> {
-    pub nameserver: Option<SocketAddr>,
-    pub ca_file: Option<&'a Path>,
-    pub dns_timeout: f64,
-    pub fetch_timeout: f64,
-    pub port_map: Option<&'a Path>,
-}
-
-/// A resolver with the system clock over `store`.
-pub fn build_resolver(
-    ep: &Endpoints<'_>,
-    store: Option<AnyStore>,
-    settings: ResolverSettings,
-) -> Result<NetResolver> {
-    let dns = Arc::new(
-        HickoryDns::new(ep.nameserver, secs(ep.dns_timeout, "DNS timeout")?)
-            .context("setting up DNS")?,
-    );
-    let tls = client_config(ep.ca_file)?;
-    let connect_map = match ep.port_map {
-        Some(p) => read_port_map(p)?,
-        None => HashMap::new(),
-    };
-    let fetch = HttpsFetcher::new(
-        dns.clone(),
-        tls,
-        FetchSettings {
-            total_timeout: secs(ep.fetch_timeout, "fetch timeout")?,
-            connect_map,
-            ..FetchSettings::default()
-        },
-    );
-    Ok(Resolver::new(
-        dns,
-        fetch,
-        store,
-        Arc::new(SystemClock),
-        settings,
-    ))
 }

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -94,8 +93,7 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
         let resolver = args.net.resolver(Some(store), settings)?;
         let dane = if config.zone(&args.map).dane {
             let server = args.dane_nameserver.or(args.net.nameserver);
-            let timeout =
-                Duration::try_from_secs_f64(args.net.dns_timeout).unwrap_or(Duration::from_secs(5));
+            let timeout = args.net.dns_timeout;
             let client = DnssecClient::new(server, timeout).context(
                 "DANE checks need a validating resolver (--dane-nameserver, or --no-dane)",
             )?;

@@ -1,14 +1,22 @@
 //! `mtasts daemon`: the MTA-STS policy server for Postfix's `smtp_tls_policy_maps`
 //! (socketmap), on the mtasts resolver.
 
+pub mod assemble;
 pub mod codec;
 pub mod config;
+pub mod load;
 pub mod metrics;
 pub mod pmsr;
+pub mod postfix_version;
 pub mod report;
 pub mod server;
+pub mod values;
 
+pub use assemble::{Daemon, NetServer, Options, StartError, default_sqlite_path};
 pub use codec::{CodecError, NetstringCodec};
-pub use config::{Config, ConfigError, PostfixVersion, Version, Zone, postconf_mail_version};
+pub use config::{Config, Zone};
+pub use load::ConfigError;
+pub use postfix_version::{DetectError, PostfixVersion, Version, postconf_mail_version};
 pub use report::DecisionReport;
 pub use server::{Explanation, Listener, Server, ServerError, bind};
+pub use values::{ListenAddr, LogFormat, SocketMode};

@@ -196,29 +196,36 @@ async fn route<D: Dns, F: Fetch, B>(server: &Server<D, F>, req: &http::Request<B
 pub async fn serve<D: Dns, F: Fetch>(
     addr: SocketAddr,
     server: Arc<Server<D, F>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = shutdown.changed() => return,
-            };
-            let Ok((stream, _)) = accepted else { continue };
-            let server = server.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let server = server.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(&server, &req).await) }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(serve_on(listener, server, shutdown));
     Ok(local)
+}
+
+/// Serves on a bound listener until shutdown.
+pub async fn serve_on<D: Dns, F: Fetch>(
+    listener: TcpListener,
+    server: Arc<Server<D, F>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let server = server.clone();
+                    async move { Ok::<_, std::convert::Infallible>(route(&server, &req).await) }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }

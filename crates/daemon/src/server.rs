@@ -20,7 +20,9 @@ use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 
 use crate::codec::NetstringCodec;
-use crate::config::{Config, PostfixVersion, UnixSocket, Zone};
+use crate::config::{Config, UnixSocket, Zone};
+use crate::postfix_version::PostfixVersion;
+use crate::values::ListenAddr;
 
 /// Connections idle this long are closed (Postfix itself closes after 10 s idle).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -34,11 +36,32 @@ enum DaneState {
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
-    #[error("listen {addr}: {error}")]
-    Listen { addr: String, error: String },
-    #[error("unix socket {path}: {error}")]
-    Socket { path: String, error: String },
+    #[error("listen {addr}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unix socket {}", path.display())]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: SocketError,
+    },
+}
+
+/// What went wrong with a unix socket.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    #[error("exists and is not a socket; not removing it")]
+    NotASocket,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("`{name}` not found in {file}")]
+    UnknownId { name: String, file: &'static str },
 }
 
 /// Answer counters, by reply class.
@@ -394,13 +417,10 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             tracing::warn!("shutdown grace period over; closing remaining connections");
             conns.abort_all();
         }
-        for listener_path in self
-            .config()
-            .listen
-            .iter()
-            .filter_map(|l| l.strip_prefix("unix:"))
-        {
-            let _ = std::fs::remove_file(listener_path);
+        for l in &self.config().listen {
+            if let ListenAddr::Unix(path) = l {
+                let _ = std::fs::remove_file(path);
+            }
         }
         self.resolver.flush().await;
     }
@@ -478,12 +498,12 @@ pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServerError> {
     }
     let mut out = Vec::new();
     for spec in &config.listen {
-        match spec.strip_prefix("unix:") {
-            Some(path) => out.push(bind_unix(Path::new(path), &config.unix_socket)?),
-            None => {
-                let l = TcpListener::bind(spec)
+        match spec {
+            ListenAddr::Unix(path) => out.push(bind_unix(path, &config.unix_socket)?),
+            ListenAddr::Tcp(addr) => {
+                let l = TcpListener::bind(addr)
                     .await
-                    .map_err(|e| listen_err(spec, e))?;
+                    .map_err(|e| listen_err(&addr.to_string(), e))?;
                 out.push(Listener::Tcp(l));
             }
         }
@@ -491,17 +511,17 @@ pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServerError> {
     Ok(out)
 }
 
-fn listen_err(addr: &str, e: std::io::Error) -> ServerError {
+fn listen_err(addr: &str, source: std::io::Error) -> ServerError {
     ServerError::Listen {
         addr: addr.to_string(),
-        error: e.to_string(),
+        source,
     }
 }
 
-fn socket_err(path: &Path, e: impl ToString) -> ServerError {
+fn socket_err(path: &Path, e: impl Into<SocketError>) -> ServerError {
     ServerError::Socket {
-        path: path.display().to_string(),
-        error: e.to_string(),
+        path: path.to_path_buf(),
+        source: e.into(),
     }
 }
 
@@ -509,10 +529,7 @@ fn bind_unix(path: &Path, opts: &UnixSocket) -> Result<Listener, ServerError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(socket_err(
-                path,
-                "exists and is not a socket; not removing it",
-            ));
+            return Err(socket_err(path, SocketError::NotASocket));
         }
         std::fs::remove_file(path).map_err(|e| socket_err(path, e))?;
     }
@@ -520,10 +537,8 @@ fn bind_unix(path: &Path, opts: &UnixSocket) -> Result<Listener, ServerError> {
         std::fs::create_dir_all(dir).map_err(|e| socket_err(path, e))?;
     }
     let l = UnixListener::bind(path).map_err(|e| socket_err(path, e))?;
-    if let Some(mode) = &opts.mode {
-        let bits = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
-            .map_err(|e| socket_err(path, e))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits))
+    if let Some(mode) = opts.mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode.0))
             .map_err(|e| socket_err(path, e))?;
     }
     if opts.owner.is_some() || opts.group.is_some() {
@@ -545,14 +560,17 @@ fn bind_unix(path: &Path, opts: &UnixSocket) -> Result<Listener, ServerError> {
 }
 
 /// A numeric id, or the id of a name in /etc/passwd or /etc/group (third field).
-fn lookup_id(file: &str, name: &str) -> Result<u32, String> {
+fn lookup_id(file: &'static str, name: &str) -> Result<u32, SocketError> {
     if let Ok(n) = name.parse() {
         return Ok(n);
     }
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    let text = std::fs::read_to_string(file)?;
     text.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.first() == Some(&name))
         .and_then(|f| f.get(2)?.parse().ok())
-        .ok_or_else(|| format!("`{name}` not found in {file}"))
+        .ok_or_else(|| SocketError::UnknownId {
+            name: name.to_string(),
+            file,
+        })
 }

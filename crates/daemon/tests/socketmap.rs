@@ -149,11 +149,14 @@ async fn start(w: &World) -> Running {
     ));
     let sock = dir.join("socketmap.sock");
     let mut config = Config {
-        listen: vec!["127.0.0.1:0".into(), format!("unix:{}", sock.display())],
-        cache: "memory".into(),
+        listen: vec![
+            mtasts_daemon::ListenAddr::Tcp(([127, 0, 0, 1], 0).into()),
+            mtasts_daemon::ListenAddr::Unix(sock.clone()),
+        ],
+        cache: mtasts_store::CacheSpec::Memory,
         ..Config::default()
     };
-    config.unix_socket.mode = Some("0660".into());
+    config.unix_socket.mode = Some(mtasts_daemon::SocketMode(0o660));
     config.zones.insert(
         "strict".into(),
         Zone {
@@ -178,7 +181,7 @@ async fn start(w: &World) -> Running {
     config.zones.insert(
         "fast".into(),
         Zone {
-            timeout: 0.3,
+            timeout: Duration::from_millis(300),
             ..Zone::default()
         },
     );
@@ -186,7 +189,7 @@ async fn start(w: &World) -> Running {
         "defer".into(),
         Zone {
             defer_on_failure: true,
-            timeout: 0.3,
+            timeout: Duration::from_millis(300),
             ..Zone::default()
         },
     );
@@ -574,8 +577,10 @@ async fn pfx_31_tlsrpt_attributes_follow_the_postfix_version() {
     );
 
     let mut config = d.server.config().as_ref().clone();
-    let notes =
-        config.detect_postfix(|| mtasts_daemon::Version::parse("3.10.5").ok_or_else(String::new));
+    let notes = config.detect_postfix(|| {
+        mtasts_daemon::Version::parse("3.10.5")
+            .ok_or_else(|| mtasts_daemon::DetectError::Other("unparsable".into()))
+    });
     assert!(notes.is_empty(), "{notes:?}");
     d.server.reload(config.clone());
     assert!(
@@ -596,7 +601,7 @@ async fn pfx_31_tlsrpt_attributes_follow_the_postfix_version() {
     old.postfix_version = mtasts_daemon::PostfixVersion::Known(
         mtasts_daemon::Version::parse("3.7.11").expect("version"),
     );
-    let notes = old.detect_postfix(|| Err("not asked".into()));
+    let notes = old.detect_postfix(|| Err(mtasts_daemon::DetectError::Other("not asked".into())));
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
         notes[0].contains("tlsrpt.tlsrpt = true, but Postfix 3.7.11"),

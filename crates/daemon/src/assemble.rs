@@ -1,0 +1,170 @@
+//! The daemon put together from its configuration: cache, resolver, DANE, listeners, the HTTP
+//! listener and the refresher. The binary only parses flags, handles signals and calls this.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mtasts_resolver::{
+    DaneResolver, DaneSettings, DnssecClient, EndpointError, HickoryDns, HttpsFetcher,
+    NetEndpoints, NoValidatingResolver,
+};
+use mtasts_store::{AnyStore, CacheSpec, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::server::{Listener, Server, ServerError, bind};
+
+/// The server over the real network.
+pub type NetServer = Server<HickoryDns, HttpsFetcher<HickoryDns>>;
+
+/// What the binary passes besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Connect to other addresses than DNS says (testing: the lab's ephemeral ports).
+    pub connect_map: HashMap<SocketAddr, SocketAddr>,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("opening the cache `{spec}`")]
+    Store {
+        spec: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("setting up the resolver")]
+    Endpoints(#[from] EndpointError),
+    #[error(
+        "DANE checks need a validating resolver (set dane_nameserver, or dane = false in the zones)"
+    )]
+    Dane(#[source] NoValidatingResolver),
+    #[error(transparent)]
+    Listen(#[from] ServerError),
+    #[error("metrics listener {addr}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A daemon ready to serve: everything bound and opened, nothing running yet.
+#[derive(Debug)]
+pub struct Daemon {
+    server: Arc<NetServer>,
+    listeners: Vec<Listener>,
+    metrics: Option<TcpListener>,
+    cache: CacheSpec,
+}
+
+/// The embedded default cache file: /var/lib/mtasts for root, ~/.local/state/mtasts otherwise.
+pub fn default_sqlite_path() -> PathBuf {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    match std::env::var_os("HOME") {
+        Some(home) if !is_root => PathBuf::from(home).join(".local/state/mtasts/cache.sqlite3"),
+        _ => PathBuf::from(mtasts_store::DEFAULT_SQLITE_PATH),
+    }
+}
+
+impl Daemon {
+    /// Opens the cache, builds the resolver and DANE checks, binds the listeners (or takes
+    /// systemd's) and the HTTP listener. `sqlite:` without a path becomes
+    /// [`default_sqlite_path`].
+    pub async fn from_config(mut config: Config, options: Options) -> Result<Self, StartError> {
+        if config.cache == CacheSpec::Sqlite(None) {
+            config.cache = CacheSpec::Sqlite(Some(default_sqlite_path()));
+        }
+        let store = AnyStore::open_spec(&config.cache, config.resolver.memory_capacity)
+            .await
+            .map_err(|source| StartError::Store {
+                spec: config.cache.to_string(),
+                source,
+            })?;
+        let endpoints = NetEndpoints {
+            nameserver: config.nameserver,
+            ca_file: config.ca_file.clone(),
+            dns_timeout: config.resolver.dns_timeout,
+            fetch_timeout: config.resolver.fetch_timeout,
+            connect_map: options.connect_map,
+        };
+        let resolver = endpoints.resolver(Some(store), config.resolver_settings())?;
+        let dane = if config.named_zones().any(|(_, z)| z.dane) {
+            let client = DnssecClient::new(
+                config.dane_nameserver.or(config.nameserver),
+                config.resolver.dns_timeout,
+            )
+            .map_err(StartError::Dane)?;
+            Some(DaneResolver::new(client, DaneSettings::default()))
+        } else {
+            None
+        };
+        let listeners = bind(&config).await?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
+        let cache = config.cache.clone();
+        Ok(Self {
+            server: Server::new(resolver, dane, config),
+            listeners,
+            metrics,
+            cache,
+        })
+    }
+
+    /// The server, for reloads and counters.
+    pub fn server(&self) -> &Arc<NetServer> {
+        &self.server
+    }
+
+    /// Where it listens, for the ready line.
+    pub fn listening(&self) -> Vec<String> {
+        self.listeners.iter().map(Listener::describe).collect()
+    }
+
+    /// The HTTP listener's address, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The cache it opened.
+    pub fn cache(&self) -> &CacheSpec {
+        &self.cache
+    }
+
+    /// Serves until `shutdown` turns true, then lets open connections finish within
+    /// `shutdown_timeout`, stops the refresher and flushes the cache.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        if let Some(l) = self.metrics {
+            tokio::spawn(crate::metrics::serve_on(
+                l,
+                self.server.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let refresher = self.server.resolver().spawn_refresher();
+        let grace: Duration = self.server.config().shutdown_timeout;
+        self.server
+            .clone()
+            .run(self.listeners, shutdown, grace)
+            .await;
+        if let Some(r) = refresher {
+            r.abort();
+        }
+    }
+}

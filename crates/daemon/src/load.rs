@@ -1,0 +1,230 @@
+//! Reading a configuration file: TOML, or a postfix-mta-sts-resolver YAML file (by extension),
+//! then the checks serde cannot make. Every error names the file or the field.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::pmsr::{self, PmsrError};
+use crate::values::ListenAddr;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", path.display())]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{}: {field}", path.display())]
+    Field {
+        path: PathBuf,
+        /// The dotted key, e.g. `default_zone.timeout`.
+        field: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{} (a postfix-mta-sts-resolver file)", path.display())]
+    Pmsr {
+        path: PathBuf,
+        #[source]
+        source: PmsrError,
+    },
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+/// How long a timeout may be: more than zero, at most `max`.
+const ZONE_TIMEOUT_MAX: Duration = Duration::from_secs(99);
+const DNS_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+const FETCH_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+const SHUTDOWN_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+impl Config {
+    /// Reads a TOML config, or a postfix-mta-sts-resolver YAML one (`.yml`/`.yaml`). Returns
+    /// the config and warnings about options that were not carried over.
+    pub fn load(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let is_yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        );
+        let (config, warnings) = if is_yaml {
+            pmsr::from_yaml(&text).map_err(|source| ConfigError::Pmsr {
+                path: path.to_path_buf(),
+                source,
+            })?
+        } else {
+            (from_toml(path, &text)?, Vec::new())
+        };
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    /// Checks what the types cannot: at least one listener, timeouts in range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(invalid("listen", "at least one listener is needed"));
+        }
+        if let Some(ListenAddr::Unix(p)) = self
+            .listen
+            .iter()
+            .find(|l| matches!(l, ListenAddr::Unix(p) if p.file_name().is_none()))
+        {
+            return Err(invalid(
+                "listen",
+                format!("unix:{} names a directory, not a socket", p.display()),
+            ));
+        }
+        for (name, z) in self.named_zones() {
+            in_range(&format!("{name}.timeout"), z.timeout, ZONE_TIMEOUT_MAX)?;
+        }
+        in_range(
+            "resolver.dns_timeout",
+            self.resolver.dns_timeout,
+            DNS_TIMEOUT_MAX,
+        )?;
+        in_range(
+            "resolver.fetch_timeout",
+            self.resolver.fetch_timeout,
+            FETCH_TIMEOUT_MAX,
+        )?;
+        in_range(
+            "shutdown_timeout",
+            self.shutdown_timeout,
+            SHUTDOWN_TIMEOUT_MAX,
+        )?;
+        Ok(())
+    }
+}
+
+/// Parses TOML, naming the dotted key of a value that does not fit.
+fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Toml {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let source = Box::new(e.into_inner());
+        if field == "." {
+            ConfigError::Toml {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            ConfigError::Field {
+                path: path.to_path_buf(),
+                field,
+                source,
+            }
+        }
+    })
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn in_range(field: &str, value: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() || value > max {
+        return Err(invalid(
+            field,
+            format!(
+                "{} is out of range: more than 0 and at most {}",
+                humantime::format_duration(value),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let chain = |e: ConfigError| mtasts_core::errors::Chain(&e).to_string();
+        let c = from_toml(Path::new("t.toml"), text).map_err(chain)?;
+        c.validate().map_err(chain)?;
+        Ok(c)
+    }
+
+    #[test]
+    fn old_numbers_and_new_durations_both_load() {
+        let old = parse("shutdown_timeout = 20.0\n[resolver]\ndns_timeout = 5.0\ntxt_grace = 60\n[default_zone]\ntimeout = 4.0\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let new = parse("shutdown_timeout = \"20s\"\n[resolver]\ndns_timeout = \"5s\"\ntxt_grace = \"1m\"\n[default_zone]\ntimeout = \"4s\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(old, new);
+        assert_eq!(new.default_zone.timeout, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let cases = [
+            ("listen = [\"localhost:25\"]", "listen"),
+            ("listen = [\"unix:\"]", "socket path"),
+            ("listen = []", "at least one listener"),
+            ("cache = \"postgres://x\"", "cache"),
+            ("nameserver = \"8.8.8.8\"", "nameserver"),
+            ("log_format = \"xml\"", "log_format"),
+            ("[unix_socket]\nmode = \"rw\"", "octal mode"),
+            ("[default_zone]\ntimeout = 0", "default_zone.timeout"),
+            ("[zones.x]\ntimeout = \"5m\"", "zones.x.timeout"),
+            ("[resolver]\nfetch_timeout = 1e300", "fetch_timeout"),
+            ("[resolver]\ndns_timeout = \"0s\"", "resolver.dns_timeout"),
+            ("postfix_version = \"three\"", "postfix_version"),
+            ("colour = true", "colour"),
+        ];
+        for (text, needle) in cases {
+            match parse(text) {
+                Ok(c) => panic!("{text}: accepted as {c:?}"),
+                Err(e) => assert!(e.contains(needle), "{text}: `{e}` does not name `{needle}`"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_effective_config_prints_as_toml_that_loads_back() {
+        let c = parse("listen = [\"127.0.0.1:8461\", \"unix:/run/mtasts.sock\"]\ncache = \"redis://127.0.0.1/0\"\n[unix_socket]\nmode = \"0660\"\n[zones.strict]\nstrict_testing = true\ntimeout = 0.5\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = c.to_toml().unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.contains("timeout = \"500ms\""), "{text}");
+        assert!(text.contains("mode = \"0660\""), "{text}");
+        assert!(text.contains("postfix_version = \"auto\""), "{text}");
+        assert_eq!(parse(&text), Ok(c), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod documented {
+    use super::*;
+
+    #[test]
+    fn docs_daemon_toml_loads_and_equals_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/daemon.toml");
+        let (c, warnings) = Config::load(&path).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(warnings.is_empty());
+        assert_eq!(
+            c,
+            Config::default(),
+            "docs/daemon.toml must show the defaults"
+        );
+    }
+}
