@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mtasts_core::DomainName;
 use mtasts_core::dane::{Answer, DaneDecision, DnssecStatus, decide, tlsa_name};
+use mtasts_core::{DomainName, UnixTime};
 
+use crate::clock::{Clock, SystemClock};
 use crate::dnssec::DnssecClient;
 
 /// How long decisions are reused.
@@ -34,35 +35,55 @@ impl Default for DaneSettings {
 #[derive(Debug)]
 struct Entry {
     decision: Arc<DaneDecision>,
-    until: Instant,
+    /// Reused while the clock is before this.
+    until: UnixTime,
 }
 
 /// Decides and caches per domain. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DaneResolver {
     client: DnssecClient,
     settings: DaneSettings,
+    clock: Arc<dyn Clock>,
     // Read on every request (hot path): a read lock and an Arc clone, no allocation.
     cache: Arc<RwLock<HashMap<DomainName, Entry>>>,
     locks: Arc<Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
+impl std::fmt::Debug for DaneResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaneResolver")
+            .field("client", &self.client)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DaneResolver {
+    /// Checks through `client`, on the system clock.
     pub fn new(client: DnssecClient, settings: DaneSettings) -> Self {
         Self {
             client,
             settings,
+            clock: Arc::new(SystemClock),
             cache: Arc::default(),
             locks: Arc::default(),
         }
     }
 
+    /// The same, on `clock` (tests: a [`crate::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// A still-valid cached decision, without I/O (the hot path).
     pub fn cached(&self, domain: &DomainName) -> Option<Arc<DaneDecision>> {
         let cache = self.cache.read().ok()?;
+        let now = self.clock.now();
         cache
             .get(domain)
-            .filter(|e| e.until > Instant::now())
+            .filter(|e| e.until > now)
             .map(|e| e.decision.clone())
     }
 
@@ -97,7 +118,7 @@ impl DaneResolver {
                 domain.clone(),
                 Entry {
                     decision: decision.clone(),
-                    until: Instant::now() + ttl,
+                    until: self.clock.now().saturating_add(ttl.as_secs()),
                 },
             );
             if let (Some(prev), DaneDecision::NotApplicable(why)) = (previous, &*decision)
@@ -109,7 +130,7 @@ impl DaneResolver {
                 tracing::warn!(domain = %domain, reason = %why, "DANE no longer applies: possible downgrade attack, or the domain withdrew DANE");
             }
             if cache.len() > 100_000 {
-                let now = Instant::now();
+                let now = self.clock.now();
                 cache.retain(|_, e| e.until > now);
             }
         }

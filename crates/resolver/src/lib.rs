@@ -8,6 +8,7 @@ pub mod dns;
 pub mod dnssec;
 pub mod fetch;
 pub mod resolver;
+pub mod testing;
 
 pub use builder::{EndpointError, NetEndpoints, ResolverBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
