@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::check::{Level, Report};
+use crate::report::{Level, Report};
 
 /// The report as text for people.
 pub fn text(r: &Report, colour: bool) -> String {

@@ -200,7 +200,7 @@ const EXPECT: &[(&str, &[&str], Level, Option<bool>)] = &[
 ];
 
 fn codes(r: &Report) -> Vec<&'static str> {
-    r.findings.iter().map(|f| f.code).collect()
+    r.findings.iter().map(|f| f.code.as_str()).collect()
 }
 
 fn text_of(r: &Report) -> String {

@@ -1,6 +1,6 @@
 //! `mtasts check DOMAIN` and `mtasts scan FILE`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mtasts_check::{CheckSettings, Checker, Report, render};
+use mtasts_check::scan::{self, CSV_HEADER, ScanSettings};
+use mtasts_check::{CheckSettings, Checker, render};
 use mtasts_core::DomainName;
-use serde::Serialize;
 
 /// Flags shared by check and scan.
 #[derive(Debug, Clone, Args)]
@@ -114,68 +114,6 @@ pub struct ScanArgs {
     resume: bool,
 }
 
-/// One scan row (CSV columns in this order).
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    domain: String,
-    mode: String,
-    verdict: String,
-    deliverable: String,
-    error_class: String,
-    mx_count: usize,
-    sni_only_count: usize,
-    dane: bool,
-    tlsrpt: bool,
-}
-
-const CSV_HEADER: &str =
-    "domain,mode,verdict,deliverable,error_class,mx_count,sni_only_count,dane,tlsrpt";
-
-impl Row {
-    fn from_report(r: &Report) -> Self {
-        Self {
-            domain: r.domain.clone(),
-            mode: r.mode.clone().unwrap_or_else(|| "none-published".into()),
-            verdict: format!("{:?}", r.verdict).to_ascii_lowercase(),
-            deliverable: r.deliverable.map_or("unknown".into(), |d| d.to_string()),
-            error_class: r.error_class().unwrap_or("").to_string(),
-            mx_count: r.mx.len(),
-            sni_only_count: r.sni_only_count(),
-            dane: r.dane_present(),
-            tlsrpt: !r.tlsrpt.rua.is_empty(),
-        }
-    }
-
-    fn timed_out(domain: &str) -> Self {
-        Self {
-            domain: domain.to_string(),
-            mode: String::new(),
-            verdict: "error".into(),
-            deliverable: "unknown".into(),
-            error_class: "timeout".into(),
-            mx_count: 0,
-            sni_only_count: 0,
-            dane: false,
-            tlsrpt: false,
-        }
-    }
-
-    fn csv(&self) -> String {
-        format!(
-            "{},{},{},{},{},{},{},{},{}",
-            self.domain,
-            self.mode,
-            self.verdict,
-            self.deliverable,
-            self.error_class,
-            self.mx_count,
-            self.sni_only_count,
-            self.dane,
-            self.tlsrpt
-        )
-    }
-}
-
 pub fn run_scan(args: &ScanArgs) -> ExitCode {
     match scan(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -270,84 +208,37 @@ fn scan(args: &ScanArgs) -> Result<()> {
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let rows = runtime()?.block_on(async {
-        let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut queue = todo.into_iter();
-        let mut rows = Vec::new();
-        let mut interrupted = false;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        loop {
-            while !interrupted && tasks.len() < args.concurrency.max(1) {
-                let Some(d) = queue.next() else { break };
-                let (checker, permits) = (checker.clone(), permits.clone());
-                tasks.spawn(async move {
-                    let _permit = permits.acquire().await;
-                    match DomainName::parse(&d) {
-                        Ok(domain) => match tokio::time::timeout(per_domain, checker.check(&domain)).await {
-                            Ok(report) => Row::from_report(&report),
-                            Err(_) => Row::timed_out(&d),
-                        },
-                        Err(_) => Row { error_class: "bad-domain".into(), ..Row::timed_out(&d) },
-                    }
-                });
-            }
-            tokio::select! {
-                joined = tasks.join_next() => match joined {
-                    Some(Ok(row)) => {
-                        let line = if args.format == "csv" { row.csv() } else { serde_json::to_string(&row).unwrap_or_default() };
-                        let _ = writeln!(sink, "{line}");
-                        let _ = sink.flush();
-                        bar.inc(1);
-                        rows.push(row);
-                    }
-                    Some(Err(e)) => eprintln!("a check failed: {e}"),
-                    None => break,
-                },
-                _ = &mut ctrl_c, if !interrupted => {
-                    interrupted = true;
-                    tasks.abort_all();
-                    eprintln!("interrupted: writing partial results (rerun with --resume to continue)");
-                }
-            }
-        }
-        anyhow::Ok(rows)
-    })?;
+    let settings = ScanSettings {
+        concurrency: args.concurrency,
+        per_domain,
+    };
+    let csv = args.format == "csv";
+    let outcome = runtime()?.block_on(scan::scan(
+        checker,
+        todo,
+        settings,
+        |row| {
+            let line = if csv {
+                row.csv()
+            } else {
+                serde_json::to_string(row).unwrap_or_default()
+            };
+            let _ = writeln!(sink, "{line}");
+            let _ = sink.flush();
+            bar.inc(1);
+        },
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    ));
+    if outcome.interrupted {
+        eprintln!("interrupted: writing partial results (rerun with --resume to continue)");
+    }
+    for p in &outcome.panicked {
+        eprintln!("a check failed: {p}");
+    }
     bar.finish_and_clear();
     let _ = sink.flush();
-    summary(&rows);
+    eprint!("{}", scan::summary(&outcome.rows));
     Ok(())
-}
-
-fn summary(rows: &[Row]) {
-    let by = |f: fn(&Row) -> String| {
-        let mut m: BTreeMap<String, usize> = BTreeMap::new();
-        for r in rows {
-            *m.entry(f(r)).or_default() += 1;
-        }
-        m
-    };
-    let verdicts = by(|r| r.verdict.clone());
-    let modes = by(|r| r.mode.clone());
-    let errors = by(|r| r.error_class.clone());
-    eprintln!("\n{} domains", rows.len());
-    eprintln!("| verdict | count |\n|---|---|");
-    for (k, v) in verdicts {
-        eprintln!("| {k} | {v} |");
-    }
-    eprintln!("| mode | count |\n|---|---|");
-    for (k, v) in modes {
-        eprintln!("| {k} | {v} |");
-    }
-    eprintln!("| first error | count |\n|---|---|");
-    for (k, v) in errors.into_iter().filter(|(k, _)| !k.is_empty()) {
-        eprintln!("| {k} | {v} |");
-    }
-    eprintln!(
-        "SNI-only MX hosts: {}; with DANE: {}; with TLS-RPT: {}",
-        rows.iter().map(|r| r.sni_only_count).sum::<usize>(),
-        rows.iter().filter(|r| r.dane).count(),
-        rows.iter().filter(|r| r.tlsrpt).count()
-    );
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use mtasts_core::advice::policy_advice;
+use mtasts_check::{Code, PolicyFinding, invalid_policy_findings, valid_policy_findings};
 use mtasts_core::policy::MAX_POLICY_BYTES;
 use mtasts_core::txt::{is_sts_record, parse_record};
 use mtasts_core::{DomainName, Policy};
@@ -47,7 +47,22 @@ struct Finding {
     key: Option<String>,
     /// Checklist id (`POL-07`) or advice code (`max-age-short`).
     rule: String,
+    /// The finding code `mtasts check` reports for the same problem (`policy-invalid`,
+    /// `policy-tolerated`, `max-age-short`, `txt-invalid`, …).
+    code: Code,
     message: String,
+}
+
+impl From<PolicyFinding> for Finding {
+    fn from(f: PolicyFinding) -> Self {
+        Self {
+            line: f.line,
+            key: f.key,
+            rule: f.rule.into(),
+            code: f.code,
+            message: f.message,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +114,7 @@ fn lint_policy(file: &PathBuf, domain: Option<&str>) -> Result<Report> {
             line: 0,
             key: None,
             rule: "FETCH-08".into(),
+            code: Code::FetchError,
             message: format!(
                 "the file is {} bytes; senders refuse policies over {MAX_POLICY_BYTES} bytes",
                 body.len()
@@ -106,36 +122,19 @@ fn lint_policy(file: &PathBuf, domain: Option<&str>) -> Result<Report> {
         });
     }
     let (warnings, normalized) = match Policy::parse_bytes(&body) {
-        Ok(parsed) => {
-            let mut warnings: Vec<Finding> = parsed
-                .warnings
-                .iter()
-                .map(|w| Finding {
-                    line: w.line,
-                    key: w.key.clone(),
-                    rule: w.kind.checklist_id().into(),
-                    message: w.kind.to_string(),
-                })
-                .collect();
-            warnings.extend(
-                policy_advice(&parsed.policy, domain.as_ref())
-                    .iter()
-                    .map(|a| Finding {
-                        line: 0,
-                        key: None,
-                        rule: a.code().into(),
-                        message: a.to_string(),
-                    }),
-            );
-            (warnings, Some(parsed.policy.render()))
-        }
+        Ok(parsed) => (
+            valid_policy_findings(&parsed, domain.as_ref())
+                .into_iter()
+                .map(Finding::from)
+                .collect(),
+            Some(parsed.policy.render()),
+        ),
         Err(problems) => {
-            errors.extend(problems.iter().map(|e| Finding {
-                line: e.line,
-                key: e.key.clone(),
-                rule: e.rule.checklist_id().into(),
-                message: e.rule.to_string(),
-            }));
+            errors.extend(
+                invalid_policy_findings(&problems)
+                    .into_iter()
+                    .map(Finding::from),
+            );
             (Vec::new(), None)
         }
     };
@@ -157,6 +156,7 @@ fn lint_record(text: &str) -> Report {
             line: 0,
             key: None,
             rule: "TXT-04".into(),
+            code: Code::TxtMissing,
             message: "senders discard records that do not start with `v=STSv1` followed by `;`"
                 .into(),
         });
@@ -167,6 +167,7 @@ fn lint_record(text: &str) -> Report {
                 line: 0,
                 key: Some(name.clone()),
                 rule: "TXT-11".into(),
+                code: Code::TxtExtension,
                 message: "unknown field; senders ignore it".into(),
             }));
             let valid = warnings.iter().all(|w| w.rule != "TXT-04");
@@ -185,6 +186,7 @@ fn lint_record(text: &str) -> Report {
                 line: 0,
                 key: None,
                 rule: e.checklist_id().into(),
+                code: Code::TxtInvalid,
                 message: e.to_string(),
             }],
             warnings,

@@ -143,3 +143,41 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/mta-sts.txt"));
 }
+
+#[test]
+fn lint_findings_carry_the_codes_check_reports() {
+    // A tolerated deviation (trailing dot, POL-09) and advice, as `check` names them.
+    let o = mtasts(
+        &["lint", "policy", "-", "--json"],
+        Some("version: STSv1\nmode: enforce\nmx: mx.example.org.\nmax_age: 600\n"),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let pairs: Vec<(String, String)> = v["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| (w["rule"].to_string(), w["code"].to_string()))
+        .collect();
+    assert!(
+        pairs.contains(&("\"POL-09\"".into(), "\"policy-tolerated\"".into())),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&("\"max-age-short\"".into(), "\"max-age-short\"".into())),
+        "{pairs:?}"
+    );
+    let o = mtasts(
+        &["lint", "policy", "-", "--json"],
+        Some("version: STSv1\nmode: Enforce\nmax_age: 600\n"),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        v["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .all(|e| e["code"] == "policy-invalid"),
+        "{v}"
+    );
+}
