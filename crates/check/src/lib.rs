@@ -1,6 +1,7 @@
 //! `mtasts check` and `mtasts scan`: a domain's MTA-STS as senders see it. Gathering (the
-//! I/O, [`observe`]) is kept apart from diagnosing (pure, [`diagnose`]); findings carry stable
+//! I/O, [`observe`]) is kept apart from diagnosing (pure, [`diagnose`](mod@diagnose)); findings carry stable
 //! [`Code`]s that `lint` shares for policy findings.
+#![warn(missing_docs)]
 
 pub mod code;
 pub mod diagnose;

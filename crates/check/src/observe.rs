@@ -1,5 +1,5 @@
 //! Gathering (all the I/O of a check): what DNS, the policy host and the MX hosts say, kept
-//! as raw observations for [`crate::diagnose`] to judge. Lookups that do not depend on each
+//! as raw observations for [`crate::diagnose()`] to judge. Lookups that do not depend on each
 //! other run concurrently; so do the MX hosts.
 
 use std::collections::HashMap;
@@ -22,7 +22,9 @@ use crate::report::{AddressProbe, Report};
 /// How to reach things.
 #[derive(Debug, Clone)]
 pub struct CheckSettings {
+    /// DNS server for every lookup; `None`: /etc/resolv.conf. DANE status needs a validating one.
     pub nameserver: Option<SocketAddr>,
+    /// Extra trusted CA certificates (PEM) for policy and MX hosts, on top of the web PKI roots.
     pub ca_file: Option<PathBuf>,
     /// Per network step.
     pub timeout: Duration,
@@ -37,16 +39,20 @@ pub struct CheckSettings {
 #[non_exhaustive]
 pub enum SetupError {
     #[error("setting up DNS")]
+    /// DNS could not be set up (e.g. /etc/resolv.conf unreadable).
     Dns(#[source] DnsError),
     #[error("setting up the trust for policy hosts")]
+    /// The CA file could not be read.
     Trust(#[from] TrustError),
     #[error("choosing the validating resolver for DANE")]
+    /// No nameserver to ask for DNSSEC status.
     Dnssec(#[from] NoValidatingResolver),
 }
 
 /// Everything seen about one domain.
 #[derive(Debug)]
 pub struct Observations {
+    /// The domain checked.
     pub domain: DomainName,
     /// Whether MX hosts were probed on port 25.
     pub smtp: bool,
@@ -67,6 +73,7 @@ pub struct Observations {
 /// What one MX host showed.
 #[derive(Debug)]
 pub struct HostObservation {
+    /// The MX host name (or the domain, when it has no MX).
     pub host: String,
     /// Its addresses (`None`: not looked up, port 25 probes are off).
     pub addresses: Option<Result<Vec<IpAddr>, DnsError>>,
@@ -121,7 +128,7 @@ impl Checker {
         })
     }
 
-    /// The full diagnosis of `domain`: [`Checker::observe`], then [`crate::diagnose`].
+    /// The full diagnosis of `domain`: [`Checker::observe`], then [`crate::diagnose()`].
     pub async fn check(&self, domain: &DomainName) -> Report {
         crate::diagnose::diagnose(&self.observe(domain).await)
     }

@@ -11,13 +11,17 @@ use crate::report::Level;
 /// One finding about a policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyFinding {
+    /// How bad it is.
     pub level: Level,
+    /// The code `check` reports for it.
     pub code: Code,
     /// The checklist id (`POL-07`) or, for advice, the advice code.
     pub rule: &'static str,
     /// 1-based line; 0 for the policy as a whole.
     pub line: usize,
+    /// The key of the line, if the finding is about one line.
     pub key: Option<String>,
+    /// What is wrong, in words.
     pub message: String,
 }
 

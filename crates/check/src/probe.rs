@@ -19,17 +19,23 @@ use tokio_rustls::TlsConnector;
 /// What one certificate says.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertInfo {
+    /// Subject distinguished name.
     pub subject: String,
+    /// Issuer distinguished name.
     pub issuer: String,
     /// subjectAltName dNSName entries.
     pub dns_names: Vec<String>,
+    /// Start of validity (RFC 3339).
     pub not_before: String,
+    /// End of validity (RFC 3339).
     pub not_after: String,
     /// Seconds until expiry (negative: expired).
     pub expires_in: i64,
     #[serde(skip)]
+    /// The certificate, DER (for TLSA matching; not in JSON).
     pub der: Vec<u8>,
     #[serde(skip)]
+    /// Its SubjectPublicKeyInfo, DER (for TLSA selector 1; not in JSON).
     pub spki: Vec<u8>,
 }
 
@@ -72,8 +78,11 @@ pub struct TlsOutcome {
     pub sni: Option<String>,
     /// The handshake completed (whatever the certificate).
     pub handshake: bool,
+    /// Negotiated TLS version, e.g. `TLSv1_3`.
     pub version: Option<String>,
+    /// Negotiated cipher suite.
     pub cipher: Option<String>,
+    /// The chain as presented, leaf first, captured even when invalid.
     pub chain: Vec<CertInfo>,
     /// PKIX verdict for the expected name: `None` valid, else why not.
     pub pkix_error: Option<String>,
@@ -233,12 +242,15 @@ where
 pub struct SmtpProbe {
     /// The address as DNS gave it (port 25).
     pub address: SocketAddr,
+    /// The server's 220 greeting.
     pub banner: Option<String>,
+    /// Whether EHLO listed STARTTLS.
     pub starttls_offered: bool,
     /// The reply to STARTTLS, if sent.
     pub starttls_reply: Option<String>,
     /// Plaintext bytes that arrived after the `220` to STARTTLS (a command-injection sign).
     pub leftover_after_starttls: bool,
+    /// The TLS handshake after STARTTLS, if one was attempted.
     pub tls: Option<TlsOutcome>,
     /// Connection error or the step that timed out (in JSON: its text with causes).
     #[serde(serialize_with = "error_text")]
@@ -250,15 +262,28 @@ pub struct SmtpProbe {
 #[non_exhaustive]
 pub enum ProbeError {
     #[error("{step}")]
+    /// An I/O error during a step.
     Io {
+        /// The step: `connect`, `banner`, `EHLO`, `STARTTLS`.
         step: &'static str,
         #[source]
+        /// The I/O error.
         source: Arc<std::io::Error>,
     },
     #[error("timed out during {step} after {after:?}")]
-    Timeout { step: &'static str, after: Duration },
+    /// A step took longer than the limit.
+    Timeout {
+        /// The step that ran out of time.
+        step: &'static str,
+        /// The limit.
+        after: Duration,
+    },
     #[error("{step}: connection closed")]
-    Closed { step: &'static str },
+    /// The server closed the connection during a step.
+    Closed {
+        /// The step.
+        step: &'static str,
+    },
 }
 
 impl ProbeError {

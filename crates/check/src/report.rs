@@ -13,9 +13,13 @@ pub const EXPIRY_WARNING: i64 = 14 * 86_400;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    /// Nothing wrong.
     Ok,
+    /// Worth knowing, not a problem.
     Info,
+    /// Senders still deliver, but something should be fixed.
     Warning,
+    /// Senders cannot deliver as the policy says, or the check could not tell.
     Error,
 }
 
@@ -24,9 +28,11 @@ pub enum Level {
 pub struct Finding {
     /// `txt`, `policy`, `consistency`, `mx <host>`, `dane`, `tlsrpt`.
     pub step: String,
+    /// How bad it is.
     pub level: Level,
     /// Stable machine code, e.g. `sni-only`, `fetch-error`.
     pub code: Code,
+    /// What was seen, in words.
     pub message: String,
     /// One line on how to fix it.
     pub fix: Option<String>,
@@ -35,32 +41,44 @@ pub struct Finding {
 /// The `_mta-sts` TXT records seen.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct TxtSection {
+    /// Every TXT record at `_mta-sts.<domain>`, strings joined.
     pub records: Vec<String>,
+    /// The `id` of the one valid record.
     pub id: Option<String>,
 }
 
 /// The policy as fetched.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicySection {
+    /// `enforce`, `testing` or `none`.
     pub mode: String,
+    /// Seconds.
     pub max_age: u64,
+    /// The `mx` patterns.
     pub mx: Vec<String>,
+    /// The policy as senders parsed it, in canonical form.
     pub text: String,
+    /// TLS version of the fetch.
     pub tls_version: String,
+    /// The policy host's certificate.
     pub certificate: Option<CertInfo>,
 }
 
 /// One address of an MX host, probed with and without SNI.
 #[derive(Debug, Clone, Serialize)]
 pub struct AddressProbe {
+    /// The probe sending SNI = the MX name.
     pub with_sni: SmtpProbe,
+    /// The probe sending no SNI.
     pub without_sni: SmtpProbe,
 }
 
 /// DANE for one MX host.
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsaSection {
+    /// DNSSEC status of the TLSA answer.
     pub dnssec: String,
+    /// The TLSA records, presentation form.
     pub records: Vec<String>,
     /// Whether a record matches the certificate presented with SNI (None: nothing to match).
     pub matched: Option<bool>,
@@ -69,37 +87,52 @@ pub struct TlsaSection {
 /// One MX host.
 #[derive(Debug, Clone, Serialize)]
 pub struct MxSection {
+    /// The MX host name.
     pub host: String,
     /// The policy pattern that covers it, if any.
     pub covered_by: Option<String>,
+    /// Each of its addresses, probed.
     pub addresses: Vec<AddressProbe>,
+    /// Its TLSA records, if looked up.
     pub tlsa: Option<TlsaSection>,
 }
 
 /// The TLS-RPT record.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct TlsRptSection {
+    /// The `v=TLSRPTv1` record, if any.
     pub record: Option<String>,
+    /// The usable `rua` URIs.
     pub rua: Vec<String>,
 }
 
 /// The whole diagnosis. Its JSON form is documented in README.md (schema version 1).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// JSON schema version (1).
     pub schema: u32,
+    /// The domain checked.
     pub domain: String,
     /// The worst finding: ok, info, warning or error.
     pub verdict: Level,
     /// Would a compliant sender deliver under this policy today? `null`: no policy in force,
     /// or MX hosts not probed.
     pub deliverable: Option<bool>,
+    /// One sentence: what senders do today.
     pub summary: String,
+    /// The mode in force, if a policy is.
     pub mode: Option<String>,
+    /// Every finding, in step order.
     pub findings: Vec<Finding>,
+    /// The TXT records seen.
     pub txt: TxtSection,
+    /// The policy fetched, if any.
     pub policy: Option<PolicySection>,
+    /// Each MX host.
     pub mx: Vec<MxSection>,
+    /// DNSSEC status of the MX RRset.
     pub mx_dnssec: String,
+    /// The TLS-RPT record.
     pub tlsrpt: TlsRptSection,
 }
 

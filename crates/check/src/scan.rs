@@ -16,14 +16,23 @@ use crate::report::Report;
 /// One scan row (CSV columns in this order).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Row {
+    /// The domain as listed.
     pub domain: String,
+    /// The mode in force, or `none-published`.
     pub mode: String,
+    /// The worst finding's level.
     pub verdict: String,
+    /// `true`, `false` or `unknown`.
     pub deliverable: String,
+    /// The code of the first error, if any.
     pub error_class: String,
+    /// Number of MX hosts.
     pub mx_count: usize,
+    /// MX hosts valid only with SNI.
     pub sni_only_count: usize,
+    /// Whether any MX host has DNSSEC-secure TLSA records.
     pub dane: bool,
+    /// Whether a usable TLS-RPT record exists.
     pub tlsrpt: bool,
 }
 

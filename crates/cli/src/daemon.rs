@@ -37,7 +37,7 @@ pub struct DaemonArgs {
     /// Validating resolver IP:PORT whose AD bit the DANE checks trust (default: --nameserver).
     #[arg(long, value_name = "IP:PORT")]
     dane_nameserver: Option<SocketAddr>,
-    /// Serve Prometheus metrics, /healthz and /v1/decision/<domain> on IP:PORT.
+    /// Serve Prometheus metrics, /healthz and `/v1/decision/<domain>` on IP:PORT.
     #[arg(long, value_name = "IP:PORT")]
     metrics_listen: Option<SocketAddr>,
     /// `text` or `json` logs.

@@ -42,7 +42,9 @@ impl Default for CacheSettings {
 /// A policy as cached: the parsed policy, the id it was fetched under, and when (CACHE-01).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedPolicy {
+    /// The policy.
     pub policy: Policy,
+    /// The TXT `id` it was fetched under.
     pub id: String,
     /// Time of the last successful fetch of this policy.
     pub fetched_at: UnixTime,
@@ -81,8 +83,11 @@ pub enum TxtLookup {
 /// Why there is no usable record; kept apart for logs and metrics (DNS-03).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Absence {
+    /// NXDOMAIN.
     NxDomain,
+    /// NOERROR without TXT records.
     NoData,
+    /// TXT records exist, but not exactly one valid `v=STSv1` record.
     Discovery(Discovery),
 }
 
@@ -111,8 +116,11 @@ impl FetchFailure {
 /// A failed fetch, remembered for back-off (FETCH-09) and alerting (CACHE-09).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedFetch {
+    /// The id whose fetch failed.
     pub id: String,
+    /// When.
     pub at: UnixTime,
+    /// How, as a TLS-RPT result type.
     pub failure: FetchFailure,
 }
 
@@ -196,7 +204,9 @@ impl std::fmt::Display for Verdict {
 /// Where an applied policy came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// From the cache.
     Cached,
+    /// Fetched by this lookup.
     Fetched,
 }
 
@@ -230,7 +240,12 @@ pub enum TxtPlan {
     Done(Verdict),
     /// Fetch the policy for `id`, then call [`on_fetch`]. `meanwhile` is what is in force if the
     /// caller answers before the fetch ends.
-    Fetch { id: String, meanwhile: Verdict },
+    Fetch {
+        /// The id to fetch.
+        id: String,
+        /// What is in force until the fetch ends.
+        meanwhile: Verdict,
+    },
 }
 
 /// Step 1 (CACHE-02, CACHE-03, CACHE-08, FETCH-09).

@@ -32,16 +32,22 @@ impl fmt::Display for DnssecStatus {
 /// NODATA (an authenticated denial when `Secure`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer<T> {
+    /// How the answer was authenticated.
     pub status: DnssecStatus,
+    /// The records (empty: NXDOMAIN or NODATA).
     pub records: Vec<T>,
 }
 
 /// One TLSA record (RFC 6698).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tlsa {
+    /// Certificate usage (0–3).
     pub usage: u8,
+    /// Selector: 0 full certificate, 1 SubjectPublicKeyInfo.
     pub selector: u8,
+    /// Matching type: 0 exact, 1 SHA-256, 2 SHA-512.
     pub matching: u8,
+    /// The association data.
     pub data: Vec<u8>,
 }
 

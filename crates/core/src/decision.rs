@@ -29,7 +29,9 @@ pub enum StsFinding<'a> {
     /// The lookup's verdict, with the policy it applies (`Some` exactly for
     /// [`Verdict::Policy`]).
     Lookup {
+        /// The lookup's verdict.
         verdict: &'a Verdict,
+        /// The policy it applies, if any.
         policy: Option<&'a CachedPolicy>,
     },
 }
@@ -103,7 +105,9 @@ pub enum Decision<'a> {
     /// PKIX-valid certificate for the MX name. `strict` when a `testing` policy is enforced by
     /// the zone's `strict_testing`.
     Enforce {
+        /// The policy to enforce.
         policy: &'a CachedPolicy,
+        /// A `testing` policy enforced by the zone's `strict_testing`.
         strict: bool,
     },
     /// A `testing` policy: deliver as without, report failures (RFC 8461 §5).

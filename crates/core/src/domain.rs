@@ -13,27 +13,63 @@ pub const MAX_LABEL_LEN: usize = 63;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     #[error("empty name")]
+    /// The empty name.
     Empty,
     #[error("`{0}` is an IP address literal; MTA-STS applies to domain names only (RFC 8461 §3.4)")]
+    /// An IP address, not a domain name.
     IpLiteral(String),
     #[error("`{name}` has an empty label (two dots in a row, or a leading dot)")]
-    EmptyLabel { name: String },
+    /// A label is empty (`a..b`).
+    EmptyLabel {
+        /// The name as given.
+        name: String,
+    },
     #[error("label `{label}` in `{name}` is longer than 63 octets")]
-    LabelTooLong { name: String, label: String },
+    /// A label is longer than 63 bytes.
+    LabelTooLong {
+        /// The name as given.
+        name: String,
+        /// The label.
+        label: String,
+    },
     #[error("`{name}` is longer than 253 octets")]
-    NameTooLong { name: String },
+    /// The name is longer than 253 bytes.
+    NameTooLong {
+        /// The name as given.
+        name: String,
+    },
     #[error(
         "label `{label}` in `{name}` is not LDH: only letters, digits and `-`, not starting or ending with `-` (RFC 5321 Domain)"
     )]
-    NotLdh { name: String, label: String },
+    /// A label has characters other than letters, digits and inner hyphens.
+    NotLdh {
+        /// The name as given.
+        name: String,
+        /// The label.
+        label: String,
+    },
     #[error("`{name}` is not a valid internationalised domain name (IDNA/UTS-46)")]
-    InvalidIdn { name: String },
+    /// An internationalised name that does not convert to A-labels.
+    InvalidIdn {
+        /// The name as given.
+        name: String,
+    },
     #[error(
         "`{name}` contains a U-label; write it as A-labels (`{suggestion}`) as RFC 8461 §3.2 requires"
     )]
-    ULabel { name: String, suggestion: String },
+    /// A U-label where only A-labels are allowed.
+    ULabel {
+        /// The name as given.
+        name: String,
+        /// Its A-label form.
+        suggestion: String,
+    },
     #[error("`{name}` has an all-numeric top-level label")]
-    NumericTld { name: String },
+    /// The top-level label is all digits.
+    NumericTld {
+        /// The name as given.
+        name: String,
+    },
 }
 
 /// A normalised domain name: A-labels, lowercase, no trailing dot.

@@ -14,6 +14,7 @@
 //!
 //! No sockets, no clock, no async: time is an argument, I/O is the caller's.
 //! Item ids such as `TXT-04` refer to the project's RFC checklist.
+#![warn(missing_docs)]
 
 pub mod advice;
 pub mod cache;

@@ -15,21 +15,28 @@ pub struct MxPattern {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MxPatternError {
     #[error("empty value (POL-07: an mx line names one host or `*.` and a domain)")]
+    /// The empty pattern.
     Empty,
     #[error("`{0}`: one MX per `mx:` line (POL-07); write a line for each")]
+    /// Several names in one `mx` value.
     List(String),
     #[error(
         "`{0}`: a wildcard must be the whole left-most label, `*.` followed by a domain (POL-07, MXM-03)"
     )]
+    /// A `*` anywhere but as the whole first label.
     BadWildcard(String),
     #[error(
         "`{0}`: a leading `.` is an old draft's syntax; write `*.{rest}` (POL-07)", rest = .0.trim_start_matches('.')
     )]
+    /// A leading `.`.
     LeadingDot(String),
     #[error("`{pattern}`: {source}")]
+    /// The name part is not a valid domain name.
     Domain {
+        /// The pattern as written.
         pattern: String,
         #[source]
+        /// Why the name is invalid.
         source: DomainError,
     },
 }

@@ -17,8 +17,11 @@ const BOM: &str = "\u{feff}";
 /// The policy mode (POL-03).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
+    /// Deliver only to matching MX hosts over valid TLS.
     Enforce,
+    /// Deliver anyway, report failures.
     Testing,
+    /// No policy: the domain withdrew it.
     None,
 }
 
@@ -51,6 +54,7 @@ impl fmt::Display for Mode {
 /// A valid policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    /// `enforce`, `testing` or `none`.
     pub mode: Mode,
     /// Seconds, already clamped to [`MAX_MAX_AGE`].
     pub max_age: u64,
@@ -110,7 +114,9 @@ impl Policy {
 /// A valid policy plus what was tolerated on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {
+    /// The policy.
     pub policy: Policy,
+    /// What was tolerated on the way.
     pub warnings: Vec<PolicyWarning>,
 }
 
@@ -120,7 +126,9 @@ pub struct Parsed {
 pub struct PolicyError {
     /// 1-based line number; 0 for problems of the policy as a whole.
     pub line: usize,
+    /// The key of that line, if it had one.
     pub key: Option<String>,
+    /// The rule it breaks.
     pub rule: PolicyRule,
 }
 
@@ -156,32 +164,46 @@ impl PolicyErrors {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyRule {
     #[error("bare CR is not a line end; use LF or CRLF (POL-01)")]
+    /// A CR not followed by LF.
     BareCr,
     #[error("invalid UTF-8 (FETCH-12: the policy is UTF-8 text)")]
+    /// The body is not UTF-8.
     InvalidUtf8,
     #[error("control character U+{0:04X} is not allowed (POL-10)")]
+    /// A control character (its code point).
     ControlChar(u32),
     #[error("line has no `:` (POL-02: key \":\" *WSP value)")]
+    /// A line without `:`.
     MissingColon,
     #[error("line starts with whitespace (POL-02)")]
+    /// Whitespace before the key.
     LeadingWhitespace,
     #[error("whitespace before `:` (POL-02)")]
+    /// Whitespace between the key and the colon.
     WhitespaceBeforeColon,
     #[error("invalid key (POL-05: a letter/digit, then up to 31 letters, digits, `_`, `-`, `.`)")]
+    /// A key with characters the grammar does not allow.
     BadKey,
     #[error("empty value (POL-05: values have at least one visible character)")]
+    /// A key with no value.
     EmptyValue,
     #[error("version must be exactly `STSv1`, found `{0}` (POL-03)")]
+    /// `version` is not `STSv1`.
     BadVersion(String),
     #[error("mode must be `enforce`, `testing` or `none` (case-sensitive), found `{0}` (POL-03)")]
+    /// `mode` is not `enforce`, `testing` or `none`.
     BadMode(String),
     #[error("max_age must be 1 to 10 ASCII digits with nothing else, found `{0}` (POL-08)")]
+    /// `max_age` is not a number of seconds in range.
     BadMaxAge(String),
     #[error("{0}")]
+    /// An `mx` value that is not a pattern.
     BadMx(MxPatternError),
     #[error("required field `{0}` is missing (POL-03)")]
+    /// A required key is missing.
     MissingField(&'static str),
     #[error("mode `{0}` needs at least one `mx` line (POL-03, POL-12)")]
+    /// No `mx` line although the mode needs one.
     MissingMx(Mode),
 }
 
@@ -206,8 +228,11 @@ impl PolicyRule {
 /// A legal-but-tolerated or legal-but-ignored part of a policy (POL-04, POL-08, POL-09).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyWarning {
+    /// 1-based line; 0 for the policy as a whole.
     pub line: usize,
+    /// The key of that line, if it had one.
     pub key: Option<String>,
+    /// What was tolerated.
     pub kind: WarningKind,
 }
 
@@ -225,16 +250,22 @@ impl fmt::Display for PolicyWarning {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WarningKind {
     #[error("leading byte-order mark ignored (POL-09)")]
+    /// A byte-order mark before the first line.
     Bom,
     #[error("empty line ignored (POL-09)")]
+    /// An empty line.
     EmptyLine,
     #[error("trailing `.` on mx value removed (POL-09)")]
+    /// An `mx` value with a trailing dot.
     MxTrailingDot,
     #[error("duplicate `{0}` ignored; the first occurrence is used (POL-04)")]
+    /// A repeated key whose later value is ignored.
     DuplicateIgnored(String),
     #[error("max_age {0} is above the RFC maximum; clamped to 31557600 (POL-08)")]
+    /// A `max_age` above the maximum, clamped to it.
     MaxAgeClamped(u64),
     #[error("unknown key ignored (POL-05)")]
+    /// A key the RFC does not define (ignored).
     UnknownKey,
 }
 

@@ -38,10 +38,15 @@ impl Default for RenderOptions {
 /// A socketmap reply (PFX-12).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// Found: the policy text for Postfix.
     Ok(String),
+    /// No policy: Postfix applies its defaults.
     NotFound,
+    /// Temporary failure: Postfix defers.
     Temp(String),
+    /// The lookup timed out: Postfix defers.
     Timeout(String),
+    /// Permanent failure of the request itself.
     Perm(String),
 }
 
@@ -195,12 +200,15 @@ fn reply_len(data: &str) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyRejection {
     #[error("empty key")]
+    /// The key is empty.
     Empty,
     #[error(
         "`{0}` is a parent-domain probe; RFC 8461 §3.4 forbids parent-domain policies (PFX-02)"
     )]
+    /// A key starting with `.`: Postfix asking for a parent domain.
     ParentProbe(String),
     #[error("`{0}`: {1}")]
+    /// The key names no domain (an IP literal, or invalid).
     NotADomain(String, crate::domain::DomainError),
 }
 

@@ -16,16 +16,22 @@ pub struct TlsRptRecord {
 #[non_exhaustive]
 pub enum TlsRptError {
     #[error("not printable US-ASCII (TRT-02)")]
+    /// Bytes outside printable US-ASCII.
     NonAscii,
     #[error("expected `;` between fields at offset {0} (TRT-02)")]
+    /// No `;` where a delimiter belongs (at this offset).
     ExpectedDelimiter(usize),
     #[error("field `{0}` is not name=value (TRT-02)")]
+    /// A field that is not `name=value`.
     BadField(String),
     #[error("no `rua` field (TRT-02: rua is required)")]
+    /// No `rua` field.
     MissingRua,
     #[error("`rua` has an empty URI (TRT-02)")]
+    /// An empty URI in `rua`.
     EmptyUri,
     #[error("no usable URI: only mailto: and https: are defined (TRT-06)")]
+    /// No `mailto:` or `https:` URI.
     NoUsableUri,
 }
 
@@ -34,10 +40,13 @@ pub enum TlsRptError {
 #[non_exhaustive]
 pub enum TlsRptDiscovery {
     #[error("no TXT record starting with `v=TLSRPTv1;` (TRT-03)")]
+    /// No record starts with `v=TLSRPTv1;`.
     NoRecord,
     #[error("{0} TXT records start with `v=TLSRPTv1;`; exactly one is allowed (TRT-03)")]
+    /// Several records do (how many).
     Multiple(usize),
     #[error("the `v=TLSRPTv1` record is invalid: {0}")]
+    /// The one record is invalid.
     Invalid(#[source] TlsRptError),
 }
 

@@ -42,30 +42,67 @@ pub enum TxtError {
     #[error(
         "record does not start with `v=STSv1` (TXT-07: the version must come first, case-sensitive)"
     )]
+    /// The record does not start with `v=STSv1`.
     NotStsV1,
     #[error("byte 0x{byte:02x} at offset {offset} is not printable US-ASCII (TXT-09)")]
-    NonAscii { offset: usize, byte: u8 },
+    /// A byte outside printable US-ASCII.
+    NonAscii {
+        /// Where.
+        offset: usize,
+        /// The byte.
+        byte: u8,
+    },
     #[error("expected `;` between fields at offset {offset} (TXT-07 delimiter: *WSP \";\" *WSP)")]
-    ExpectedDelimiter { offset: usize },
+    /// No `;` where a delimiter belongs.
+    ExpectedDelimiter {
+        /// Where.
+        offset: usize,
+    },
     #[error("empty field at offset {offset} (TXT-07: a field follows each `;` except the last)")]
-    EmptyField { offset: usize },
+    /// An empty field.
+    EmptyField {
+        /// Where.
+        offset: usize,
+    },
     #[error("field at offset {offset} has no `=` (TXT-07: fields are name=value)")]
-    MissingEquals { offset: usize },
+    /// A field without `=`.
+    MissingEquals {
+        /// Where.
+        offset: usize,
+    },
     #[error(
         "field name `{name}` is invalid (TXT-07: a letter/digit, then up to 31 letters, digits, `_`, `-`, `.`)"
     )]
-    BadExtensionName { name: String },
+    /// An extension name the grammar does not allow.
+    BadExtensionName {
+        /// The name.
+        name: String,
+    },
     #[error(
         "value of `{name}` is invalid (TXT-07: one or more printable characters except `;` and `=`)"
     )]
-    BadExtensionValue { name: String },
+    /// An extension value the grammar does not allow.
+    BadExtensionValue {
+        /// The extension's name.
+        name: String,
+    },
     #[error("`id` is empty (TXT-08: 1–32 letters or digits)")]
+    /// `id=` with nothing after it.
     EmptyId,
     #[error("`id` is {len} characters long (TXT-08: at most 32)")]
-    IdTooLong { len: usize },
+    /// An id longer than 32 characters.
+    IdTooLong {
+        /// Its length.
+        len: usize,
+    },
     #[error("`id` value `{id}` has a character other than a letter or digit (TXT-08)")]
-    BadIdChar { id: String },
+    /// An id with characters other than letters and digits.
+    BadIdChar {
+        /// The id.
+        id: String,
+    },
     #[error("no `id` field (TXT-08: `id` is required)")]
+    /// No `id` field.
     MissingId,
 }
 
@@ -89,10 +126,13 @@ impl TxtError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Discovery {
     #[error("no TXT record starting with `v=STSv1;` (TXT-05: no policy)")]
+    /// No record starts with `v=STSv1;`.
     NoRecord,
     #[error("{0} TXT records start with `v=STSv1;`; exactly one is allowed (TXT-05: no policy)")]
+    /// Several records do (how many).
     Multiple(usize),
     #[error("the `v=STSv1` record is invalid: {0} (TXT-06: no policy)")]
+    /// The one record is invalid.
     Invalid(TxtError),
 }
 

@@ -33,23 +33,32 @@ pub struct Options {
 #[non_exhaustive]
 pub enum StartError {
     #[error("opening the cache `{spec}`")]
+    /// The cache could not be opened.
     Store {
+        /// The cache spec.
         spec: String,
         #[source]
+        /// Why.
         source: StoreError,
     },
     #[error("setting up the resolver")]
+    /// DNS or the trust for policy hosts could not be set up.
     Endpoints(#[from] EndpointError),
     #[error(
         "DANE checks need a validating resolver (set dane_nameserver, or dane = false in the zones)"
     )]
+    /// DANE is on but no validating resolver could be chosen.
     Dane(#[source] NoValidatingResolver),
     #[error(transparent)]
+    /// A listener could not be bound.
     Listen(#[from] ServerError),
     #[error("metrics listener {addr}")]
+    /// The HTTP listener could not be bound.
     Metrics {
+        /// Its address.
         addr: SocketAddr,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
 }

@@ -14,12 +14,21 @@ const MAX_DIGITS: usize = 10;
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("netstring length is not a decimal number")]
+    /// The length is not a decimal number that fits.
     BadLength,
     #[error("netstring of {len} bytes exceeds the {max}-byte limit")]
-    TooLong { len: usize, max: usize },
+    /// The length is over the limit.
+    TooLong {
+        /// The length announced.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     #[error("netstring is not terminated by `,`")]
+    /// The payload is not followed by `,`.
     MissingComma,
     #[error("I/O: {0}")]
+    /// Reading or writing the connection failed.
     Io(#[from] std::io::Error),
 }
 
@@ -30,6 +39,7 @@ pub struct NetstringCodec {
 }
 
 impl NetstringCodec {
+    /// A codec refusing requests longer than `max_len` bytes.
     pub fn new(max_len: usize) -> Self {
         Self { max_len }
     }

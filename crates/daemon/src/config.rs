@@ -46,8 +46,11 @@ pub struct Config {
     /// Postfix ≥ 3.10 replies carry the TLSRPT attributes unless a zone sets `tlsrpt = false`.
     pub postfix_version: PostfixVersion,
     #[serde(skip_serializing_if = "UnixSocket::is_unset")]
+    /// Unix socket ownership and mode.
     pub unix_socket: UnixSocket,
+    /// Cache and fetch tunables.
     pub resolver: ResolverConfig,
+    /// The zone for map names without a section of their own.
     pub default_zone: Zone,
     /// Map name (the last part of `socketmap:…:NAME`) → settings; unknown names use the
     /// default zone.

@@ -1,5 +1,6 @@
 //! `mtasts daemon`: the MTA-STS policy server for Postfix's `smtp_tls_policy_maps`
 //! (socketmap), on the mtasts resolver.
+#![warn(missing_docs)]
 
 pub mod assemble;
 pub mod codec;

@@ -13,33 +13,51 @@ use crate::values::ListenAddr;
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("reading {}", path.display())]
+    /// The file could not be read.
     Read {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
     #[error("{}", path.display())]
+    /// The file is not valid TOML.
     Toml {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The parser's error, with line and column.
         source: Box<toml::de::Error>,
     },
     #[error("{}: {field}", path.display())]
+    /// A value does not fit its field.
     Field {
+        /// The file.
         path: PathBuf,
         /// The dotted key, e.g. `default_zone.timeout`.
         field: String,
         #[source]
+        /// The parser's error, with line and column.
         source: Box<toml::de::Error>,
     },
     #[error("{} (a postfix-mta-sts-resolver file)", path.display())]
+    /// A postfix-mta-sts-resolver file that cannot be mapped.
     Pmsr {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: PmsrError,
     },
     #[error("{field}: {reason}")]
-    Invalid { field: String, reason: String },
+    /// A value parses but is not allowed.
+    Invalid {
+        /// The dotted field.
+        field: String,
+        /// The rule it breaks.
+        reason: String,
+    },
 }
 
 /// How long a timeout may be: more than zero, at most `max`.

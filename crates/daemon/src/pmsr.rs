@@ -16,18 +16,30 @@ use crate::values::{ListenAddr, SocketMode};
 #[non_exhaustive]
 pub enum PmsrError {
     #[error("not YAML")]
+    /// The file is not YAML.
     Yaml(#[source] serde_yaml::Error),
     #[error("expected a YAML mapping at the top level")]
+    /// The top level is not a mapping.
     NotAMapping,
     #[error("{0} is required for the {1} cache")]
+    /// A required option is missing (the option, the cache type).
     Missing(&'static str, &'static str),
     #[error("cache.type `{0}` has no equivalent; use memory, sqlite or redis")]
+    /// A cache type mtasts does not have.
     UnsupportedCache(String),
     #[error("host `{0}` is not an IP address (mtasts listens on addresses, not names)")]
+    /// `host` is not an IP address.
     Host(String),
     #[error("{field}: {value} is not a number of seconds")]
-    Seconds { field: String, value: String },
+    /// A number of seconds that is not one.
+    Seconds {
+        /// The option.
+        field: String,
+        /// The value as written.
+        value: String,
+    },
     #[error("mode: {0} is not an octal mode")]
+    /// A socket mode that is not octal.
     Mode(String),
 }
 

@@ -4,8 +4,11 @@
 /// A Postfix release, `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version {
+    /// Major version (3).
     pub major: u32,
+    /// Minor version.
     pub minor: u32,
+    /// Patch level (0 when not given).
     pub patch: u32,
 }
 
@@ -46,7 +49,7 @@ impl std::fmt::Display for Version {
 /// attributes may be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PostfixVersion {
-    /// Ask `postconf -dh mail_version` at start and on SIGHUP ([`Config::detect_postfix`]).
+    /// Ask `postconf -dh mail_version` at start and on SIGHUP ([`crate::Config::detect_postfix`]).
     #[default]
     Auto,
     /// `auto` found no local Postfix to ask: treated as older than 3.10 unless a zone sets
@@ -100,15 +103,21 @@ impl std::fmt::Display for PostfixVersion {
 #[non_exhaustive]
 pub enum DetectError {
     #[error("running postconf")]
+    /// postconf could not be run.
     Run(#[source] std::io::Error),
     #[error("postconf -dh mail_version failed ({status}): {stderr}")]
+    /// postconf ran and failed.
     Failed {
+        /// Its exit status.
         status: std::process::ExitStatus,
+        /// What it said on stderr.
         stderr: String,
     },
     #[error("postconf said `{0}`, not a version")]
+    /// postconf printed something that is not a version.
     NotAVersion(String),
     #[error("{0}")]
+    /// Another reason, in words (for callers with their own detection).
     Other(String),
 }
 

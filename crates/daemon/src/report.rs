@@ -15,18 +15,23 @@ use crate::server::Explanation;
 /// One explained decision.
 #[derive(Debug, Serialize)]
 pub struct DecisionReport {
+    /// The policy domain.
     pub domain: String,
     /// The MTA-STS verdict class: `policy`, `none` or `temporary-failure`.
     pub decision: &'static str,
     /// `cached`, `fetched`, `no-record`, `dns-failure`, `fetch-failed` or `deferred`.
     pub reason_code: &'static str,
+    /// The MTA-STS verdict in words.
     pub reason: String,
     /// `cache` or `network`.
     pub source: &'static str,
+    /// The policy in force, if any.
     pub policy: Option<PolicyReport>,
     /// What Postfix is told for this map name: the daemon's answer, byte for byte.
     pub postfix: String,
+    /// The fetch error of this lookup, if it fetched and failed.
     pub error: Option<ErrorReport>,
+    /// What was done, step by step.
     pub steps: Vec<String>,
     /// The DANE check (`null` when the zone does not check DANE).
     pub dane: Option<DaneReport>,
@@ -37,20 +42,30 @@ pub struct DecisionReport {
 /// The policy in force.
 #[derive(Debug, Serialize)]
 pub struct PolicyReport {
+    /// The TXT id it was fetched under.
     pub id: String,
+    /// `enforce`, `testing` or `none`.
     pub mode: String,
+    /// The `mx` patterns.
     pub mx: Vec<String>,
+    /// Seconds.
     pub max_age: u64,
+    /// When it was fetched (RFC 3339).
     pub fetched_at: String,
+    /// When it expires (RFC 3339).
     pub expires_at: String,
+    /// The policy, canonical form.
     pub text: String,
 }
 
 /// The fetch error of the lookup.
 #[derive(Debug, Serialize)]
 pub struct ErrorReport {
+    /// The checklist id of the rule that failed.
     pub rule: &'static str,
+    /// The TLS-RPT result type.
     pub result_type: &'static str,
+    /// The error and its causes.
     pub message: String,
 }
 
@@ -59,6 +74,7 @@ pub struct ErrorReport {
 pub struct DaneReport {
     /// `dane-only`, `dane`, `not-applicable` or `temporary-failure`.
     pub decision: &'static str,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -69,6 +85,7 @@ pub struct ZoneDecision {
     pub map: String,
     /// `dane-only`, `dane`, `enforce`, `testing`, `none` or `defer`.
     pub decision: &'static str,
+    /// Why, in words.
     pub reason: String,
 }
 

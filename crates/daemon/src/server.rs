@@ -39,15 +39,21 @@ enum DaneState {
 #[non_exhaustive]
 pub enum ServerError {
     #[error("listen {addr}")]
+    /// A TCP listener could not be bound.
     Listen {
+        /// The address.
         addr: String,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
     #[error("unix socket {}", path.display())]
+    /// A unix socket could not be set up.
     Socket {
+        /// The socket path.
         path: PathBuf,
         #[source]
+        /// Why.
         source: SocketError,
     },
 }
@@ -57,23 +63,39 @@ pub enum ServerError {
 #[non_exhaustive]
 pub enum SocketError {
     #[error("exists and is not a socket; not removing it")]
+    /// Something other than a socket is at the path.
     NotASocket,
     #[error(transparent)]
+    /// Binding, chmod or chown failed.
     Io(#[from] std::io::Error),
     #[error("`{name}` not found in {file}")]
-    UnknownId { name: String, file: &'static str },
+    /// The owner or group is not known.
+    UnknownId {
+        /// The name asked for.
+        name: String,
+        /// Where it was looked up.
+        file: &'static str,
+    },
 }
 
 /// Answer counters, by reply class.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Requests answered.
     pub requests: AtomicU64,
+    /// `OK` answers.
     pub ok: AtomicU64,
+    /// `NOTFOUND` answers.
     pub notfound: AtomicU64,
+    /// `TEMP` and `TIMEOUT` answers.
     pub temp: AtomicU64,
+    /// `PERM` answers.
     pub perm: AtomicU64,
+    /// Answers given at the deadline while a lookup went on.
     pub deadline_hits: AtomicU64,
+    /// Connections closed for malformed requests.
     pub bad_frames: AtomicU64,
+    /// Connections accepted.
     pub connections: AtomicU64,
     /// Sum of answer latencies in microseconds, and buckets for a histogram.
     pub latency: LatencyHistogram,
@@ -82,8 +104,11 @@ pub struct Counters {
 /// Cumulative latency buckets (seconds): 0.0001, 0.001, 0.01, 0.1, 1, 10, +Inf.
 #[derive(Debug, Default)]
 pub struct LatencyHistogram {
+    /// Per bucket of [`LATENCY_BOUNDS`] (the last: above them all).
     pub buckets: [AtomicU64; 7],
+    /// Sum of all latencies, in microseconds.
     pub sum_micros: AtomicU64,
+    /// Number of answers observed.
     pub count: AtomicU64,
 }
 
@@ -164,7 +189,9 @@ impl<D, F> std::fmt::Debug for Server<D, F> {
 /// A bound listener.
 #[derive(Debug)]
 pub enum Listener {
+    /// A TCP listener.
     Tcp(TcpListener),
+    /// A unix socket listener and its path (removed on shutdown).
     Unix(UnixListener, PathBuf),
 }
 

@@ -13,18 +13,23 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[non_exhaustive]
 pub enum ValueError {
     #[error("`{0}` is neither IP:PORT nor unix:/path")]
+    /// Neither `IP:PORT` nor `unix:/path`.
     Listen(String),
     #[error("`unix:` needs a socket path (an empty one would be an abstract socket)")]
+    /// `unix:` without a path.
     EmptyUnixPath,
     #[error("`{0}` is not an octal mode such as \"0660\"")]
+    /// Not an octal mode.
     Mode(String),
     #[error("`{0}`: expected `text` or `json`")]
+    /// Neither `text` nor `json`.
     LogFormat(String),
 }
 
 /// Where the daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
+    /// A TCP address.
     Tcp(SocketAddr),
     /// A unix socket path (`unix:/path`).
     Unix(PathBuf),
@@ -78,7 +83,9 @@ impl std::fmt::Display for SocketMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     #[default]
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
@@ -106,10 +113,12 @@ impl std::fmt::Display for LogFormat {
 pub mod text {
     use super::*;
 
+    /// Writes the value as its text.
     pub fn serialize<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(v)
     }
 
+    /// Reads the value from its text.
     pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
     where
         T: FromStr,
@@ -143,10 +152,12 @@ text_serde!(ListenAddr, SocketMode, LogFormat);
 pub mod duration {
     use super::*;
 
+    /// Writes the duration as humantime text.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_duration(*d))
     }
 
+    /// Reads humantime text or a number of seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         d.deserialize_any(Visitor)
     }

@@ -104,8 +104,10 @@ impl Default for NetEndpoints {
 #[non_exhaustive]
 pub enum EndpointError {
     #[error("setting up DNS")]
+    /// DNS could not be set up.
     Dns(#[source] DnsError),
     #[error("setting up the trust for policy hosts")]
+    /// The CA file could not be read.
     Trust(#[from] TrustError),
 }
 

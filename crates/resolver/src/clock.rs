@@ -7,6 +7,7 @@ use mtasts_core::UnixTime;
 
 /// Seconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {
+    /// Now.
     fn now(&self) -> UnixTime;
 }
 
@@ -28,14 +29,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(Arc<AtomicU64>);
 
 impl ManualClock {
+    /// A clock at `start`.
     pub fn new(start: UnixTime) -> Self {
         Self(Arc::new(AtomicU64::new(start)))
     }
 
+    /// Moves the clock forward.
     pub fn advance(&self, secs: u64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }
 
+    /// Sets the clock.
     pub fn set(&self, t: UnixTime) {
         self.0.store(t, Ordering::SeqCst);
     }

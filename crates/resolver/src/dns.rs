@@ -16,8 +16,11 @@ use hickory_resolver::{ResolveError, TokioResolver};
 /// Records of one TXT RRset, each as its character-strings; or why there are none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxtAnswer {
+    /// The records, each as its character-strings.
     Records(Vec<Vec<Vec<u8>>>),
+    /// The name does not exist.
     NxDomain,
+    /// The name exists without TXT records.
     NoData,
 }
 
@@ -26,16 +29,22 @@ pub enum TxtAnswer {
 #[non_exhaustive]
 pub enum DnsError {
     #[error("SERVFAIL")]
+    /// The server answered SERVFAIL (or DNSSEC validation failed).
     ServFail,
     #[error("REFUSED")]
+    /// The server refused the query.
     Refused,
     #[error("timed out")]
+    /// No answer in time.
     Timeout,
     #[error("response code {0}")]
+    /// Another failing response code.
     ResponseCode(ResponseCode),
     #[error("reading /etc/resolv.conf")]
+    /// /etc/resolv.conf could not be read.
     SystemConfig(#[source] Arc<ResolveError>),
     #[error("lookup failed")]
+    /// Another resolver failure.
     Resolve(#[source] Arc<ResolveError>),
 }
 

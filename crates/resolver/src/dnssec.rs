@@ -19,8 +19,10 @@ use tokio::net::{TcpStream, UdpSocket};
 #[non_exhaustive]
 pub enum NoValidatingResolver {
     #[error("reading /etc/resolv.conf")]
+    /// /etc/resolv.conf could not be read.
     SystemConfig(#[source] hickory_resolver::ResolveError),
     #[error("no nameserver in /etc/resolv.conf")]
+    /// /etc/resolv.conf names no nameserver.
     NoNameserver,
 }
 

@@ -51,51 +51,85 @@ impl Default for FetchSettings {
 #[non_exhaustive]
 pub enum FetchError {
     #[error("policy host {host} has no address")]
+    /// The policy host has no address.
     Dns {
+        /// The policy host.
         host: String,
         #[source]
+        /// Why.
         source: NoAddress,
     },
     #[error("cannot connect to {host} ({addrs})")]
+    /// No address of the policy host accepted a connection.
     Connect {
+        /// The policy host.
         host: String,
+        /// Its addresses, as tried.
         addrs: String,
         #[source]
+        /// Why each failed.
         source: ConnectFailures,
     },
     #[error("`{host}` is not a TLS server name")]
+    /// The policy host's name is not a valid TLS server name.
     ServerName {
+        /// The policy host.
         host: String,
         #[source]
+        /// Why.
         source: Arc<rustls_pki_types::InvalidDnsNameError>,
     },
     #[error("TLS certificate of {host} is not valid")]
+    /// The policy host's certificate failed PKIX validation.
     WebPki {
+        /// The policy host.
         host: String,
         #[source]
+        /// The TLS error.
         source: Arc<std::io::Error>,
     },
     #[error("TLS with {host} failed")]
+    /// The TLS handshake failed otherwise.
     Tls {
+        /// The policy host.
         host: String,
         #[source]
+        /// The TLS error.
         source: Arc<std::io::Error>,
     },
     #[error("timed out after {0:?}")]
+    /// The fetch took longer than its total limit.
     Timeout(Duration),
     #[error("redirect ({status}) to `{location}` not followed; senders must not follow redirects")]
-    Redirect { status: u16, location: String },
+    /// A redirect, which senders must not follow.
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+        /// Its Location header.
+        location: String,
+    },
     #[error("HTTP status {0}; only 200 yields a policy")]
+    /// A status other than 200.
     Status(u16),
     #[error("Content-Type {}; the policy must be served as text/plain", .0.as_deref().map_or("missing".to_string(), |c| format!("`{c}`")))]
+    /// A media type other than `text/plain` (or none).
     ContentType(Option<String>),
     #[error("policy is larger than {limit} bytes{}", .declared.map(|d| format!(" (Content-Length: {d})")).unwrap_or_default())]
-    TooLarge { limit: usize, declared: Option<u64> },
+    /// The body is over the limit.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+        /// The Content-Length, if any.
+        declared: Option<u64>,
+    },
     #[error("HTTP")]
+    /// The HTTP exchange failed.
     Http(#[source] Arc<hyper::Error>),
     #[error("building the HTTP request")]
+    /// The request could not be built.
     Request(#[source] Arc<http::Error>),
     #[error(transparent)]
+    /// The body is not a valid policy.
     Invalid(PolicyErrors),
 }
 
@@ -104,8 +138,10 @@ pub enum FetchError {
 #[non_exhaustive]
 pub enum NoAddress {
     #[error("no A/AAAA records")]
+    /// DNS has no A/AAAA records for it.
     NoRecords,
     #[error(transparent)]
+    /// The address lookup failed.
     Lookup(DnsError),
 }
 
@@ -116,7 +152,9 @@ pub struct ConnectFailures(pub Vec<(SocketAddr, ConnectFailure)>);
 /// Why one address could not be connected to.
 #[derive(Debug, Clone)]
 pub enum ConnectFailure {
+    /// The connect failed.
     Io(Arc<std::io::Error>),
+    /// The connect took longer than this.
     TimedOut(Duration),
 }
 
@@ -170,13 +208,17 @@ impl FetchError {
 /// A fetched, valid policy.
 #[derive(Debug, Clone)]
 pub struct Fetched {
+    /// The policy and what was tolerated.
     pub parsed: Parsed,
+    /// The address it came from.
     pub peer: SocketAddr,
+    /// The TLS version used.
     pub tls_version: String,
 }
 
 /// Fetches a policy. A trait so tests can script outcomes.
 pub trait Fetch: Send + Sync + 'static {
+    /// Fetches the policy of `domain` from `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
     fn fetch(
         &self,
         domain: &DomainName,
@@ -199,20 +241,31 @@ pub trait Fetch: Send + Sync + 'static {
 #[non_exhaustive]
 pub enum TrustError {
     #[error("CA file {}", path.display())]
+    /// The CA file could not be read as PEM.
     Read {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: rustls_pki_types::pem::Error,
     },
     #[error("CA file {}: no PEM certificates", path.display())]
-    Empty { path: PathBuf },
+    /// The CA file holds no certificate.
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     #[error("CA file {}: a certificate is not a usable trust anchor", path.display())]
+    /// A certificate is not a usable trust anchor.
     Rejected {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: rustls::Error,
     },
     #[error("TLS protocol versions")]
+    /// rustls refused the protocol versions.
     Versions(#[source] rustls::Error),
 }
 
@@ -274,6 +327,7 @@ impl<D> std::fmt::Debug for HttpsFetcher<D> {
 }
 
 impl<D: Dns> HttpsFetcher<D> {
+    /// A fetcher resolving policy hosts through `dns`, verifying with `tls`.
     pub fn new(dns: Arc<D>, tls: Arc<ClientConfig>, settings: FetchSettings) -> Self {
         Self {
             dns,

@@ -1,5 +1,6 @@
 //! The sender's side of MTA-STS: discovery through DNS, the HTTPS policy fetch, the cache tiers
 //! and refresh, on top of the sans-I/O rules of `mtasts-core`.
+#![warn(missing_docs)]
 
 pub mod builder;
 pub mod clock;

@@ -30,6 +30,7 @@ use crate::fetch::{Fetch, FetchError};
 /// Resolver tunables.
 #[derive(Debug, Clone)]
 pub struct ResolverSettings {
+    /// The cache rules' tunables.
     pub cache: CacheSettings,
     /// Bound of the memory tier, in domains.
     pub memory_capacity: usize,
@@ -71,10 +72,13 @@ pub enum Origin {
 /// The outcome of one lookup.
 #[derive(Debug, Clone)]
 pub struct Lookup {
+    /// The policy domain.
     pub domain: DomainName,
+    /// What is in force.
     pub verdict: Verdict,
     /// The domain's state after the lookup; with [`Verdict::Policy`], its `policy` applies.
     pub state: Option<Arc<DomainState>>,
+    /// Whether it was answered from memory or looked up.
     pub origin: Origin,
     /// The fetch error of this lookup, if it fetched and failed.
     pub fetch_error: Option<FetchError>,
@@ -95,12 +99,19 @@ impl Lookup {
 /// Counters for metrics.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Lookups.
     pub lookups: AtomicU64,
+    /// Lookups answered from memory.
     pub memory_answers: AtomicU64,
+    /// `_mta-sts` TXT queries sent.
     pub txt_queries: AtomicU64,
+    /// Policies fetched.
     pub fetches_ok: AtomicU64,
+    /// Fetches that failed.
     pub fetches_failed: AtomicU64,
+    /// Cache backend errors.
     pub store_errors: AtomicU64,
+    /// Proactive refreshes run.
     pub refreshes: AtomicU64,
 }
 

@@ -6,6 +6,7 @@
 //!
 //! [`AnyStore`] picks one at run time from a URL-like spec (`memory`, `sqlite:PATH`,
 //! `redis://…`).
+#![warn(missing_docs)]
 
 mod entry;
 mod memory;
@@ -32,47 +33,79 @@ pub const DEFAULT_SQLITE_PATH: &str = "/var/lib/mtasts/cache.sqlite3";
 #[non_exhaustive]
 pub enum StoreError {
     #[error("cache spec `{0}`: expected `memory`, `sqlite:PATH` or `redis://…`/`rediss://…`")]
+    /// Not `memory`, `sqlite:PATH` or a Redis URL.
     BadSpec(String),
     #[error("SQLite {}", path.display())]
+    /// A SQLite operation failed.
     Sqlite {
+        /// The database file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: rusqlite::Error,
     },
     #[error("SQLite {}: creating {}", path.display(), dir.display())]
+    /// The database's directory could not be created.
     CreateDir {
+        /// The database file.
         path: PathBuf,
+        /// The directory.
         dir: PathBuf,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
     #[error("SQLite {}: integrity check reports `{report}`", path.display())]
-    Integrity { path: PathBuf, report: String },
+    /// SQLite's integrity check failed.
+    Integrity {
+        /// The database file.
+        path: PathBuf,
+        /// What the check said.
+        report: String,
+    },
     #[error("SQLite: the connection lock is poisoned (an earlier operation panicked)")]
+    /// An earlier operation panicked while holding the connection.
     Poisoned,
     #[error("SQLite: the blocking task failed")]
+    /// The blocking task running the operation failed.
     Task(#[source] tokio::task::JoinError),
     #[error("Redis URL `{url}`")]
+    /// The Redis URL is invalid.
     RedisUrl {
+        /// The URL.
         url: String,
         #[source]
+        /// Why.
         source: redis::RedisError,
     },
     #[error("Redis")]
+    /// A Redis operation failed.
     Redis(#[source] redis::RedisError),
     #[error("Redis: operation timed out")]
+    /// A Redis operation took too long.
     RedisTimeout,
     #[error("Redis unreachable (retrying in the background)")]
+    /// Redis cannot be reached now.
     Unavailable(#[source] Unreachable),
     #[error("encoding a cache entry")]
+    /// An entry could not be encoded.
     Encode(#[source] serde_json::Error),
     #[error("decoding a cache entry")]
+    /// A stored entry is not valid JSON of the entry shape.
     Decode(#[source] serde_json::Error),
     #[error("decoding a cache entry: entry version {found} (expected {expected})")]
-    Version { found: u8, expected: u8 },
+    /// A stored entry of another format version.
+    Version {
+        /// Its version.
+        found: u8,
+        /// This version's.
+        expected: u8,
+    },
     #[error("decoding a cache entry: the stored policy no longer parses")]
+    /// The stored policy text no longer parses.
     StoredPolicy(#[source] mtasts_core::PolicyErrors),
     #[error("decoding a cache entry: unknown fetch failure `{0}`")]
+    /// A stored fetch failure of an unknown kind.
     UnknownFailure(String),
 }
 
@@ -81,10 +114,13 @@ pub enum StoreError {
 #[non_exhaustive]
 pub enum Unreachable {
     #[error("reconnect backing off")]
+    /// The last attempt was too recent; not retried yet.
     BackingOff,
     #[error("connect timed out")]
+    /// Connecting took too long.
     ConnectTimeout,
     #[error("connect failed")]
+    /// Connecting failed.
     Connect(#[source] redis::RedisError),
 }
 
@@ -146,8 +182,11 @@ pub trait Store: Send + Sync {
 /// A store chosen at run time.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
+    /// Memory only.
     Memory(Arc<MemoryStore>),
+    /// A SQLite file.
     Sqlite(Arc<SqliteStore>),
+    /// A Redis server.
     Redis(Arc<RedisStore>),
 }
 
@@ -155,9 +194,11 @@ pub enum AnyStore {
 /// `redis://` / `rediss://` URL. Parsed once, where the text is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheSpec {
+    /// Memory only.
     Memory,
     /// `None`: [`DEFAULT_SQLITE_PATH`] unless the caller chooses another default.
     Sqlite(Option<PathBuf>),
+    /// A Redis URL.
     Redis(String),
 }
 

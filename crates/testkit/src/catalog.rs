@@ -18,13 +18,18 @@ pub const BUILTIN: &str = include_str!("../catalog/scenarios.toml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// The domain, e.g. `enforce.test`.
     pub name: String,
+    /// What it shows, one line.
     pub about: String,
     #[serde(default = "default_mode")]
+    /// The policy mode, e.g. `enforce`.
     pub mode: String,
     #[serde(default = "default_id")]
+    /// The TXT id.
     pub id: String,
     #[serde(default = "default_max_age")]
+    /// The policy's max_age.
     pub max_age: u64,
     /// MX records, in preference order.
     #[serde(default)]
@@ -33,13 +38,17 @@ pub struct Scenario {
     pub policy_mx: Option<Vec<String>>,
     /// TXT records at `_mta-sts.<name>`, each a list of character-strings.
     pub txt: Option<Vec<Vec<String>>>,
+    /// A DNS fault for the `_mta-sts` name.
     pub txt_fault: Option<DnsFault>,
+    /// A CNAME at `_mta-sts` to this name.
     pub txt_cname: Option<String>,
     /// The policy body verbatim, instead of one built from mode/policy_mx/max_age.
     pub body: Option<String>,
     #[serde(default)]
+    /// How the policy host behaves.
     pub policy: PolicyHost,
     #[serde(default)]
+    /// No `mta-sts.<domain>` host at all.
     pub no_policy_host: bool,
     /// Per-MX overrides.
     #[serde(default)]
@@ -76,6 +85,7 @@ struct CatalogFile {
 /// A loaded catalog.
 #[derive(Debug, Clone)]
 pub struct Catalog {
+    /// Every scenario.
     pub scenarios: Vec<Scenario>,
 }
 

@@ -28,7 +28,9 @@ pub enum DnsFault {
     #[serde(rename = "nodata")]
     NoData,
     #[serde(rename = "servfail")]
+    /// Answer SERVFAIL.
     ServFail,
+    /// Answer REFUSED.
     Refused,
     /// Never answers (a client times out).
     Drop,
@@ -175,8 +177,11 @@ impl DnsLog {
 /// Shared state of the server: zone (replaceable at run time), latency, log.
 #[derive(Debug)]
 pub struct DnsState {
+    /// The records served.
     pub zone: Mutex<Zone>,
+    /// Delay before each answer.
     pub latency: Mutex<Duration>,
+    /// Every query received.
     pub log: DnsLog,
 }
 

@@ -22,10 +22,13 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyHost {
+    /// Which certificate to present.
     pub cert: CertKind,
+    /// The HTTP status.
     pub status: u16,
     /// `None` sends no Content-Type header.
     pub content_type: Option<String>,
+    /// The body.
     pub body: String,
     /// Pads the body with `#` lines up to this many bytes (an oversize policy).
     pub pad_to: Option<usize>,
@@ -91,8 +94,11 @@ impl PolicyHost {
 /// One request a policy host received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
+    /// The TLS handshake as seen by the server.
     pub tls: TlsRecord,
+    /// The request method.
     pub method: String,
+    /// The request path.
     pub path: String,
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
@@ -111,12 +117,15 @@ impl HttpRequest {
 /// Shared, changeable state of one host.
 #[derive(Debug)]
 pub struct HttpsHostState {
+    /// The host name it serves.
     pub host: String,
+    /// How it behaves (changeable while running).
     pub spec: Mutex<PolicyHost>,
     /// The certificate it presents; replaced by [`install_cert`].
     pub certs: Arc<SniResolver>,
     /// TLS handshakes that did not complete (no request follows).
     pub failed_handshakes: Mutex<Vec<TlsRecord>>,
+    /// Every request received.
     pub requests: Mutex<Vec<HttpRequest>>,
 }
 

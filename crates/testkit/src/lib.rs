@@ -12,6 +12,7 @@
 //! println!("DNS at {}, trust {}", world.dns_addr(), world.ca_file().display());
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 pub mod ca;
 pub mod catalog;
@@ -35,12 +36,16 @@ pub use world::{Placement, World, WorldBuilder};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("I/O: {0}")]
+    /// An I/O error, in words.
     Io(String),
     #[error("TLS: {0}")]
+    /// A TLS setup error, in words.
     Tls(String),
     #[error("certificate generation: {0}")]
+    /// Certificate generation failed.
     Cert(#[from] rcgen::Error),
     #[error("configuration: {0}")]
+    /// A world description that cannot be built.
     Config(String),
 }
 

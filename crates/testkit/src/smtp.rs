@@ -36,6 +36,7 @@ pub enum StartTls {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpHost {
+    /// How STARTTLS behaves.
     pub starttls: StartTls,
     /// The certificate presented when the client sends SNI = this host's name.
     pub cert: CertKind,
@@ -66,19 +67,26 @@ impl SmtpHost {
 /// One SMTP connection, as the server saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SmtpSession {
+    /// The client's address.
     pub peer: Option<SocketAddr>,
+    /// The EHLO names it sent.
     pub ehlo: Vec<String>,
     /// The client issued STARTTLS and got `220`.
     pub starttls: bool,
+    /// The TLS handshake, if any.
     pub tls: Option<TlsRecord>,
+    /// Messages delivered in this session.
     pub delivered: usize,
 }
 
 /// One accepted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// MAIL FROM.
     pub from: String,
+    /// RCPT TO, each.
     pub to: Vec<String>,
+    /// The message.
     pub data: Vec<u8>,
     /// The TLS state of the session that delivered it (`None`: plaintext).
     pub tls: Option<TlsRecord>,
@@ -87,13 +95,17 @@ pub struct Delivery {
 /// Shared state of one MX host.
 #[derive(Debug)]
 pub struct SmtpHostState {
+    /// The host name it serves.
     pub host: String,
+    /// How it behaves (changeable while running).
     pub spec: Mutex<SmtpHost>,
     /// The certificates it presents; replaced by [`install_certs`].
     pub certs: Arc<SniResolver>,
     /// SubjectPublicKeyInfo (DER) of its own certificate, for TLSA records.
     pub spki: Mutex<Vec<u8>>,
+    /// Every session.
     pub sessions: Mutex<Vec<SmtpSession>>,
+    /// Every delivery.
     pub deliveries: Mutex<Vec<Delivery>>,
 }
 

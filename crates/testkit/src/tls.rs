@@ -25,6 +25,7 @@ pub struct SniResolver {
 }
 
 impl SniResolver {
+    /// A resolver picking from `by_name` by the lower-cased SNI, else `default`.
     pub fn new(
         by_name: HashMap<String, Arc<CertifiedKey>>,
         default: Option<Arc<CertifiedKey>>,
