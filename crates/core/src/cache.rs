@@ -257,10 +257,11 @@ pub fn on_request(
     let Some(state) = state else {
         return RequestPlan::LookupTxt;
     };
-    if let Some(cached) = state.valid_policy(now) {
+    if state.valid_policy(now).is_some() {
         let verdict = Verdict::Policy(Source::Cached);
-        let recheck = state.txt_fresh(now, settings.txt_grace).is_none()
-            || now >= cached.refresh_at(settings);
+        // Only a stale TXT answer starts a re-check; a due refresh (CACHE-08) waits for it, so
+        // re-checks (and refresh attempts) stay at one per `txt_grace` even while they fail.
+        let recheck = state.txt_fresh(now, settings.txt_grace).is_none();
         return if recheck {
             RequestPlan::AnswerThenRecheck(verdict)
         } else {
