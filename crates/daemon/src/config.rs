@@ -108,7 +108,8 @@ pub struct ResolverConfig {
     pub refresh_tick: Duration,
     /// How many policies it refreshes at once.
     pub refresh_concurrency: usize,
-    /// Domains held in the memory tier.
+    /// Domains with a policy held in the memory tier (as many negative results besides, in
+    /// their own bound).
     pub memory_capacity: usize,
     /// Per DNS query.
     #[serde(with = "duration")]

@@ -132,6 +132,15 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         "mtasts_cached_domains {}",
         server.resolver().memory_len()
     );
+    let (policies, negatives) = server.resolver().memory_tiers();
+    let _ = writeln!(
+        out,
+        "# HELP mtasts_cached_policies Domains with a policy in the memory tier (bounded by memory_capacity).\n# TYPE mtasts_cached_policies gauge\nmtasts_cached_policies {policies}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mtasts_cached_negatives Domains without a policy in the memory tier (bounded separately, so they never evict policies).\n# TYPE mtasts_cached_negatives gauge\nmtasts_cached_negatives {negatives}"
+    );
     out
 }
 

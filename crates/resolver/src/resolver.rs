@@ -188,6 +188,15 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         self.inner.hot.len()
     }
 
+    /// Domains with a policy in the memory tier, and domains without one (negative results),
+    /// each bounded on its own.
+    pub fn memory_tiers(&self) -> (usize, usize) {
+        (
+            self.inner.hot.policies_len(),
+            self.inner.hot.negatives_len(),
+        )
+    }
+
     /// The policy decision for `domain`.
     pub async fn lookup(&self, domain: &DomainName) -> Lookup {
         self.lookup_with(domain, false).await

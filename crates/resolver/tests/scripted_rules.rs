@@ -318,3 +318,48 @@ fn the_promised_defaults() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_names_without_mta_sts_never_evicts_a_cached_policy() {
+    let (dns, fetch, clock) = (
+        ScriptedDns::new(),
+        ScriptedFetch::new(),
+        ManualClock::new(T0),
+    );
+    let resolver = Resolver::builder(Arc::new(dns.clone()), fetch.clone())
+        .clock(Arc::new(clock.clone()))
+        .settings(ResolverSettings {
+            refresh: false,
+            memory_capacity: 1_000,
+            ..ResolverSettings::default()
+        })
+        .build();
+    let primed: Vec<DomainName> = (0..50).map(|i| d(&format!("enforce{i}.test"))).collect();
+    for p in &primed {
+        dns.publish(p.as_str(), "1");
+        fetch.serve(p, &policy("enforce", 86_400));
+        resolver.lookup(p).await;
+    }
+    // Mail to 20,000 recipient domains without MTA-STS (NXDOMAIN).
+    for i in 0..20_000 {
+        resolver.lookup(&d(&format!("nx{i}.test"))).await;
+    }
+    let (policies, negatives) = resolver.memory_tiers();
+    assert_eq!(policies, 50);
+    assert!(
+        negatives <= 1_016,
+        "negatives bounded on their own: {negatives}"
+    );
+    // An attacker now blocks the primed domains' TXT: the cached policies still apply.
+    for p in &primed {
+        dns.set_txt(&format!("_mta-sts.{}", p.as_str()), Err(DnsError::ServFail));
+    }
+    clock.advance(61);
+    for p in &primed {
+        assert_eq!(
+            resolver.lookup(p).await.verdict,
+            Verdict::Policy(Source::Cached),
+            "{p}"
+        );
+    }
+}

@@ -1,4 +1,7 @@
 //! Bounded in-memory store: sharded LRU maps, so concurrent lookups rarely share a lock.
+//! Domains with a policy and domains without one (negative results) live in separate LRUs
+//! with separate bounds, so a flood of lookups of names without MTA-STS can never evict a
+//! cached policy.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -17,36 +20,66 @@ struct Slot {
     refresh_at: Option<UnixTime>,
 }
 
-/// A bounded LRU cache of domain states.
+/// One shard: the two tiers.
+struct Shard {
+    policies: LruCache<DomainName, Slot>,
+    negatives: LruCache<DomainName, Slot>,
+}
+
+impl Shard {
+    fn get(&mut self, domain: &DomainName) -> Option<&Slot> {
+        if self.policies.contains(domain) {
+            return self.policies.get(domain);
+        }
+        self.negatives.get(domain)
+    }
+}
+
+/// A bounded LRU cache of domain states: at most `capacity` domains with a policy, and
+/// separately at most `negative_capacity` without one.
 pub struct MemoryStore {
-    shards: Vec<Mutex<LruCache<DomainName, Slot>>>,
+    shards: Vec<Mutex<Shard>>,
     capacity: usize,
+    negative_capacity: usize,
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
             .field("capacity", &self.capacity)
-            .field("len", &self.len())
+            .field("negative_capacity", &self.negative_capacity)
+            .field("policies", &self.policies_len())
+            .field("negatives", &self.negatives_len())
             .finish()
     }
 }
 
 impl MemoryStore {
-    /// Holds at most `capacity` domains (at least one per shard); the least recently used go
-    /// first.
+    /// Holds at most `capacity` domains with a policy and as many without (at least one per
+    /// shard each); the least recently used of a tier go first.
     pub fn new(capacity: usize) -> Self {
+        Self::with_negative_capacity(capacity, capacity)
+    }
+
+    /// As [`MemoryStore::new`], with its own bound for domains without a policy.
+    pub fn with_negative_capacity(capacity: usize, negative_capacity: usize) -> Self {
         let per_shard =
-            NonZeroUsize::new(capacity.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
+            |n: usize| NonZeroUsize::new(n.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        policies: LruCache::new(per_shard(capacity)),
+                        negatives: LruCache::new(per_shard(negative_capacity)),
+                    })
+                })
                 .collect(),
             capacity,
+            negative_capacity,
         }
     }
 
-    fn shard(&self, domain: &DomainName) -> &Mutex<LruCache<DomainName, Slot>> {
+    fn shard(&self, domain: &DomainName) -> &Mutex<Shard> {
         let mut h = DefaultHasher::new();
         domain.hash(&mut h);
         // SHARDS is a small constant, so the modulo fits in usize.
@@ -66,22 +99,41 @@ impl MemoryStore {
     /// Stores without going through the async interface.
     pub fn put_now(&self, domain: &DomainName, state: Arc<DomainState>, meta: EntryMeta) {
         if let Ok(mut shard) = self.shard(domain).lock() {
-            shard.put(
-                domain.clone(),
-                Slot {
-                    state,
-                    refresh_at: meta.refresh_at,
-                },
-            );
+            let has_policy = state.policy.is_some();
+            let slot = Slot {
+                state,
+                refresh_at: meta.refresh_at,
+            };
+            if has_policy {
+                shard.negatives.pop(domain);
+                shard.policies.put(domain.clone(), slot);
+            } else {
+                shard.policies.pop(domain);
+                shard.negatives.put(domain.clone(), slot);
+            }
         }
+    }
+
+    fn count(&self, tier: fn(&Shard) -> usize) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|s| tier(&s)).unwrap_or(0))
+            .sum()
     }
 
     /// Number of domains held.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))
-            .sum()
+        self.count(|s| s.policies.len() + s.negatives.len())
+    }
+
+    /// Number of domains held with a policy.
+    pub fn policies_len(&self) -> usize {
+        self.count(|s| s.policies.len())
+    }
+
+    /// Number of domains held without a policy (negative results).
+    pub fn negatives_len(&self) -> usize {
+        self.count(|s| s.negatives.len())
     }
 
     /// Whether nothing is held.
@@ -109,7 +161,7 @@ impl Store for MemoryStore {
         let mut due: Vec<(UnixTime, DomainName)> = Vec::new();
         for shard in &self.shards {
             if let Ok(shard) = shard.lock() {
-                due.extend(shard.iter().filter_map(|(d, s)| {
+                due.extend(shard.policies.iter().filter_map(|(d, s)| {
                     s.refresh_at
                         .filter(|&at| at <= now)
                         .map(|at| (at, d.clone()))
@@ -118,5 +170,63 @@ impl Store for MemoryStore {
         }
         due.sort();
         Ok(due.into_iter().take(limit).map(|(_, d)| d).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mtasts_core::{CachedPolicy, Policy};
+
+    fn name(i: usize, kind: &str) -> DomainName {
+        DomainName::parse(&format!("{kind}{i}.test")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn with_policy() -> Arc<DomainState> {
+        let parsed = Policy::parse("version: STSv1\nmode: enforce\nmx: mx.test\nmax_age: 86400\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        Arc::new(DomainState {
+            policy: Some(CachedPolicy {
+                policy: parsed.policy,
+                id: "1".into(),
+                fetched_at: 0,
+            }),
+            ..DomainState::default()
+        })
+    }
+
+    #[test]
+    fn a_flood_of_negatives_never_evicts_a_policy() {
+        // Room for the policies even if the hash puts several in one shard.
+        let m = MemoryStore::new(1_600);
+        for i in 0..100 {
+            m.put_now(&name(i, "p"), with_policy(), EntryMeta::default());
+        }
+        for i in 0..100_000 {
+            m.put_now(
+                &name(i, "n"),
+                Arc::new(DomainState::default()),
+                EntryMeta::default(),
+            );
+        }
+        assert!(
+            (0..100).all(|i| m.get_now(&name(i, "p")).is_some()),
+            "a policy was evicted"
+        );
+        assert_eq!(m.policies_len(), 100);
+        // Each tier keeps its own bound (per shard, rounded up).
+        assert!(m.negatives_len() <= 1_600 + SHARDS, "{}", m.negatives_len());
+        assert!(m.negatives_len() >= 1_000, "{}", m.negatives_len());
+    }
+
+    #[test]
+    fn a_domain_moves_between_tiers_and_is_held_once() {
+        let m = MemoryStore::new(16);
+        let d = name(1, "x");
+        m.put_now(&d, Arc::new(DomainState::default()), EntryMeta::default());
+        m.put_now(&d, with_policy(), EntryMeta::default());
+        assert_eq!((m.policies_len(), m.negatives_len()), (1, 0));
+        m.put_now(&d, Arc::new(DomainState::default()), EntryMeta::default());
+        assert_eq!((m.policies_len(), m.negatives_len()), (0, 1));
     }
 }
