@@ -85,8 +85,13 @@ pub enum DaneDecision {
     Dane(DaneCoverage),
     /// DANE does not apply; the MTA-STS path decides.
     NotApplicable(String),
-    /// DNSSEC or DNS failure on the DANE path: defer, never downgrade (RFC 7672 §2.1.1).
+    /// DNSSEC validation failed on the DANE path (bogus data): defer, never downgrade
+    /// (RFC 7672 §2.1.1).
     TempFail(String),
+    /// The resolver could not get an answer at all (timeout, SERVFAIL also with checking
+    /// disabled, REFUSED): nothing is known about DANE right now. The caller falls back to
+    /// the last verdict it had; the decision treats a domain never seen as unknown.
+    Unavailable(String),
 }
 
 impl DaneDecision {
@@ -97,6 +102,7 @@ impl DaneDecision {
             Self::Dane(_) => "dane",
             Self::NotApplicable(_) => "not-applicable",
             Self::TempFail(_) => "temporary-failure",
+            Self::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -111,7 +117,9 @@ impl fmt::Display for DaneDecision {
             Self::Dane(DaneCoverage::UnusableOnly) => {
                 f.write_str("TLSA records exist but none is usable")
             }
-            Self::NotApplicable(why) | Self::TempFail(why) => f.write_str(why),
+            Self::NotApplicable(why) | Self::TempFail(why) | Self::Unavailable(why) => {
+                f.write_str(why)
+            }
         }
     }
 }
@@ -129,10 +137,11 @@ pub enum DaneCoverage {
 /// Decides from the MX answer and, for each MX host (or the domain itself when it has no MX),
 /// the TLSA answer at `_25._tcp.<host>`. `hosts_tlsa` must follow the MX answer's hosts.
 ///
-/// - MX lookup failed or bogus → [`DaneDecision::TempFail`].
+/// - MX lookup bogus → [`DaneDecision::TempFail`]; no answer at all →
+///   [`DaneDecision::Unavailable`].
 /// - MX RRset not secure → not applicable: an unauthenticated MX can name any host, so its
 ///   hosts' TLSA records authenticate nothing (RFC 7672 §2.2.1).
-/// - any TLSA lookup bogus/failed → `TempFail`;
+/// - any TLSA lookup bogus → `TempFail`, unanswered → `Unavailable`;
 /// - all hosts secure and usable → `DaneOnly`; some → `Dane(Partial)`; TLSA present but none
 ///   usable → `Dane(UnusableOnly)`; otherwise (authenticated denial, insecure) → not applicable.
 pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> DaneDecision {
@@ -140,7 +149,9 @@ pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> Dan
         DnssecStatus::Bogus => {
             return DaneDecision::TempFail("MX lookup failed DNSSEC validation".into());
         }
-        DnssecStatus::Indeterminate => return DaneDecision::TempFail("MX lookup failed".into()),
+        DnssecStatus::Indeterminate => {
+            return DaneDecision::Unavailable("MX lookup failed (resolver unavailable)".into());
+        }
         DnssecStatus::Insecure => {
             return DaneDecision::NotApplicable("MX RRset is not DNSSEC-signed".into());
         }
@@ -157,7 +168,9 @@ pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> Dan
                 return DaneDecision::TempFail(format!("TLSA of {host} failed DNSSEC validation"));
             }
             DnssecStatus::Indeterminate => {
-                return DaneDecision::TempFail(format!("TLSA lookup of {host} failed"));
+                return DaneDecision::Unavailable(format!(
+                    "TLSA lookup of {host} failed (resolver unavailable)"
+                ));
             }
             DnssecStatus::Insecure => {}
             DnssecStatus::Secure if answer.records.is_empty() => {}

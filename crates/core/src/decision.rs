@@ -78,8 +78,11 @@ pub enum NoPolicy<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Defer<'a> {
-    /// A DNSSEC or DNS failure on the DANE path: never downgrade (RFC 7672 §2.1.1).
+    /// DNSSEC validation failed on the DANE path: never downgrade (RFC 7672 §2.1.1).
     DaneFailed(&'a str),
+    /// DNS gave no answer on the DANE path, no earlier verdict is known and no enforced
+    /// policy is cached.
+    DaneUnavailable(&'a str),
     /// The DANE check had not finished by the deadline while a policy exists (or the zone
     /// defers on failure): answering the policy could switch the MTA's DANE off.
     DanePending,
@@ -141,6 +144,14 @@ pub fn decide<'a>(dane: DaneFinding<'a>, sts: StsFinding<'a>, profile: Profile) 
         DaneFinding::Decided(DaneDecision::Dane(coverage)) => return Decision::Dane(*coverage),
         DaneFinding::Decided(DaneDecision::TempFail(why)) => {
             return Decision::Defer(Defer::DaneFailed(why));
+        }
+        // DNS is down and no earlier DANE verdict is known (the caller falls back to one when
+        // it has it): an enforced MTA-STS policy still applies, as strong as it was; with
+        // nothing to go on, defer.
+        DaneFinding::Decided(DaneDecision::Unavailable(why)) => {
+            if !enforced {
+                return Decision::Defer(Defer::DaneUnavailable(why));
+            }
         }
         DaneFinding::Pending => {
             return if policy.is_some() || profile.defer_on_failure {
@@ -249,6 +260,9 @@ impl fmt::Display for Decision<'_> {
                 f.write_str("no policy yet: the DANE check goes on in the background")
             }
             Self::Defer(Defer::DaneFailed(why)) => write!(f, "defer: DANE check failed: {why}"),
+            Self::Defer(Defer::DaneUnavailable(why)) => {
+                write!(f, "defer: DANE unknown and DNS unavailable: {why}")
+            }
             Self::Defer(Defer::DanePending) => f.write_str("defer: DANE check still in progress"),
             Self::Defer(Defer::StsPending) => {
                 f.write_str("defer: MTA-STS lookup still in progress")

@@ -131,7 +131,9 @@ pub fn render(
 /// The `TEMP` text of a deferral; these words are what Postfix logs.
 fn defer_reason(domain: &DomainName, why: &Defer<'_>) -> String {
     match why {
-        Defer::DaneFailed(why) => format!("DANE check for {domain}: {why}"),
+        Defer::DaneFailed(why) | Defer::DaneUnavailable(why) => {
+            format!("DANE check for {domain}: {why}")
+        }
         Defer::DanePending => format!("DANE check for {domain} still in progress"),
         Defer::StsPending => format!("MTA-STS lookup for {domain} still in progress"),
         Defer::StsFailure(verdict) => verdict.to_string(),

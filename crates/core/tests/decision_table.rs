@@ -42,23 +42,26 @@ const STS: [Sts; 8] = [
     Sts::Pending,
 ];
 
-/// The DANE findings: README's table rows, plus off and still pending.
+/// The DANE findings: README's table rows, plus off, still pending, and DNS unavailable with
+/// no earlier verdict (with one, the resolver passes that verdict instead).
 #[derive(Debug, Clone, Copy)]
 enum Dane {
     AllUsable,
     SomeUsable,
     UnusableOnly,
     Failure,
+    Unavailable,
     NotApplicable,
     Off,
     Pending,
 }
 
-const DANE: [Dane; 7] = [
+const DANE: [Dane; 8] = [
     Dane::AllUsable,
     Dane::SomeUsable,
     Dane::UnusableOnly,
     Dane::Failure,
+    Dane::Unavailable,
     Dane::NotApplicable,
     Dane::Off,
     Dane::Pending,
@@ -70,6 +73,8 @@ const DANE_ONLY: &str = "OK dane-only";
 const DANE_REPLY: &str = "OK dane";
 const DANE_TEMP: &str = "TEMP DANE check for d.test: TLSA of mx1.d.test failed DNSSEC validation";
 const DANE_PENDING: &str = "TEMP DANE check for d.test still in progress";
+const DANE_UNAVAILABLE: &str =
+    "TEMP DANE check for d.test: MX lookup failed (resolver unavailable)";
 
 /// The Postfix reply for one combination under `profile`.
 fn reply(dane: Dane, sts: Sts, profile: Profile) -> String {
@@ -80,6 +85,9 @@ fn reply(dane: Dane, sts: Sts, profile: Profile) -> String {
         Dane::UnusableOnly => Some(DaneDecision::Dane(DaneCoverage::UnusableOnly)),
         Dane::Failure => Some(DaneDecision::TempFail(
             "TLSA of mx1.d.test failed DNSSEC validation".into(),
+        )),
+        Dane::Unavailable => Some(DaneDecision::Unavailable(
+            "MX lookup failed (resolver unavailable)".into(),
         )),
         Dane::NotApplicable => Some(DaneDecision::NotApplicable("MX not signed".into())),
         Dane::Off | Dane::Pending => None,
@@ -133,6 +141,10 @@ fn expected_default(dane: Dane, sts: Sts) -> &'static str {
         // fallback (mandatory encryption) applies, whatever the MTA-STS policy.
         (Dane::UnusableOnly, _) => DANE_REPLY,
         (Dane::Failure, _) => DANE_TEMP,
+        // DNS down, DANE never seen for the domain: the cached enforce policy still applies;
+        // with nothing enforced to go on, defer.
+        (Dane::Unavailable, Sts::Enforce) => SECURE,
+        (Dane::Unavailable, _) => DANE_UNAVAILABLE,
         (Dane::Pending, _) if has_policy => DANE_PENDING,
         (Dane::Pending, _) => NOTFOUND,
         (Dane::NotApplicable | Dane::Off, Sts::Enforce) => SECURE,
@@ -184,6 +196,7 @@ fn strict_testing_enforces_testing_policies_everywhere_enforce_counts() {
     assert_eq!(reply(Dane::NotApplicable, Sts::Testing, strict), SECURE);
     assert_eq!(reply(Dane::SomeUsable, Sts::Testing, strict), DANE_ONLY);
     assert_eq!(reply(Dane::UnusableOnly, Sts::Testing, strict), DANE_REPLY);
+    assert_eq!(reply(Dane::Unavailable, Sts::Testing, strict), SECURE);
     assert_eq!(reply(Dane::Off, Sts::ModeNone, strict), NOTFOUND);
     // Everything else as without strict_testing.
     for dane in DANE {

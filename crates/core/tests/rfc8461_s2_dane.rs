@@ -100,14 +100,33 @@ fn unusable_tlsa_is_dane_so_postfix_falls_back_as_rfc7672_says() {
 
 #[test]
 fn dane_01_dnssec_failure_on_the_dane_path_defers_never_downgrades() {
-    for status in [DnssecStatus::Bogus, DnssecStatus::Indeterminate] {
+    // Bogus data defers; no answer at all is "unavailable", which the decision turns into a
+    // deferral unless a last verdict or an enforced policy is known (decision_table.rs).
+    for (status, bogus) in [
+        (DnssecStatus::Bogus, true),
+        (DnssecStatus::Indeterminate, false),
+    ] {
         let d = decide(
             &secure_mx(),
             &hosts(tlsa(DnssecStatus::Secure, vec![ee()]), tlsa(status, vec![])),
         );
-        assert!(matches!(d, DaneDecision::TempFail(_)), "{status}: {d:?}");
+        assert_eq!(
+            (
+                matches!(d, DaneDecision::TempFail(_)),
+                matches!(d, DaneDecision::Unavailable(_))
+            ),
+            (bogus, !bogus),
+            "{status}: {d:?}"
+        );
         let d = decide(&mx(status, &[]), &[]);
-        assert!(matches!(d, DaneDecision::TempFail(_)), "MX {status}: {d:?}");
+        assert_eq!(
+            (
+                matches!(d, DaneDecision::TempFail(_)),
+                matches!(d, DaneDecision::Unavailable(_))
+            ),
+            (bogus, !bogus),
+            "MX {status}: {d:?}"
+        );
     }
 }
 

@@ -1,7 +1,10 @@
 //! DANE checks for a destination domain: MX and TLSA lookups with DNSSEC status, decided by
-//! `mtasts_core::dane`, cached briefly, and a warning when a domain moves from DANE to none.
+//! `mtasts_core::dane`, cached briefly in a bounded LRU, and a warning when a domain moves
+//! from DANE to none. When DNS gives no answer at all, the last verdict seen for the domain
+//! (within `last_verdict_ttl`) stands in for it, so an outage never weakens the answer.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -20,6 +23,10 @@ pub struct DaneSettings {
     pub negative_ttl: Duration,
     /// A DNSSEC failure: retried soon.
     pub failure_ttl: Duration,
+    /// How long the last verdict (DANE or not) stands in while DNS gives no answer.
+    pub last_verdict_ttl: Duration,
+    /// Domains remembered (least recently decided go first).
+    pub capacity: usize,
 }
 
 impl Default for DaneSettings {
@@ -28,6 +35,8 @@ impl Default for DaneSettings {
             positive_ttl: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(60),
             failure_ttl: Duration::from_secs(10),
+            last_verdict_ttl: Duration::from_secs(7 * 86_400),
+            capacity: 100_000,
         }
     }
 }
@@ -37,6 +46,16 @@ struct Entry {
     decision: Arc<DaneDecision>,
     /// Reused while the clock is before this.
     until: UnixTime,
+    /// The last verdict DNS gave (not a failure), and when.
+    last: Option<(Arc<DaneDecision>, UnixTime)>,
+}
+
+/// A verdict DNS actually gave, as opposed to a failure to get one.
+fn is_verdict(d: &DaneDecision) -> bool {
+    matches!(
+        d,
+        DaneDecision::DaneOnly | DaneDecision::Dane(_) | DaneDecision::NotApplicable(_)
+    )
 }
 
 /// Decides and caches per domain. Cheap to clone.
@@ -45,8 +64,8 @@ pub struct DaneResolver {
     client: DnssecClient,
     settings: DaneSettings,
     clock: Arc<dyn Clock>,
-    // Read on every request (hot path): a read lock and an Arc clone, no allocation.
-    cache: Arc<RwLock<HashMap<DomainName, Entry>>>,
+    // Read on every request (hot path): a read lock, a peek and an Arc clone, no allocation.
+    cache: Arc<RwLock<lru::LruCache<DomainName, Entry>>>,
     locks: Arc<Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -62,13 +81,24 @@ impl std::fmt::Debug for DaneResolver {
 impl DaneResolver {
     /// Checks through `client`, on the system clock.
     pub fn new(client: DnssecClient, settings: DaneSettings) -> Self {
+        let capacity = NonZeroUsize::new(settings.capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
             client,
             settings,
             clock: Arc::new(SystemClock),
-            cache: Arc::default(),
+            cache: Arc::new(RwLock::new(lru::LruCache::new(capacity))),
             locks: Arc::default(),
         }
+    }
+
+    /// Domains remembered.
+    pub fn len(&self) -> usize {
+        self.cache.read().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The same, on `clock` (tests: a [`crate::ManualClock`]).
@@ -82,7 +112,7 @@ impl DaneResolver {
         let cache = self.cache.read().ok()?;
         let now = self.clock.now();
         cache
-            .get(domain)
+            .peek(domain)
             .filter(|e| e.until > now)
             .map(|e| e.decision.clone())
     }
@@ -106,34 +136,54 @@ impl DaneResolver {
         if let Some(d) = self.cached(domain) {
             return d;
         }
-        let decision = Arc::new(self.lookup(domain).await);
-        let ttl = match *decision {
-            DaneDecision::DaneOnly | DaneDecision::Dane(_) => self.settings.positive_ttl,
-            DaneDecision::NotApplicable(_) => self.settings.negative_ttl,
-            // A finding this version does not know: re-check soon.
-            _ => self.settings.failure_ttl,
+        let looked_up = Arc::new(self.lookup(domain).await);
+        let now = self.clock.now();
+        let Ok(mut cache) = self.cache.write() else {
+            return looked_up;
         };
-        if let Ok(mut cache) = self.cache.write() {
-            let previous = cache.insert(
-                domain.clone(),
-                Entry {
-                    decision: decision.clone(),
-                    until: self.clock.now().saturating_add(ttl.as_secs()),
-                },
-            );
-            if let (Some(prev), DaneDecision::NotApplicable(why)) = (previous, &*decision)
-                && matches!(
-                    *prev.decision,
-                    DaneDecision::DaneOnly | DaneDecision::Dane(_)
-                )
-            {
-                tracing::warn!(domain = %domain, reason = %why, "DANE no longer applies: possible downgrade attack, or the domain withdrew DANE");
+        let previous = cache.pop(domain);
+        let last = previous
+            .as_ref()
+            .and_then(|p| p.last.clone())
+            .filter(|(_, at)| now < at.saturating_add(self.settings.last_verdict_ttl.as_secs()));
+        let decision = match (&*looked_up, &last) {
+            // DNS gave nothing: the last verdict stands in, never a weaker answer.
+            (DaneDecision::Unavailable(why), Some((verdict, at))) => {
+                tracing::warn!(domain = %domain, reason = %why, last = verdict.code(), last_seen = at, "DNS unavailable for the DANE check; using the last verdict");
+                verdict.clone()
             }
-            if cache.len() > 100_000 {
-                let now = self.clock.now();
-                cache.retain(|_, e| e.until > now);
+            _ => looked_up.clone(),
+        };
+        let ttl = if is_verdict(&looked_up) {
+            match *looked_up {
+                DaneDecision::NotApplicable(_) => self.settings.negative_ttl,
+                _ => self.settings.positive_ttl,
             }
+        } else {
+            // A failure, or the last verdict standing in for one: re-check soon.
+            self.settings.failure_ttl
+        };
+        if let (Some(prev), DaneDecision::NotApplicable(why)) = (&previous, &*looked_up)
+            && matches!(
+                *prev.decision,
+                DaneDecision::DaneOnly | DaneDecision::Dane(_)
+            )
+        {
+            tracing::warn!(domain = %domain, reason = %why, "DANE no longer applies: possible downgrade attack, or the domain withdrew DANE");
         }
+        let last = if is_verdict(&looked_up) {
+            Some((looked_up.clone(), now))
+        } else {
+            last
+        };
+        cache.put(
+            domain.clone(),
+            Entry {
+                decision: decision.clone(),
+                until: now.saturating_add(ttl.as_secs()),
+                last,
+            },
+        );
         decision
     }
 

@@ -95,18 +95,7 @@ impl DnssecClient {
         let Ok(qname) = Name::from_ascii(format!("{}.", name.trim_end_matches('.'))) else {
             return failed(DnssecStatus::Indeterminate);
         };
-        // Two tries: one lost UDP datagram must not turn into a deferral.
-        let per_try = self.timeout;
-        let mut response = None;
-        for _ in 0..2 {
-            if let Ok(Ok(m)) =
-                tokio::time::timeout(per_try, self.exchange(qname.clone(), rtype)).await
-            {
-                response = Some(m);
-                break;
-            }
-        }
-        let Some(response) = response else {
+        let Some(response) = self.ask(&qname, rtype, false).await else {
             return failed(DnssecStatus::Indeterminate);
         };
         let status = match response.response_code() {
@@ -114,8 +103,20 @@ impl DnssecClient {
                 DnssecStatus::Secure
             }
             ResponseCode::NoError | ResponseCode::NXDomain => DnssecStatus::Insecure,
-            // A validating resolver answers SERVFAIL for bogus data.
-            ResponseCode::ServFail => DnssecStatus::Bogus,
+            // A validating resolver answers SERVFAIL both for bogus data and when it cannot
+            // reach the data at all. Asking again with checking disabled tells them apart: if
+            // the data then comes, only validation failed.
+            ResponseCode::ServFail => match self.ask(&qname, rtype, true).await {
+                Some(m)
+                    if matches!(
+                        m.response_code(),
+                        ResponseCode::NoError | ResponseCode::NXDomain
+                    ) =>
+                {
+                    DnssecStatus::Bogus
+                }
+                _ => DnssecStatus::Indeterminate,
+            },
             _ => DnssecStatus::Indeterminate,
         };
         let records = response
@@ -126,7 +127,32 @@ impl DnssecClient {
         Answer { status, records }
     }
 
-    async fn exchange(&self, qname: Name, rtype: RecordType) -> std::io::Result<Message> {
+    /// One question, two tries: one lost UDP datagram must not turn into a deferral.
+    async fn ask(
+        &self,
+        qname: &Name,
+        rtype: RecordType,
+        checking_disabled: bool,
+    ) -> Option<Message> {
+        for _ in 0..2 {
+            if let Ok(Ok(m)) = tokio::time::timeout(
+                self.timeout,
+                self.exchange(qname.clone(), rtype, checking_disabled),
+            )
+            .await
+            {
+                return Some(m);
+            }
+        }
+        None
+    }
+
+    async fn exchange(
+        &self,
+        qname: Name,
+        rtype: RecordType,
+        checking_disabled: bool,
+    ) -> std::io::Result<Message> {
         let mut query = Message::new();
         // Unpredictable query id (with the random source port) against spoofed answers.
         let mut id_bytes = [0u8; 2];
@@ -142,6 +168,7 @@ impl DnssecClient {
             .set_op_code(OpCode::Query)
             .set_recursion_desired(true)
             .set_authentic_data(true)
+            .set_checking_disabled(checking_disabled)
             .add_query(Query::query(qname, rtype))
             .set_edns(edns);
         let bytes = query.to_vec().map_err(std::io::Error::other)?;

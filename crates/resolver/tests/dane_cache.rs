@@ -56,3 +56,69 @@ async fn decisions_live_for_their_ttl_on_the_injected_clock() {
         assert!(mx(domain) > asked, "{domain}: looked up again");
     }
 }
+
+#[tokio::test]
+async fn an_unanswered_dane_check_falls_back_to_the_last_verdict_and_bogus_never_does() {
+    let w = World::builder()
+        .dnssec_secure("dane.test")
+        .mx("dane.test", 10, "mx1.dane.test")
+        .smtp("mx1.dane.test", mtasts_testkit::SmtpHost::valid())
+        .tlsa_for("_25._tcp.mx1.dane.test", "mx1.dane.test")
+        .mx("plain.test", 10, "mx1.plain.test")
+        .dnssec_secure("never.test")
+        .dns_fault("never.test", DnsFault::ServFail)
+        .build()
+        .await
+        .expect("world");
+    let clock = ManualClock::new(1_900_000_000);
+    let dane = DaneResolver::new(
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("client"),
+        DaneSettings::default(),
+    )
+    .with_clock(Arc::new(clock.clone()));
+    assert_eq!(dane.check(&d("dane.test")).await.code(), "dane-only");
+    assert_eq!(dane.check(&d("plain.test")).await.code(), "not-applicable");
+    // The resolver now answers SERVFAIL for everything, also with checking disabled: no
+    // answer at all, not a validation failure.
+    w.with_zone(|z| {
+        z.fault("dane.test", DnsFault::ServFail);
+        z.fault("plain.test", DnsFault::ServFail);
+    });
+    clock.advance(301);
+    assert_eq!(
+        dane.check(&d("dane.test")).await.code(),
+        "dane-only",
+        "the last verdict stands in"
+    );
+    assert_eq!(dane.check(&d("plain.test")).await.code(), "not-applicable");
+    // Never seen: unknown.
+    assert_eq!(dane.check(&d("never.test")).await.code(), "unavailable");
+    // Bogus data (validation fails, the data is there with checking disabled) is never
+    // replaced by a last verdict.
+    w.with_zone(|z| z.fault("dane.test", DnsFault::Bogus));
+    clock.advance(11);
+    assert_eq!(
+        dane.check(&d("dane.test")).await.code(),
+        "temporary-failure"
+    );
+    // After last_verdict_ttl (7 days) an old verdict no longer stands in.
+    w.with_zone(|z| z.fault("plain.test", DnsFault::ServFail));
+    clock.advance(7 * 86_400);
+    assert_eq!(dane.check(&d("plain.test")).await.code(), "unavailable");
+}
+
+#[tokio::test]
+async fn the_decision_cache_is_bounded() {
+    let w = World::builder().build().await.expect("world");
+    let dane = DaneResolver::new(
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("client"),
+        DaneSettings {
+            capacity: 100,
+            ..DaneSettings::default()
+        },
+    );
+    for i in 0..300 {
+        dane.check(&d(&format!("n{i}.test"))).await;
+    }
+    assert_eq!(dane.len(), 100);
+}

@@ -104,8 +104,14 @@ impl Zone {
             .unwrap_or_default()
     }
 
-    /// Answers one query: (response code, answer records).
-    fn answer(&self, qname: &Name, qtype: RecordType) -> (ResponseCode, Vec<Record>) {
+    /// Answers one query: (response code, answer records). With `checking_disabled` (the
+    /// client's CD bit) a bogus name is answered with its data, as a validating resolver does.
+    fn answer(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        checking_disabled: bool,
+    ) -> (ResponseCode, Vec<Record>) {
         let mut answers = Vec::new();
         let mut name = qname.clone();
         for _ in 0..MAX_CNAME_CHAIN {
@@ -113,6 +119,7 @@ impl Zone {
             match self.faults.get(&k) {
                 Some(DnsFault::NxDomain) => return (ResponseCode::NXDomain, answers),
                 Some(DnsFault::NoData) => return (ResponseCode::NoError, answers),
+                Some(DnsFault::Bogus) if checking_disabled => {}
                 Some(DnsFault::ServFail | DnsFault::Bogus) => {
                     return (ResponseCode::ServFail, Vec::new());
                 }
@@ -273,7 +280,7 @@ async fn respond(state: &DnsState, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
     let (fault, (rcode, answers), secure) = {
         let zone = state.zone.lock().ok()?;
         let fault = zone.faults.get(&key(&q.name().to_ascii())).copied();
-        let (rcode, answers) = zone.answer(q.name(), q.query_type());
+        let (rcode, answers) = zone.answer(q.name(), q.query_type(), request.checking_disabled());
         // Secure only if every name in the answer (CNAME chain included) is.
         let secure = zone.is_secure(&q.name().to_ascii())
             && answers.iter().all(|r| zone.is_secure(&r.name().to_ascii()));
@@ -306,7 +313,10 @@ async fn respond(state: &DnsState, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
         reply.set_truncated(true);
     } else {
         reply.set_authentic_data(
-            wants_ad && secure && matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain),
+            wants_ad
+                && secure
+                && !request.checking_disabled()
+                && matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain),
         );
         reply.set_response_code(rcode);
         reply.add_answers(answers);
