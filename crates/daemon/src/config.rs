@@ -42,6 +42,11 @@ pub struct Config {
     /// Time granted to open connections on SIGTERM.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Open connections at most; more are closed at once (keep it under the fd limit).
+    pub max_connections: usize,
+    /// A connection idle this long is closed (Postfix closes its own after 10 s).
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
     /// The Postfix that asks: `auto` (ask `postconf`) or a version such as `3.10.5`. With
     /// Postfix ≥ 3.10 replies carry the TLSRPT attributes unless a zone sets `tlsrpt = false`.
     pub postfix_version: PostfixVersion,
@@ -221,6 +226,8 @@ impl Default for Config {
             metrics_listen: None,
             log_format: LogFormat::Text,
             shutdown_timeout: Duration::from_secs(20),
+            max_connections: 1_000,
+            idle_timeout: Duration::from_secs(30),
             postfix_version: PostfixVersion::Auto,
             unix_socket: UnixSocket::default(),
             resolver: ResolverConfig::default(),
@@ -270,6 +277,42 @@ impl Config {
     pub fn named_zones(&self) -> impl Iterator<Item = (String, &Zone)> {
         std::iter::once(("default_zone".to_string(), &self.default_zone))
             .chain(self.zones.iter().map(|(n, z)| (format!("zones.{n}"), z)))
+    }
+
+    /// The settings that differ in `new` but are fixed while the daemon runs: everything but
+    /// the zones, `postfix_version` and `idle_timeout` (which a reload applies at once; new
+    /// connections get the new idle timeout).
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut differs = |name, changed: bool| {
+            if changed {
+                out.push(name);
+            }
+        };
+        differs("listen", self.listen != new.listen);
+        differs("cache", self.cache != new.cache);
+        differs("nameserver", self.nameserver != new.nameserver);
+        differs("ca_file", self.ca_file != new.ca_file);
+        differs(
+            "dane_nameserver",
+            self.dane_nameserver != new.dane_nameserver,
+        );
+        differs("metrics_listen", self.metrics_listen != new.metrics_listen);
+        differs("log_format", self.log_format != new.log_format);
+        differs(
+            "shutdown_timeout",
+            self.shutdown_timeout != new.shutdown_timeout,
+        );
+        differs(
+            "max_connections",
+            self.max_connections != new.max_connections,
+        );
+        differs("unix_socket", self.unix_socket != new.unix_socket);
+        differs("resolver", self.resolver != new.resolver);
+        // DANE checks exist only if some zone had them at start.
+        let dane = |c: &Config| c.named_zones().any(|(_, z)| z.dane);
+        differs("dane (first zone to turn it on)", !dane(self) && dane(new));
+        out
     }
 
     /// Rendering options for replies under `zone`.
@@ -365,6 +408,26 @@ mod tests {
             },
         );
         assert_eq!(c.zone("QUERY").timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_reload_names_what_needs_a_restart() {
+        let old = Config::default();
+        let mut new = old.clone();
+        new.default_zone.strict_testing = true;
+        new.postfix_version = PostfixVersion::Known(v("3.10.1"));
+        new.idle_timeout = Duration::from_secs(5);
+        assert!(
+            old.restart_needed(&new).is_empty(),
+            "zones, version, idle apply at once"
+        );
+        new.log_format = crate::values::LogFormat::Json;
+        new.resolver.dns_timeout = Duration::from_secs(2);
+        new.max_connections = 10;
+        assert_eq!(
+            old.restart_needed(&new),
+            vec!["log_format", "max_connections", "resolver"]
+        );
     }
 
     #[test]

@@ -123,6 +123,13 @@ impl Config {
             self.shutdown_timeout,
             SHUTDOWN_TIMEOUT_MAX,
         )?;
+        in_range("idle_timeout", self.idle_timeout, SHUTDOWN_TIMEOUT_MAX)?;
+        if self.max_connections == 0 {
+            return Err(invalid(
+                "max_connections",
+                "at least one connection is needed",
+            ));
+        }
         Ok(())
     }
 }

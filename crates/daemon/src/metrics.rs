@@ -62,6 +62,11 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         &[("", load(&c.connections))],
     );
     counter(
+        "mtasts_connections_refused_total",
+        "Connections closed at once because max_connections were open.",
+        &[("", load(&c.refused))],
+    );
+    counter(
         "mtasts_lookups_total",
         "Resolver lookups.",
         &[("", load(&s.lookups))],
@@ -131,6 +136,11 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         out,
         "mtasts_cached_domains {}",
         server.resolver().memory_len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP mtasts_open_connections Socketmap connections open now.\n# TYPE mtasts_open_connections gauge\nmtasts_open_connections {}",
+        server.open_connections()
     );
     let (policies, negatives) = server.resolver().memory_tiers();
     let _ = writeln!(

@@ -17,15 +17,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Framed};
 
 use crate::codec::NetstringCodec;
 use crate::config::{Config, UnixSocket, Zone};
 use crate::postfix_version::PostfixVersion;
 use crate::values::ListenAddr;
-
-/// Connections idle this long are closed (Postfix itself closes after 10 s idle).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The DANE side of one request.
 enum DaneState {
@@ -97,6 +94,8 @@ pub struct Counters {
     pub bad_frames: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused: AtomicU64,
     /// Sum of answer latencies in microseconds, and buckets for a histogram.
     pub latency: LatencyHistogram,
 }
@@ -178,6 +177,9 @@ pub struct Server<D, F> {
     dane: Option<DaneResolver>,
     config: RwLock<Arc<Config>>,
     counters: Counters,
+    /// One per open connection, at most `max_connections` (fixed at start).
+    permits: Arc<tokio::sync::Semaphore>,
+    max_connections: usize,
 }
 
 impl<D, F> std::fmt::Debug for Server<D, F> {
@@ -211,11 +213,14 @@ impl Listener {
 impl<D: Dns, F: Fetch> Server<D, F> {
     /// A server; `dane` enables DANE awareness for zones with `dane = true`.
     pub fn new(resolver: Resolver<D, F>, dane: Option<DaneResolver>, config: Config) -> Arc<Self> {
+        let max_connections = config.max_connections.max(1);
         Arc::new(Self {
             resolver,
             dane,
             config: RwLock::new(Arc::new(config)),
             counters: Counters::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            max_connections,
         })
     }
 
@@ -227,6 +232,12 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     /// Answer counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.max_connections
+            .saturating_sub(self.permits.available_permits())
     }
 
     /// The configuration in force.
@@ -241,8 +252,12 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     pub fn reload(&self, new: Config) -> Vec<String> {
         let mut notes = Vec::new();
         let old = self.config();
-        if new.listen != old.listen || new.cache != old.cache || new.nameserver != old.nameserver {
-            notes.push("listen, cache and nameserver changes take effect on restart".to_string());
+        let pending = old.restart_needed(&new);
+        if !pending.is_empty() {
+            notes.push(format!(
+                "changed, but in effect only after a restart: {}",
+                pending.join(", ")
+            ));
         }
         match self.config.write() {
             Ok(mut c) => *c = Arc::new(new),
@@ -395,14 +410,18 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let idle = self.config().idle_timeout;
         let mut framed = Framed::new(stream, NetstringCodec::default());
         loop {
             let next: Option<Result<Bytes, _>> = tokio::select! {
-                frame = tokio::time::timeout(IDLE_TIMEOUT, framed.next()) => match frame {
+                frame = tokio::time::timeout(idle, framed.next()) => match frame {
                     Ok(f) => f,
                     Err(_) => return,
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.drain(&mut framed).await;
+                    return;
+                }
             };
             match next {
                 Some(Ok(request)) => {
@@ -419,6 +438,23 @@ impl<D: Dns, F: Fetch> Server<D, F> {
                 None => return,
             }
         }
+    }
+
+    /// On shutdown: answers every request already read (whole frames in the read buffer),
+    /// then stops reading.
+    async fn drain<S>(&self, framed: &mut Framed<S, NetstringCodec>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut pending = framed.read_buffer_mut().split();
+        let mut codec = *framed.codec();
+        while let Ok(Some(request)) = codec.decode(&mut pending) {
+            let reply = self.answer(&request).await;
+            if framed.feed(reply.payload().as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        let _ = framed.flush().await;
     }
 
     /// Accepts on every listener until `shutdown` turns true, then gives open connections
@@ -461,31 +497,44 @@ async fn accept_loop<D: Dns, F: Fetch>(
 ) {
     loop {
         let (server, rx) = (server.clone(), shutdown.clone());
-        match &listener {
-            Listener::Tcp(l) => match l.accept().await {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections
-                        .lock()
-                        .await
-                        .spawn(server.serve_connection(stream, rx));
+        let accepted = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(stream, _)| {
+                let _ = stream.set_nodelay(true);
+                Accepted::Tcp(stream)
+            }),
+            Listener::Unix(l, _) => l.accept().await.map(|(stream, _)| Accepted::Unix(stream)),
+        };
+        match accepted {
+            Ok(stream) => match server.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let serve = async move {
+                        let _permit = permit;
+                        match stream {
+                            Accepted::Tcp(s) => server.serve_connection(s, rx).await,
+                            Accepted::Unix(s) => server.serve_connection(s, rx).await,
+                        }
+                    };
+                    connections.lock().await.spawn(serve);
                 }
-                Err(e) => accept_error(e).await,
-            },
-            Listener::Unix(l, _) => match l.accept().await {
-                Ok((stream, _)) => {
-                    connections
-                        .lock()
-                        .await
-                        .spawn(server.serve_connection(stream, rx));
+                // At the cap: close at once, so the client fails fast instead of waiting in
+                // the backlog (Postfix defers that lookup and tries again).
+                Err(_) => {
+                    server.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
                 }
-                Err(e) => accept_error(e).await,
             },
+            Err(e) => accept_error(e).await,
         }
         // Reap finished connection tasks so the set does not grow.
         let mut conns = connections.lock().await;
         while conns.try_join_next().is_some() {}
     }
+}
+
+/// An accepted connection of either kind.
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
 }
 
 async fn accept_error(e: std::io::Error) {

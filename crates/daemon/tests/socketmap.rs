@@ -141,6 +141,10 @@ impl Drop for TempDir {
 }
 
 async fn start(w: &World) -> Running {
+    start_with(w, |_| {}).await
+}
+
+async fn start_with(w: &World, adjust: impl FnOnce(&mut Config)) -> Running {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "mtasts-daemon-{}-{}",
@@ -200,6 +204,7 @@ async fn start(w: &World) -> Running {
             ..Zone::default()
         },
     );
+    adjust(&mut config);
     let listeners = mtasts_daemon::bind(&config).await.expect("bind");
     let tcp = match &listeners[0] {
         mtasts_daemon::Listener::Tcp(l) => l.local_addr().expect("addr"),
@@ -612,4 +617,87 @@ async fn pfx_31_tlsrpt_attributes_follow_the_postfix_version() {
         ask(d.tcp, "tlsrpt", "enforce.test").await,
         "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname"
     );
+}
+
+#[tokio::test]
+async fn sigterm_answers_every_request_already_read() {
+    let w = world().await;
+    let d = start(&w).await;
+    // Each answer needs DNS (distinct cold names, slowed down), so the stop comes while most
+    // requests are read but not yet answered.
+    w.set_dns_latency(Duration::from_millis(40));
+    let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+    let mut batch = Vec::new();
+    for i in 0..10 {
+        batch.extend(frame(&format!("nodane n{i}.nothing.test")));
+    }
+    s.write_all(&batch).await.expect("write");
+    // The first reply means the server has read the batch (one segment); then stop.
+    assert!(read_reply(&mut s).await.is_some());
+    d.stop.send(true).expect("stop");
+    let mut answered = 1;
+    while let Some(r) = read_reply(&mut s).await {
+        assert_eq!(r, "NOTFOUND ");
+        answered += 1;
+    }
+    assert_eq!(
+        answered, 10,
+        "every request read before the stop is answered"
+    );
+    let _ = d.task.await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_at_once_and_counted() {
+    let w = world().await;
+    let d = start_with(&w, |c| c.max_connections = 2).await;
+    let _a = TcpStream::connect(d.tcp).await.expect("connect");
+    let mut b = TcpStream::connect(d.tcp).await.expect("connect");
+    // Both served.
+    b.write_all(&frame("postfix nothing.test"))
+        .await
+        .expect("write");
+    assert_eq!(read_reply(&mut b).await.as_deref(), Some("NOTFOUND "));
+    let mut c = TcpStream::connect(d.tcp).await.expect("connect");
+    let _ = c.write_all(&frame("postfix nothing.test")).await;
+    assert_eq!(read_reply(&mut c).await, None, "closed without a reply");
+    assert_eq!(
+        d.server
+            .counters()
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(d.server.open_connections(), 2);
+    // A slot frees when a connection closes.
+    drop(b);
+    let mut e = None;
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+        let _ = s.write_all(&frame("postfix nothing.test")).await;
+        if read_reply(&mut s).await.is_some() {
+            e = Some(s);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(e.is_some(), "served again once a slot freed");
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_idle_timeout() {
+    let w = world().await;
+    let d = start_with(&w, |c| c.idle_timeout = Duration::from_millis(200)).await;
+    let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+    s.write_all(&frame("postfix nothing.test"))
+        .await
+        .expect("write");
+    assert!(read_reply(&mut s).await.is_some());
+    // Nothing more is sent: the server closes the connection (EOF), it does not hang.
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte))
+        .await
+        .expect("closed by the server")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
 }
