@@ -167,8 +167,26 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
             .any(|l| l.starts_with('{') && l.contains("configuration reloaded")),
         "json logs: {log}"
     );
-    // The SQLite cache holds what was fetched.
-    assert!(dir.join("cache.sqlite3").exists());
+    // The SQLite cache holds what was fetched, flushed on shutdown: reopen it and look.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let held = runtime.block_on(async {
+        let store = mtasts_store::SqliteStore::open(dir.join("cache.sqlite3"))
+            .await
+            .expect("reopen the cache");
+        let mut held = Vec::new();
+        for d in ["enforce.test", "testing.test"] {
+            let name = mtasts_core::DomainName::parse(d).expect("domain");
+            let state = mtasts_store::Store::get(&store, &name).await.expect("read");
+            held.push(state.and_then(|s| s.policy.as_ref().map(|p| p.policy.mode)));
+        }
+        held
+    });
+    assert_eq!(
+        held,
+        vec![Some(mtasts_core::Mode::Enforce), Some(mtasts_core::Mode::Testing)]
+    );
     drop(lab);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -236,6 +254,9 @@ fn systemd_socket_activation_is_used() {
         return;
     };
     let port = free_port();
+    // --listen names an address the test holds: a daemon that bound it would fail to start.
+    let occupied = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let occupied_addr = occupied.local_addr().expect("addr").to_string();
     let mut activator = Proc(
         Command::new(tool)
             .args(["-l", &format!("127.0.0.1:{port}")])
@@ -245,7 +266,7 @@ fn systemd_socket_activation_is_used() {
                 "--cache",
                 "memory",
                 "--listen",
-                "127.0.0.1:1",
+                &occupied_addr,
                 "--nameserver",
                 "127.0.0.1:9",
             ])
