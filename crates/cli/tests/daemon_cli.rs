@@ -185,7 +185,10 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     });
     assert_eq!(
         held,
-        vec![Some(mtasts_core::Mode::Enforce), Some(mtasts_core::Mode::Testing)]
+        vec![
+            Some(mtasts_core::Mode::Enforce),
+            Some(mtasts_core::Mode::Testing)
+        ]
     );
     drop(lab);
     let _ = std::fs::remove_dir_all(dir);

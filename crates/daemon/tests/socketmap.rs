@@ -4,7 +4,7 @@
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mtasts_daemon::config::Zone;
 use mtasts_daemon::{Config, Server};
@@ -382,13 +382,15 @@ async fn zones_select_strict_testing_tlsrpt_and_servername() {
 async fn deadline_answers_in_time_and_the_fetch_finishes_in_the_background() {
     let w = world().await;
     let d = start(&w).await;
-    let t = Instant::now();
+    let hits = || {
+        d.server
+            .counters()
+            .deadline_hits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     assert_eq!(ask(d.tcp, "fast", "slow.test").await, "NOTFOUND ");
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "answered at the 0.3 s deadline: {:?}",
-        t.elapsed()
-    );
+    // Answered by the deadline path (the policy is still dripping in), not by waiting for it.
+    assert_eq!(hits(), 1, "answered at the zone deadline");
     let mut answer = String::new();
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -350,13 +350,12 @@ async fn redis_down_is_a_counted_error_not_a_hang() {
         .await
         .expect("put");
     redis.stop();
-    let t = std::time::Instant::now();
-    let e = s.get(&d("x.example")).await.expect_err("down");
-    assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "fails fast: {:?}",
-        t.elapsed()
-    );
+    // It fails rather than hangs (the bound is far above the store's own operation timeout;
+    // it is a liveness check, not a speed target).
+    let e = tokio::time::timeout(Duration::from_secs(30), s.get(&d("x.example")))
+        .await
+        .expect("a down Redis fails the operation instead of hanging it")
+        .expect_err("down");
     assert!(e.to_string().contains("Redis"), "{e}");
     let AnyStore::Redis(r) = &s else {
         panic!("redis")
