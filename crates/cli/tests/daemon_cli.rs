@@ -316,3 +316,49 @@ fn which(tool: &str) -> Result<String, ()> {
         Err(())
     }
 }
+
+#[test]
+fn a_flood_of_bad_frames_logs_one_warning_with_the_peer() {
+    let port = free_port();
+    let mut daemon = Proc(
+        Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["daemon", "--cache", "memory", "--nameserver", "127.0.0.1:9"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("daemon"),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "daemon not up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _ = s.write_all(b"x:garbage,");
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink); // closed by the daemon
+    }
+    // Still serving.
+    assert_eq!(ask(port, "postfix .example.test"), "NOTFOUND ");
+    signal(&daemon.0, "-TERM");
+    let _ = daemon.0.wait();
+    let mut log = String::new();
+    daemon
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("malformed socketmap request"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("127.0.0.1:"),
+        "names the peer: {}",
+        warnings[0]
+    );
+}

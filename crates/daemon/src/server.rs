@@ -180,6 +180,8 @@ pub struct Server<D, F> {
     /// One per open connection, at most `max_connections` (fixed at start).
     permits: Arc<tokio::sync::Semaphore>,
     max_connections: usize,
+    /// Warnings that floods could repeat: at most one per kind every 10 s.
+    throttle: mtasts_resolver::Throttle,
 }
 
 impl<D, F> std::fmt::Debug for Server<D, F> {
@@ -221,6 +223,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             counters: Counters::default(),
             permits: Arc::new(tokio::sync::Semaphore::new(max_connections)),
             max_connections,
+            throttle: mtasts_resolver::Throttle::default(),
         })
     }
 
@@ -405,6 +408,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     pub async fn serve_connection<S>(
         self: Arc<Self>,
         stream: S,
+        peer: String,
         mut shutdown: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -432,7 +436,9 @@ impl<D: Dns, F: Fetch> Server<D, F> {
                 }
                 Some(Err(e)) => {
                     self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "malformed socketmap request; closing the connection");
+                    if let Some(suppressed) = self.throttle.allow("bad-frame") {
+                        tracing::warn!(%peer, error = %e, suppressed, "malformed socketmap request; closing the connection");
+                    }
                     return;
                 }
                 None => return,
@@ -498,20 +504,23 @@ async fn accept_loop<D: Dns, F: Fetch>(
     loop {
         let (server, rx) = (server.clone(), shutdown.clone());
         let accepted = match &listener {
-            Listener::Tcp(l) => l.accept().await.map(|(stream, _)| {
+            Listener::Tcp(l) => l.accept().await.map(|(stream, peer)| {
                 let _ = stream.set_nodelay(true);
-                Accepted::Tcp(stream)
+                (Accepted::Tcp(stream), peer.to_string())
             }),
-            Listener::Unix(l, _) => l.accept().await.map(|(stream, _)| Accepted::Unix(stream)),
+            Listener::Unix(l, path) => l
+                .accept()
+                .await
+                .map(|(stream, _)| (Accepted::Unix(stream), format!("unix:{}", path.display()))),
         };
         match accepted {
-            Ok(stream) => match server.permits.clone().try_acquire_owned() {
+            Ok((stream, peer)) => match server.permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let serve = async move {
                         let _permit = permit;
                         match stream {
-                            Accepted::Tcp(s) => server.serve_connection(s, rx).await,
-                            Accepted::Unix(s) => server.serve_connection(s, rx).await,
+                            Accepted::Tcp(s) => server.serve_connection(s, peer, rx).await,
+                            Accepted::Unix(s) => server.serve_connection(s, peer, rx).await,
                         }
                     };
                     connections.lock().await.spawn(serve);
@@ -520,10 +529,18 @@ async fn accept_loop<D: Dns, F: Fetch>(
                 // the backlog (Postfix defers that lookup and tries again).
                 Err(_) => {
                     server.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    if let Some(suppressed) = server.throttle.allow("refused") {
+                        tracing::warn!(%peer, max = server.max_connections, suppressed, "max_connections open; closing a new connection");
+                    }
                     drop(stream);
                 }
             },
-            Err(e) => accept_error(e).await,
+            Err(e) => {
+                if let Some(suppressed) = server.throttle.allow("accept") {
+                    tracing::warn!(error = %e, suppressed, "accept failed");
+                }
+                accept_error().await;
+            }
         }
         // Reap finished connection tasks so the set does not grow.
         let mut conns = connections.lock().await;
@@ -537,9 +554,8 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept_error(e: std::io::Error) {
-    // Out of file descriptors and the like: log, pause, keep serving.
-    tracing::warn!(error = %e, "accept failed");
+async fn accept_error() {
+    // Out of file descriptors and the like: pause, keep serving.
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 

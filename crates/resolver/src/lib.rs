@@ -10,6 +10,7 @@ pub mod dnssec;
 pub mod fetch;
 pub mod resolver;
 pub mod testing;
+pub mod throttle;
 
 pub use builder::{EndpointError, NetEndpoints, ResolverBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -21,6 +22,7 @@ pub use fetch::{
     TrustError, client_config, root_store,
 };
 pub use resolver::{Lookup, Origin, Resolver, ResolverSettings, Stats, describe_verdict};
+pub use throttle::Throttle;
 
 /// The resolver as the binaries use it.
 pub type NetResolver = Resolver<HickoryDns, HttpsFetcher<HickoryDns>>;

@@ -124,6 +124,8 @@ struct Inner<D, F> {
     settings: ResolverSettings,
     locks: Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>,
     stats: Stats,
+    /// Store errors come in storms when a backend is down: logged at most once per 10 s each.
+    throttle: crate::throttle::Throttle,
 }
 
 /// The sender-side resolver. Cheap to clone.
@@ -169,6 +171,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 settings,
                 locks: Mutex::new(HashMap::new()),
                 stats: Stats::default(),
+                throttle: crate::throttle::Throttle::default(),
             }),
         }
     }
@@ -443,7 +446,9 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                     .stats
                     .store_errors
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(domain = %domain, store = backing.kind(), error = %Chain(&e), "cache read failed; looking the domain up afresh");
+                if let Some(suppressed) = self.inner.throttle.allow("cache-read") {
+                    tracing::warn!(suppressed, domain = %domain, store = backing.kind(), error = %Chain(&e), "cache read failed; looking the domain up afresh");
+                }
                 None
             }
         }
@@ -474,7 +479,9 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 .stats
                 .store_errors
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(domain = %domain, store = backing.kind(), error = %Chain(&e), "cache write failed; the memory tier keeps the entry");
+            if let Some(suppressed) = self.inner.throttle.allow("cache-write") {
+                tracing::warn!(suppressed, domain = %domain, store = backing.kind(), error = %Chain(&e), "cache write failed; the memory tier keeps the entry");
+            }
         }
     }
 
@@ -506,7 +513,9 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                         .stats
                         .store_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(domain = %domain, error = %Chain(&e), "refresh lock unavailable; refreshing locally");
+                    if let Some(suppressed) = self.inner.throttle.allow("refresh-lock") {
+                        tracing::warn!(suppressed, domain = %domain, error = %Chain(&e), "refresh lock unavailable; refreshing locally");
+                    }
                 }
             }
         }
@@ -533,7 +542,9 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                         .stats
                         .store_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %Chain(&e), "listing due refreshes failed");
+                    if let Some(suppressed) = self.inner.throttle.allow("due-list") {
+                        tracing::warn!(suppressed, error = %Chain(&e), "listing due refreshes failed");
+                    }
                 }
             }
         }
