@@ -100,6 +100,11 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         &[("", load(&s.refreshes))],
     );
     counter(
+        "mtasts_pruned_total",
+        "Expired entries pruned from the backing store.",
+        &[("", load(&s.pruned))],
+    );
+    counter(
         "mtasts_store_errors_total",
         "Cache backend errors (answers fell back to memory or network).",
         &[("", load(&s.store_errors))],

@@ -113,6 +113,8 @@ pub struct Stats {
     pub store_errors: AtomicU64,
     /// Proactive refreshes run.
     pub refreshes: AtomicU64,
+    /// Expired entries pruned from the backing store.
+    pub pruned: AtomicU64,
 }
 
 struct Inner<D, F> {
@@ -576,19 +578,47 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
 
     /// Starts the proactive refresher (if enabled); it runs until the runtime stops.
     pub fn spawn_refresher(&self) -> Option<tokio::task::JoinHandle<()>> {
-        if !self.inner.settings.refresh {
+        let refresh = self.inner.settings.refresh;
+        if !refresh && self.inner.backing.is_none() {
             return None;
         }
         let this = self.clone();
         Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(this.inner.settings.refresh_tick).await;
-                let n = this.refresh_due().await;
-                if n > 0 {
-                    tracing::info!(refreshed = n, "proactive refresh pass");
+                if refresh {
+                    let n = this.refresh_due().await;
+                    if n > 0 {
+                        tracing::info!(refreshed = n, "proactive refresh pass");
+                    }
                 }
+                this.prune_expired().await;
             }
         }))
+    }
+
+    /// Drops backing-store entries past their expiry (policies past `max_age`, stale
+    /// negatives), at most 10,000 per call; how many went.
+    pub async fn prune_expired(&self) -> u64 {
+        let Some(backing) = &self.inner.backing else {
+            return 0;
+        };
+        match backing.prune(self.inner.clock.now(), 10_000).await {
+            Ok(n) => {
+                self.inner.stats.pruned.fetch_add(n, Ordering::Relaxed);
+                n
+            }
+            Err(e) => {
+                self.inner
+                    .stats
+                    .store_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = self.inner.throttle.allow("prune") {
+                    tracing::warn!(suppressed, error = %Chain(&e), "pruning expired cache entries failed");
+                }
+                0
+            }
+        }
     }
 
     /// Flushes the backing store (shutdown).

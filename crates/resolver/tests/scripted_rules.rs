@@ -363,3 +363,39 @@ async fn a_flood_of_names_without_mta_sts_never_evicts_a_cached_policy() {
         );
     }
 }
+
+#[tokio::test]
+async fn expired_entries_are_pruned_from_the_backing_store() {
+    let dir = std::env::temp_dir().join(format!("mtasts-scripted-prune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store =
+        mtasts_store::AnyStore::open(&format!("sqlite:{}", dir.join("c.sqlite3").display()), 100)
+            .await
+            .expect("store");
+    let (dns, fetch, clock) = (
+        ScriptedDns::new(),
+        ScriptedFetch::new(),
+        ManualClock::new(T0),
+    );
+    let resolver = Resolver::builder(Arc::new(dns.clone()), fetch.clone())
+        .clock(Arc::new(clock.clone()))
+        .store(store)
+        .settings(ResolverSettings {
+            refresh: false,
+            ..ResolverSettings::default()
+        })
+        .build();
+    dns.publish("kept.test", "1");
+    fetch.serve(&d("kept.test"), &policy("enforce", 86_400));
+    resolver.lookup(&d("kept.test")).await;
+    for i in 0..10 {
+        resolver.lookup(&d(&format!("gone{i}.test"))).await;
+    }
+    assert_eq!(resolver.prune_expired().await, 0, "nothing expired yet");
+    // Negatives live max(negative_ttl, fetch_backoff) = 300 s; the policy a day.
+    clock.advance(300);
+    assert_eq!(resolver.prune_expired().await, 10);
+    clock.advance(86_400);
+    assert_eq!(resolver.prune_expired().await, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -173,6 +173,17 @@ pub trait Store: Send + Sync {
         async { Ok(()) }
     }
 
+    /// Drops entries whose `expires_at` has passed, at most `limit` per call; how many went
+    /// (default: nothing to do, the backend expires entries itself).
+    fn prune(
+        &self,
+        now: UnixTime,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = (now, limit);
+        async { Ok(0) }
+    }
+
     /// Makes everything written so far durable (default: nothing to do).
     fn flush(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
@@ -292,6 +303,9 @@ impl Store for AnyStore {
     }
     async fn unlock(&self, domain: &DomainName) -> Result<(), StoreError> {
         dispatch!(self, s => s.unlock(domain).await)
+    }
+    async fn prune(&self, now: UnixTime, limit: usize) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.prune(now, limit).await)
     }
     async fn flush(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.flush().await)

@@ -70,7 +70,8 @@ impl SqliteStore {
                  expires_at INTEGER NOT NULL
              );
              CREATE INDEX IF NOT EXISTS domain_state_refresh
-                 ON domain_state(refresh_at) WHERE refresh_at IS NOT NULL;",
+                 ON domain_state(refresh_at) WHERE refresh_at IS NOT NULL;
+             CREATE INDEX IF NOT EXISTS domain_state_expires ON domain_state(expires_at);",
         )
         .map_err(err(path))?;
         Ok(conn)
@@ -188,6 +189,22 @@ impl Store for SqliteStore {
             .iter()
             .filter_map(|n| DomainName::parse(n).ok())
             .collect())
+    }
+
+    async fn prune(&self, now: UnixTime, limit: usize) -> Result<u64, StoreError> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |c, p| {
+            // Bounded per call, so one pass never holds the connection for long.
+            c.execute(
+                "DELETE FROM domain_state WHERE rowid IN
+                     (SELECT rowid FROM domain_state WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now, limit],
+            )
+            .map(|n| n as u64)
+            .map_err(err(p))
+        })
+        .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

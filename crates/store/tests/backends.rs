@@ -362,3 +362,39 @@ async fn redis_down_is_a_counted_error_not_a_hang() {
     };
     assert!(r.errors() >= 1);
 }
+
+#[tokio::test]
+async fn sqlite_prunes_expired_entries_in_bounded_batches() {
+    let dir = std::env::temp_dir().join(format!("mtasts-prune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = SqliteStore::open(dir.join("c.sqlite3"))
+        .await
+        .expect("open");
+    for i in 0..5 {
+        let expires_at = if i < 3 { NOW - 1 } else { NOW + 3_600 };
+        s.put(
+            &d(&format!("d{i}.example")),
+            state("1", "enforce"),
+            EntryMeta {
+                refresh_at: None,
+                expires_at,
+            },
+        )
+        .await
+        .expect("put");
+    }
+    assert_eq!(
+        s.prune(NOW, 2).await.expect("prune"),
+        2,
+        "at most the limit"
+    );
+    assert_eq!(s.prune(NOW, 100).await.expect("prune"), 1);
+    assert_eq!(s.prune(NOW, 100).await.expect("prune"), 0);
+    assert_eq!(s.count().await.expect("count"), 2);
+    assert!(
+        s.get(&d("d4.example")).await.expect("get").is_some(),
+        "unexpired kept"
+    );
+    assert!(s.get(&d("d0.example")).await.expect("get").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
