@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use mtasts_check::scan::{self, CSV_HEADER, ScanSettings};
 use mtasts_check::{CheckSettings, Checker, render};
-use mtasts_core::DomainName;
+use mtasts_core::postfix::policy_domain_from_key;
 
 /// Flags shared by check and scan.
 #[derive(Debug, Clone, Args)]
@@ -22,9 +22,9 @@ pub struct CheckNet {
     /// Extra trusted CA certificates (PEM), on top of the web PKI roots.
     #[arg(long, value_name = "PEM")]
     ca_file: Option<PathBuf>,
-    /// Time limit per network step, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    timeout: f64,
+    /// Time limit per network step, in seconds (more than 0, at most 120).
+    #[arg(long, default_value = "10", value_name = "SECS", value_parser = crate::net::seconds_up_to::<120>)]
+    timeout: Duration,
     /// Do not probe MX hosts on port 25 (where outbound port 25 is blocked).
     #[arg(long)]
     no_smtp: bool,
@@ -42,7 +42,7 @@ impl CheckNet {
         Checker::new(CheckSettings {
             nameserver: self.nameserver,
             ca_file: self.ca_file.clone(),
-            timeout: Duration::try_from_secs_f64(self.timeout).context("--timeout")?,
+            timeout: self.timeout,
             smtp: !self.no_smtp,
             connect_map,
         })
@@ -52,7 +52,7 @@ impl CheckNet {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The domain to diagnose.
+    /// The domain to diagnose, in any form Postfix sends as a key (`host`, `[host]:port`, …).
     domain: String,
     #[command(flatten)]
     net: CheckNet,
@@ -79,8 +79,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn check(args: &CheckArgs) -> Result<u8> {
-    let domain =
-        DomainName::parse(&args.domain).with_context(|| format!("domain `{}`", args.domain))?;
+    let domain = policy_domain_from_key(&args.domain)
+        .map_err(anyhow::Error::new)
+        .context("the domain to check")?;
     let checker = args.net.checker()?;
     let report = runtime()?.block_on(checker.check(&domain));
     if args.json {
@@ -100,9 +101,9 @@ pub struct ScanArgs {
     /// Domains checked at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Time limit per domain, in seconds.
-    #[arg(long, default_value_t = 120.0)]
-    domain_timeout: f64,
+    /// Time limit per domain, in seconds (more than 0, at most 3600).
+    #[arg(long, default_value = "120", value_name = "SECS", value_parser = crate::net::seconds_up_to::<3600>)]
+    domain_timeout: Duration,
     /// `csv` or `jsonl`.
     #[arg(long, default_value = "csv")]
     format: String,
@@ -199,8 +200,7 @@ fn scan(args: &ScanArgs) -> Result<()> {
         );
     }
     let checker = Arc::new(args.net.checker()?);
-    let per_domain =
-        Duration::try_from_secs_f64(args.domain_timeout).context("--domain-timeout")?;
+    let per_domain = args.domain_timeout;
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(todo.len() as u64),
         indicatif::ProgressDrawTarget::stderr(),

@@ -104,4 +104,28 @@ fn query_usage_errors_exit_2() {
         .expect("run");
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected `memory`"));
+    for (flag, value) in [("--dns-timeout", "0"), ("--fetch-timeout", "1e300")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["query", "x.test", flag, value])
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("out of range"),
+            "{flag} {value}"
+        );
+    }
+}
+
+#[test]
+fn query_takes_the_daemon_key_forms() {
+    let lab = lab();
+    let v = json(&query(&lab, "[enforce.test]:25", &["--json"]));
+    assert_eq!(v["domain"], "enforce.test");
+    assert!(
+        v["postfix"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("OK secure match=mx1.enforce.test")),
+        "{v}"
+    );
 }

@@ -54,6 +54,19 @@ fn check_exit_codes_text_and_json() {
     assert_eq!(v["deliverable"], false);
     let bad = mtasts(&lab, &["check", "192.0.2.1"], None);
     assert_eq!(bad.status.code(), Some(3), "could not run");
+    // The daemon's key forms are accepted; absurd timeouts are not.
+    let key = mtasts(&lab, &["check", "[enforce.test]:25", "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&key.stdout).expect("json");
+    assert_eq!(v["domain"], "enforce.test");
+    for (flag, value) in [("--timeout", "0"), ("--timeout", "1e300")] {
+        let o = mtasts(&lab, &["check", "enforce.test", flag, value], None);
+        assert_ne!(o.status.code(), Some(0), "{flag} {value}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("out of range"),
+            "{flag} {value}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
 
 #[test]
