@@ -77,7 +77,9 @@ fn load_config(args: &DaemonArgs) -> Result<Config> {
     config.log_format = args.log_format.unwrap_or(config.log_format);
     config.validate()?;
     // At start and on every SIGHUP, so a Postfix upgrade is noticed without a restart.
-    for note in config.detect_postfix(mtasts_daemon::postconf_mail_version) {
+    let mut notes = config.detect_postfix(mtasts_daemon::postconf_mail_version);
+    notes.extend(config.detect_dnssec(mtasts_daemon::postconf_dnssec));
+    for note in notes {
         eprintln!("mtasts daemon: {note}");
     }
     Ok(config)
@@ -130,12 +132,12 @@ async fn serve(args: &DaemonArgs, config: Config) -> Result<()> {
             None => Default::default(),
         },
     };
-    let postfix = config.postfix_version;
+    let (postfix, dnssec) = (config.postfix_version, config.postfix_dnssec);
     let daemon = Daemon::from_config(config, options).await?;
     if let Some(bound) = daemon.metrics_addr() {
         tracing::info!(%bound, "metrics on /metrics, health on /healthz, decisions on /v1/decision/<domain>");
     }
-    tracing::info!(listen = ?daemon.listening(), cache = %daemon.cache(), postfix = %postfix, "mtasts daemon ready");
+    tracing::info!(listen = ?daemon.listening(), cache = %daemon.cache(), postfix = %postfix, postfix_dnssec = %dnssec, "mtasts daemon ready");
     let server = daemon.server().clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(daemon.run(stop_rx));

@@ -67,7 +67,8 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
         }
         None => Config::default(),
     };
-    let notes = config.detect_postfix(mtasts_daemon::postconf_mail_version);
+    let mut notes = config.detect_postfix(mtasts_daemon::postconf_mail_version);
+    notes.extend(config.detect_dnssec(mtasts_daemon::postconf_dnssec));
     // Without a config file the user asked about no Postfix: no news about one.
     if args.config.is_some() {
         for note in notes {

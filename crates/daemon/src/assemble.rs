@@ -108,16 +108,17 @@ impl Daemon {
             connect_map: options.connect_map,
         };
         let resolver = endpoints.resolver(Some(store), config.resolver_settings())?;
-        let dane = if config.named_zones().any(|(_, z)| z.dane) {
-            let client = DnssecClient::new(
-                config.dane_nameserver.or(config.nameserver),
-                config.resolver.dns_timeout,
-            )
-            .map_err(StartError::Dane)?;
-            Some(DaneResolver::new(client, DaneSettings::default()))
-        } else {
-            None
-        };
+        let dane =
+            if config.postfix_dnssec.dane_answers() && config.named_zones().any(|(_, z)| z.dane) {
+                let client = DnssecClient::new(
+                    config.dane_nameserver.or(config.nameserver),
+                    config.resolver.dns_timeout,
+                )
+                .map_err(StartError::Dane)?;
+                Some(DaneResolver::new(client, DaneSettings::default()))
+            } else {
+                None
+            };
         let listeners = bind(&config).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(

@@ -12,7 +12,7 @@ use mtasts_resolver::ResolverSettings;
 use mtasts_store::CacheSpec;
 use serde::{Deserialize, Serialize};
 
-use crate::postfix_version::{DetectError, PostfixVersion, Version};
+use crate::postfix_version::{DetectError, PostfixDnssec, PostfixVersion, Version};
 use crate::values::{ListenAddr, LogFormat, SocketMode, duration, text};
 
 /// Everything the daemon needs.
@@ -50,6 +50,9 @@ pub struct Config {
     /// The Postfix that asks: `auto` (ask `postconf`) or a version such as `3.10.5`. With
     /// Postfix ≥ 3.10 replies carry the TLSRPT attributes unless a zone sets `tlsrpt = false`.
     pub postfix_version: PostfixVersion,
+    /// Whether that Postfix does DNSSEC lookups: `auto` (ask `postconf`), `yes` or `no`. Where
+    /// it does not, zones answer as with `dane = false` (Postfix would defer `dane` answers).
+    pub postfix_dnssec: PostfixDnssec,
     #[serde(skip_serializing_if = "UnixSocket::is_unset")]
     /// Unix socket ownership and mode.
     pub unix_socket: UnixSocket,
@@ -229,6 +232,7 @@ impl Default for Config {
             max_connections: 1_000,
             idle_timeout: Duration::from_secs(30),
             postfix_version: PostfixVersion::Auto,
+            postfix_dnssec: PostfixDnssec::Auto,
             unix_socket: UnixSocket::default(),
             resolver: ResolverConfig::default(),
             default_zone: Zone::default(),
@@ -273,6 +277,34 @@ impl Config {
         notes
     }
 
+    /// Resolves `postfix_dnssec = "auto"` with `detect` (normally
+    /// [`crate::postconf_dnssec`]), and says what operators should know.
+    pub fn detect_dnssec(
+        &mut self,
+        detect: impl FnOnce() -> Result<bool, DetectError>,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.postfix_dnssec == PostfixDnssec::Auto {
+            self.postfix_dnssec = match detect() {
+                Ok(true) => PostfixDnssec::Yes,
+                Ok(false) => PostfixDnssec::No,
+                Err(e) => {
+                    notes.push(format!(
+                        "postfix_dnssec = \"auto\": {}; DANE answers are given, which Postfix defers unless smtp_dns_support_level = dnssec (set postfix_dnssec where Postfix runs on another host)",
+                        mtasts_core::errors::Chain(&e)
+                    ));
+                    PostfixDnssec::Unknown
+                }
+            };
+        }
+        if self.postfix_dnssec == PostfixDnssec::No && self.named_zones().any(|(_, z)| z.dane) {
+            notes.push(
+                "Postfix does not do DNSSEC lookups (smtp_dns_support_level is not dnssec): DANE answers are off, domains get their MTA-STS answers; set smtp_dns_support_level = dnssec in main.cf to let DANE take precedence".into(),
+            );
+        }
+        notes
+    }
+
     /// The default zone and every `[zones.NAME]`, with the names their settings go by.
     pub fn named_zones(&self) -> impl Iterator<Item = (String, &Zone)> {
         std::iter::once(("default_zone".to_string(), &self.default_zone))
@@ -310,7 +342,8 @@ impl Config {
         differs("unix_socket", self.unix_socket != new.unix_socket);
         differs("resolver", self.resolver != new.resolver);
         // DANE checks exist only if some zone had them at start.
-        let dane = |c: &Config| c.named_zones().any(|(_, z)| z.dane);
+        let dane =
+            |c: &Config| c.postfix_dnssec.dane_answers() && c.named_zones().any(|(_, z)| z.dane);
         differs("dane (first zone to turn it on)", !dane(self) && dane(new));
         out
     }
@@ -324,6 +357,15 @@ impl Config {
     /// (any case), `QUERY` (no TLSRPT attributes) and `QUERYwithTLSRPT` (with them, for
     /// Postfix ≥ 3.10), as the default zone otherwise; else the default zone.
     pub fn zone(&self, map: &str) -> Zone {
+        let zone = self.named_zone(map);
+        // Never answer a level Postfix cannot apply.
+        Zone {
+            dane: zone.dane && self.postfix_dnssec.dane_answers(),
+            ..zone
+        }
+    }
+
+    fn named_zone(&self, map: &str) -> Zone {
         if let Some(z) = self.zones.get(map) {
             return *z;
         }
@@ -408,6 +450,30 @@ mod tests {
             },
         );
         assert_eq!(c.zone("QUERY").timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn dane_answers_only_for_a_postfix_that_does_dnssec() {
+        let mut c = Config::default();
+        let notes = c.detect_dnssec(|| Ok(false));
+        assert_eq!(c.postfix_dnssec, PostfixDnssec::No);
+        assert!(notes[0].contains("smtp_dns_support_level"), "{notes:?}");
+        assert!(!c.zone("postfix").dane && !c.zone("QUERY").dane);
+        let mut c = Config::default();
+        assert!(c.detect_dnssec(|| Ok(true)).is_empty());
+        assert!(c.zone("postfix").dane);
+        let mut c = Config::default();
+        let notes = c.detect_dnssec(|| Err(DetectError::Other("no postconf".into())));
+        assert_eq!(c.postfix_dnssec, PostfixDnssec::Unknown);
+        assert!(
+            c.zone("postfix").dane,
+            "unknown: DANE answers kept, with a warning"
+        );
+        assert!(notes[0].contains("postfix_dnssec"), "{notes:?}");
+        // Stated in the file: not detected.
+        let mut c: Config = toml::from_str("postfix_dnssec = \"no\"").unwrap_or_default();
+        assert!(c.detect_dnssec(|| panic!("not asked")).len() == 1);
+        assert!(toml::from_str::<Config>("postfix_dnssec = \"maybe\"").is_err());
     }
 
     #[test]

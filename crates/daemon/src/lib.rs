@@ -17,7 +17,9 @@ pub use assemble::{Daemon, NetServer, Options, StartError, default_sqlite_path};
 pub use codec::{CodecError, NetstringCodec};
 pub use config::{Config, Zone};
 pub use load::ConfigError;
-pub use postfix_version::{DetectError, PostfixVersion, Version, postconf_mail_version};
+pub use postfix_version::{
+    DetectError, PostfixDnssec, PostfixVersion, Version, postconf_dnssec, postconf_mail_version,
+};
 pub use report::DecisionReport;
 pub use server::{Explanation, Listener, Server, ServerError, bind};
 pub use values::{ListenAddr, LogFormat, SocketMode};

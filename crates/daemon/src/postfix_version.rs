@@ -98,6 +98,85 @@ impl std::fmt::Display for PostfixVersion {
     }
 }
 
+/// Whether the Postfix that asks can do DANE (`postfix_dnssec`): with
+/// `smtp_dns_support_level` other than `dnssec`, Postfix defers mail for which it is told
+/// `dane` or `dane-only`, so the daemon then answers as if DANE were off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PostfixDnssec {
+    /// Ask `postconf -h smtp_dns_support_level` at start and on SIGHUP.
+    #[default]
+    Auto,
+    /// `auto` could not ask (no local Postfix): DANE answers are given, with a warning.
+    Unknown,
+    /// Postfix does DNSSEC lookups (`smtp_dns_support_level = dnssec`).
+    Yes,
+    /// It does not: no DANE answers.
+    No,
+}
+
+impl PostfixDnssec {
+    /// Whether DANE answers may be given.
+    pub fn dane_answers(self) -> bool {
+        !matches!(self, Self::No)
+    }
+}
+
+/// A `postfix_dnssec` other than `auto`, `yes` or `no`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not `auto`, `yes` or `no`")]
+pub struct BadDnssec(pub String);
+
+impl std::str::FromStr for PostfixDnssec {
+    type Err = BadDnssec;
+    fn from_str(s: &str) -> Result<Self, BadDnssec> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "yes" => Ok(Self::Yes),
+            "no" => Ok(Self::No),
+            other => Err(BadDnssec(other.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for PostfixDnssec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Unknown => "unknown",
+            Self::Yes => "yes",
+            Self::No => "no",
+        })
+    }
+}
+
+impl serde::Serialize for PostfixDnssec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::values::text::serialize(self, s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PostfixDnssec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::values::text::deserialize(d)
+    }
+}
+
+/// Runs `postconf -h smtp_dns_support_level`: whether the local Postfix does DNSSEC lookups.
+pub fn postconf_dnssec() -> Result<bool, DetectError> {
+    let out = std::process::Command::new("postconf")
+        .args(["-h", "smtp_dns_support_level"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(DetectError::Run)?;
+    if !out.status.success() {
+        return Err(DetectError::Failed {
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim() == "dnssec")
+}
+
 /// Why the local Postfix's version could not be had.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

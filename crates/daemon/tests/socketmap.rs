@@ -703,3 +703,19 @@ async fn idle_connections_are_closed_after_idle_timeout() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn a_postfix_without_dnssec_lookups_gets_mta_sts_answers_not_dane() {
+    let w = world().await;
+    let d = start(&w).await;
+    assert_eq!(ask(d.tcp, "postfix", "dane.test").await, "OK dane-only");
+    let mut config = d.server.config().as_ref().clone();
+    config.postfix_dnssec = mtasts_daemon::PostfixDnssec::No;
+    d.server.reload(config);
+    // Postfix would defer `dane-only` without smtp_dns_support_level = dnssec.
+    assert_eq!(ask(d.tcp, "postfix", "dane.test").await, "NOTFOUND ");
+    assert_eq!(
+        ask(d.tcp, "postfix", "both.test").await,
+        "OK secure match=mx1.dane.test servername=hostname"
+    );
+}
