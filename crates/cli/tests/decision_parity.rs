@@ -6,48 +6,12 @@
 
 mod common;
 
+use common::{Proc, ask, free_port};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
-/// One socketmap request on a fresh connection.
-fn ask(port: u16, req: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    s.write_all(format!("{}:{req},", req.len()).as_bytes())
-        .expect("write");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s.read(&mut chunk).expect("read");
-        assert!(n > 0, "connection closed mid-reply: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some((len, rest)) = text.split_once(':')
-            && let Ok(len) = len.parse::<usize>()
-            && rest.len() == len + 1
-        {
-            return rest[..len].to_string();
-        }
-    }
-}
 
 /// `GET path` over HTTP/1.0; the body.
 fn http_get(port: u16, path: &str) -> (String, String) {

@@ -40,20 +40,32 @@ struct Setup {
     resolver: Resolver<ScriptedDns, ScriptedFetch>,
 }
 
+fn quiet() -> ResolverSettings {
+    ResolverSettings {
+        refresh: false,
+        refresh_jitter: Duration::ZERO,
+        ..ResolverSettings::default()
+    }
+}
+
 fn setup() -> Setup {
+    setup_with(quiet(), None)
+}
+
+fn setup_with(settings: ResolverSettings, store: Option<mtasts_store::AnyStore>) -> Setup {
     let (dns, fetch, clock) = (
         ScriptedDns::new(),
         ScriptedFetch::new(),
         ManualClock::new(T0),
     );
-    let resolver = Resolver::builder(Arc::new(dns.clone()), fetch.clone())
+    let builder = Resolver::builder(Arc::new(dns.clone()), fetch.clone())
         .clock(Arc::new(clock.clone()))
-        .settings(ResolverSettings {
-            refresh: false,
-            refresh_jitter: Duration::ZERO,
-            ..ResolverSettings::default()
-        })
-        .build();
+        .settings(settings);
+    let resolver = match store {
+        Some(s) => builder.store(s),
+        None => builder,
+    }
+    .build();
     Setup {
         dns,
         fetch,
@@ -321,19 +333,18 @@ fn the_promised_defaults() {
 
 #[tokio::test]
 async fn a_flood_of_names_without_mta_sts_never_evicts_a_cached_policy() {
-    let (dns, fetch, clock) = (
-        ScriptedDns::new(),
-        ScriptedFetch::new(),
-        ManualClock::new(T0),
-    );
-    let resolver = Resolver::builder(Arc::new(dns.clone()), fetch.clone())
-        .clock(Arc::new(clock.clone()))
-        .settings(ResolverSettings {
-            refresh: false,
+    let Setup {
+        dns,
+        fetch,
+        clock,
+        resolver,
+    } = setup_with(
+        ResolverSettings {
             memory_capacity: 1_000,
-            ..ResolverSettings::default()
-        })
-        .build();
+            ..quiet()
+        },
+        None,
+    );
     let primed: Vec<DomainName> = (0..50).map(|i| d(&format!("enforce{i}.test"))).collect();
     for p in &primed {
         dns.publish(p.as_str(), "1");
@@ -372,19 +383,12 @@ async fn expired_entries_are_pruned_from_the_backing_store() {
         mtasts_store::AnyStore::open(&format!("sqlite:{}", dir.join("c.sqlite3").display()), 100)
             .await
             .expect("store");
-    let (dns, fetch, clock) = (
-        ScriptedDns::new(),
-        ScriptedFetch::new(),
-        ManualClock::new(T0),
-    );
-    let resolver = Resolver::builder(Arc::new(dns.clone()), fetch.clone())
-        .clock(Arc::new(clock.clone()))
-        .store(store)
-        .settings(ResolverSettings {
-            refresh: false,
-            ..ResolverSettings::default()
-        })
-        .build();
+    let Setup {
+        dns,
+        fetch,
+        clock,
+        resolver,
+    } = setup_with(quiet(), Some(store));
     dns.publish("kept.test", "1");
     fetch.serve(&d("kept.test"), &policy("enforce", 86_400));
     resolver.lookup(&d("kept.test")).await;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, clippy::expect_used)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,4 +84,46 @@ pub fn root_with(tools: &[&str], what: &str) -> bool {
     assert!(std::env::var_os("CI").is_none(), "{why}");
     eprintln!("SKIPPED: {why}");
     false
+}
+
+/// A child process killed and reaped on drop.
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (released at once; a race with other binds is possible).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// One socketmap request on a fresh connection to 127.0.0.1:`port`; the reply payload.
+pub fn ask(port: u16, req: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(format!("{}:{req},", req.len()).as_bytes())
+        .expect("write");
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while s.read(&mut byte).expect("read") == 1 {
+        buf.push(byte[0]);
+        if byte[0] == b',' && buf.contains(&b':') {
+            let (len, rest) = buf.split_at(buf.iter().position(|&b| b == b':').unwrap_or(0));
+            let n: usize = String::from_utf8_lossy(len).parse().unwrap_or(usize::MAX);
+            if rest.len() == n + 2 {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once(':')
+        .map(|(_, r)| r.trim_end_matches(',').to_string())
+        .unwrap_or(text)
 }
