@@ -11,7 +11,7 @@ use mtasts_resolver::{
     DaneResolver, DaneSettings, DnssecClient, EndpointError, HickoryDns, HttpsFetcher,
     NetEndpoints, NoValidatingResolver,
 };
-use mtasts_store::{AnyStore, CacheSpec, StoreError};
+use mtasts_store::{AnyStore, CacheSpec, SqliteStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -86,6 +86,38 @@ pub fn default_sqlite_path() -> PathBuf {
     }
 }
 
+/// The configured cache. A SQLite file that cannot be read as a database is moved aside and
+/// a fresh one started; one that cannot be opened at all (full or read-only disk, no
+/// directory) leaves the daemon on its memory tier — a policy daemon that does not start
+/// makes Postfix defer everything. The second value says whether that fallback happened.
+async fn open_store(config: &Config) -> Result<(Option<AnyStore>, bool), StartError> {
+    let CacheSpec::Sqlite(Some(path)) = &config.cache else {
+        let store = AnyStore::open_spec(&config.cache, config.resolver.memory_capacity)
+            .await
+            .map_err(|source| StartError::Store {
+                spec: config.cache.to_string(),
+                source,
+            })?;
+        return Ok((Some(store), false));
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match SqliteStore::open_or_recover(path, now).await {
+        Ok((store, aside)) => {
+            if let Some(aside) = &aside {
+                tracing::error!(cache = %path.display(), moved_to = %aside.display(), "the SQLite cache was not a readable database; moved it aside and started a fresh one");
+            }
+            Ok((Some(AnyStore::Sqlite(Arc::new(store))), aside.is_some()))
+        }
+        Err(e) => {
+            tracing::error!(cache = %path.display(), error = %mtasts_core::errors::Chain(&e), "the SQLite cache cannot be opened; running on the memory tier only until restarted (fix the disk, then restart)");
+            Ok((None, true))
+        }
+    }
+}
+
 impl Daemon {
     /// Opens the cache, builds the resolver and DANE checks, binds the listeners (or takes
     /// systemd's) and the HTTP listener. `sqlite:` without a path becomes
@@ -94,12 +126,7 @@ impl Daemon {
         if config.cache == CacheSpec::Sqlite(None) {
             config.cache = CacheSpec::Sqlite(Some(default_sqlite_path()));
         }
-        let store = AnyStore::open_spec(&config.cache, config.resolver.memory_capacity)
-            .await
-            .map_err(|source| StartError::Store {
-                spec: config.cache.to_string(),
-                source,
-            })?;
+        let (store, fallback) = open_store(&config).await?;
         let endpoints = NetEndpoints {
             nameserver: config.nameserver,
             ca_file: config.ca_file.clone(),
@@ -107,7 +134,7 @@ impl Daemon {
             fetch_timeout: config.resolver.fetch_timeout,
             connect_map: options.connect_map,
         };
-        let resolver = endpoints.resolver(Some(store), config.resolver_settings())?;
+        let resolver = endpoints.resolver(store, config.resolver_settings())?;
         let dane =
             if config.postfix_dnssec.dane_answers() && config.named_zones().any(|(_, z)| z.dane) {
                 let client = DnssecClient::new(
@@ -129,8 +156,15 @@ impl Daemon {
             None => None,
         };
         let cache = config.cache.clone();
+        let server = Server::new(resolver, dane, config);
+        if fallback {
+            server
+                .counters()
+                .store_fallbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(Self {
-            server: Server::new(resolver, dane, config),
+            server,
             listeners,
             metrics,
             cache,

@@ -100,6 +100,11 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         &[("", load(&s.refreshes))],
     );
     counter(
+        "mtasts_store_fallbacks_total",
+        "Starts whose cache file was unreadable (moved aside) or could not be opened (memory only).",
+        &[("", load(&c.store_fallbacks))],
+    );
+    counter(
         "mtasts_pruned_total",
         "Expired entries pruned from the backing store.",
         &[("", load(&s.pruned))],

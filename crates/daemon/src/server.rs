@@ -96,6 +96,8 @@ pub struct Counters {
     pub connections: AtomicU64,
     /// Connections closed at once because `max_connections` were open.
     pub refused: AtomicU64,
+    /// Starts whose cache file could not be used as it was (moved aside, or memory only).
+    pub store_fallbacks: AtomicU64,
     /// Sum of answer latencies in microseconds, and buckets for a histogram.
     pub latency: LatencyHistogram,
 }

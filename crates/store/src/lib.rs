@@ -55,6 +55,17 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// An unreadable database file could not be moved aside.
+    #[error("SQLite {}: moving the unreadable file aside to {}", path.display(), to.display())]
+    MoveAside {
+        /// The database file.
+        path: PathBuf,
+        /// Where it was to go.
+        to: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     #[error("SQLite {}: integrity check reports `{report}`", path.display())]
     /// SQLite's integrity check failed.
     Integrity {

@@ -33,6 +33,14 @@ fn err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
+/// SQLite's "this is not a database" and "database corrupt" errors.
+fn is_not_a_database(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
 impl SqliteStore {
     /// Opens (creating if needed, with its directory) the cache file at `path`.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -45,6 +53,36 @@ impl SqliteStore {
             path,
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// [`SqliteStore::open`], but a file SQLite cannot read as a database (corrupted, or not
+    /// one at all) is moved aside to `<file>.corrupt-<unix time>` and a fresh one created. The
+    /// second value names where the old file went.
+    pub async fn open_or_recover(
+        path: impl AsRef<Path>,
+        now: u64,
+    ) -> Result<(Self, Option<PathBuf>), StoreError> {
+        let path = path.as_ref();
+        match Self::open(path).await {
+            Err(StoreError::Sqlite { source, .. }) if is_not_a_database(&source) => {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".corrupt-{now}"));
+                let aside = PathBuf::from(aside);
+                std::fs::rename(path, &aside).map_err(|source| StoreError::MoveAside {
+                    path: path.to_path_buf(),
+                    to: aside.clone(),
+                    source,
+                })?;
+                // The write-ahead log and index of the old file belong to it.
+                for suffix in ["-wal", "-shm"] {
+                    let mut side = path.as_os_str().to_owned();
+                    side.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(side));
+                }
+                Ok((Self::open(path).await?, Some(aside)))
+            }
+            other => other.map(|s| (s, None)),
+        }
     }
 
     fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
