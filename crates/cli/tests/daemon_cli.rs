@@ -255,16 +255,7 @@ fn systemd_socket_activation_is_used() {
         reply, "NOTFOUND ",
         "answered on the passed socket, not on --listen"
     );
-    signal(&activator.0, "-TERM");
-    let _ = activator.0.wait();
-    let mut log = String::new();
-    activator
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut log)
-        .expect("log");
+    let log = activator.stop_and_log("-TERM");
     assert!(log.contains("using sockets passed by systemd"), "{log}");
 }
 
@@ -304,16 +295,7 @@ fn a_flood_of_bad_frames_logs_one_warning_with_the_peer() {
     }
     // Still serving.
     assert_eq!(ask(port, "postfix .example.test"), "NOTFOUND ");
-    signal(&daemon.0, "-TERM");
-    let _ = daemon.0.wait();
-    let mut log = String::new();
-    daemon
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut log)
-        .expect("log");
+    let log = daemon.stop_and_log("-TERM");
     let warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("malformed socketmap request"))

@@ -88,6 +88,27 @@ pub fn root_with(tools: &[&str], what: &str) -> bool {
 
 /// A child process killed and reaped on drop.
 pub struct Proc(pub Child);
+
+impl Proc {
+    /// Sends `sig` (e.g. `-TERM`), waits for the exit and returns what it wrote on stderr
+    /// (which must have been piped).
+    pub fn stop_and_log(&mut self, sig: &str) -> String {
+        let sent = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let _ = self.0.wait();
+        let mut log = String::new();
+        self.0
+            .stderr
+            .take()
+            .expect("stderr piped")
+            .read_to_string(&mut log)
+            .expect("log");
+        log
+    }
+}
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
