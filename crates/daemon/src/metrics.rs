@@ -110,6 +110,11 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         &[("", load(&s.pruned))],
     );
     counter(
+        "mtasts_store_reads_total",
+        "Backing-store reads (memory-tier misses; one per cold domain).",
+        &[("", load(&s.store_reads))],
+    );
+    counter(
         "mtasts_store_errors_total",
         "Cache backend errors (answers fell back to memory or network).",
         &[("", load(&s.store_errors))],

@@ -3,9 +3,8 @@
 //! from DANE to none. When DNS gives no answer at all, the last verdict seen for the domain
 //! (within `last_verdict_ttl`) stands in for it, so an outage never weakens the answer.
 
-use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mtasts_core::dane::{Answer, DaneDecision, DnssecStatus, decide, tlsa_name};
@@ -13,6 +12,7 @@ use mtasts_core::{DomainName, UnixTime};
 
 use crate::clock::{Clock, SystemClock};
 use crate::dnssec::DnssecClient;
+use crate::single_flight::SingleFlight;
 
 /// How long decisions are reused.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ pub struct DaneResolver {
     clock: Arc<dyn Clock>,
     // Read on every request (hot path): a read lock, a peek and an Arc clone, no allocation.
     cache: Arc<RwLock<lru::LruCache<DomainName, Entry>>>,
-    locks: Arc<Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>>,
+    flights: SingleFlight<DomainName>,
 }
 
 impl std::fmt::Debug for DaneResolver {
@@ -87,7 +87,7 @@ impl DaneResolver {
             settings,
             clock: Arc::new(SystemClock),
             cache: Arc::new(RwLock::new(lru::LruCache::new(capacity))),
-            locks: Arc::default(),
+            flights: SingleFlight::new(),
         }
     }
 
@@ -122,17 +122,7 @@ impl DaneResolver {
         if let Some(d) = self.cached(domain) {
             return d;
         }
-        let lock = {
-            let mut locks = match self.locks.lock() {
-                Ok(l) => l,
-                Err(p) => p.into_inner(),
-            };
-            if locks.len() > 1024 {
-                locks.retain(|_, l| Arc::strong_count(l) > 1);
-            }
-            locks.entry(domain.clone()).or_default().clone()
-        };
-        let _held = lock.lock().await;
+        let _flight = self.flights.enter(domain).await;
         if let Some(d) = self.cached(domain) {
             return d;
         }

@@ -336,15 +336,21 @@ impl<D: Dns> HttpsFetcher<D> {
         }
     }
 
-    async fn connect(&self, host: &str) -> Result<(TcpStream, SocketAddr), FetchError> {
-        let addrs: Vec<IpAddr> = self
-            .dns
-            .addresses(host)
-            .await
-            .map_err(|e| FetchError::Dns {
-                host: host.to_string(),
-                source: NoAddress::Lookup(e),
-            })?;
+    /// Connects to the first address of `host` that accepts; `known` are addresses already
+    /// looked up (first contact), otherwise DNS is asked now.
+    async fn connect(
+        &self,
+        host: &str,
+        known: Option<Result<Vec<IpAddr>, DnsError>>,
+    ) -> Result<(TcpStream, SocketAddr), FetchError> {
+        let looked_up = match known {
+            Some(k) => k,
+            None => self.dns.addresses(host).await,
+        };
+        let addrs: Vec<IpAddr> = looked_up.map_err(|e| FetchError::Dns {
+            host: host.to_string(),
+            source: NoAddress::Lookup(e),
+        })?;
         if addrs.is_empty() {
             return Err(FetchError::Dns {
                 host: host.to_string(),
@@ -385,10 +391,11 @@ impl<D: Dns> HttpsFetcher<D> {
     async fn fetch_inner(
         &self,
         domain: &DomainName,
+        known: Option<Result<Vec<IpAddr>, DnsError>>,
         deadline: Instant,
     ) -> Result<Fetched, FetchError> {
         let host = domain.policy_host();
-        let (tcp, peer) = self.connect(&host).await?;
+        let (tcp, peer) = self.connect(&host, known).await?;
         let name = ServerName::try_from(host.clone()).map_err(|e| FetchError::ServerName {
             host: host.clone(),
             source: Arc::new(e),
@@ -509,14 +516,32 @@ fn tls_error(host: &str, e: std::io::Error) -> FetchError {
     }
 }
 
-impl<D: Dns> Fetch for HttpsFetcher<D> {
-    async fn fetch(&self, domain: &DomainName) -> Result<Fetched, FetchError> {
+impl<D: Dns> HttpsFetcher<D> {
+    async fn fetch_bounded(
+        &self,
+        domain: &DomainName,
+        known: Option<Result<Vec<IpAddr>, DnsError>>,
+    ) -> Result<Fetched, FetchError> {
         let deadline = Instant::now() + self.settings.total_timeout;
         tokio::time::timeout(
             self.settings.total_timeout,
-            self.fetch_inner(domain, deadline),
+            self.fetch_inner(domain, known, deadline),
         )
         .await
         .unwrap_or(Err(FetchError::Timeout(self.settings.total_timeout)))
+    }
+}
+
+impl<D: Dns> Fetch for HttpsFetcher<D> {
+    async fn fetch(&self, domain: &DomainName) -> Result<Fetched, FetchError> {
+        self.fetch_bounded(domain, None).await
+    }
+
+    async fn fetch_with_addresses(
+        &self,
+        domain: &DomainName,
+        addresses: Result<Vec<IpAddr>, DnsError>,
+    ) -> Result<Fetched, FetchError> {
+        self.fetch_bounded(domain, Some(addresses)).await
     }
 }

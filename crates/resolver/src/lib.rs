@@ -9,6 +9,7 @@ pub mod dns;
 pub mod dnssec;
 pub mod fetch;
 pub mod resolver;
+pub mod single_flight;
 pub mod testing;
 pub mod throttle;
 
@@ -22,6 +23,7 @@ pub use fetch::{
     TrustError, client_config, root_store,
 };
 pub use resolver::{Lookup, Origin, Resolver, ResolverSettings, Stats, describe_verdict};
+pub use single_flight::{Flight, SingleFlight};
 pub use throttle::Throttle;
 
 /// The resolver as the binaries use it.

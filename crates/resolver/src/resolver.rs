@@ -2,14 +2,14 @@
 //! HTTPS, stores and a clock.
 //!
 //! The hot path (a fresh cached answer) reads the memory tier only. Cold lookups of one domain
-//! are coalesced behind a per-domain lock: the first does the TXT query and fetch, the others
-//! wait and then answer from the state it stored. The cold work runs in a spawned task, so a
-//! caller that stops waiting (an answer deadline) does not cancel the fetch.
+//! are coalesced by a [`SingleFlight`]: the first reads the backing store and, if that has
+//! nothing usable, does the TXT query and fetch; the others wait and then answer from the
+//! state it stored. The cold work runs in a spawned task, so a caller that stops waiting (an
+//! answer deadline) does not cancel the fetch.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mtasts_core::cache::Absence;
@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use crate::clock::Clock;
 use crate::dns::{Dns, TxtAnswer};
 use crate::fetch::{Fetch, FetchError};
+use crate::single_flight::{Flight, SingleFlight};
 
 /// Resolver tunables.
 #[derive(Debug, Clone)]
@@ -109,6 +110,8 @@ pub struct Stats {
     pub fetches_ok: AtomicU64,
     /// Fetches that failed.
     pub fetches_failed: AtomicU64,
+    /// Reads of the backing store (memory-tier misses).
+    pub store_reads: AtomicU64,
     /// Cache backend errors.
     pub store_errors: AtomicU64,
     /// Proactive refreshes run.
@@ -124,7 +127,8 @@ struct Inner<D, F> {
     backing: Option<AnyStore>,
     clock: Arc<dyn Clock>,
     settings: ResolverSettings,
-    locks: Mutex<HashMap<DomainName, Arc<tokio::sync::Mutex<()>>>>,
+    /// One cold lookup or re-check per domain at a time.
+    flights: SingleFlight<DomainName>,
     stats: Stats,
     /// Store errors come in storms when a backend is down: logged at most once per 10 s each.
     throttle: crate::throttle::Throttle,
@@ -171,7 +175,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 backing,
                 clock,
                 settings,
-                locks: Mutex::new(HashMap::new()),
+                flights: SingleFlight::new(),
                 stats: Stats::default(),
                 throttle: crate::throttle::Throttle::default(),
             }),
@@ -241,7 +245,9 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
     async fn lookup_with(&self, domain: &DomainName, trace: bool) -> Lookup {
         let inner = &self.inner;
         inner.stats.lookups.fetch_add(1, Ordering::Relaxed);
-        let state = self.state(domain).await;
+        // Memory only: the backing store is read under the domain's flight (`cold`), once
+        // per cold domain rather than once per waiter.
+        let state = inner.hot.get_now(domain);
         let now = inner.clock.now();
         let plan = on_request(state.as_deref(), now, &inner.settings.cache);
         let answer = |verdict, steps: Vec<String>| Lookup {
@@ -290,22 +296,9 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         }
     }
 
-    fn domain_lock(&self, domain: &DomainName) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = match self.inner.locks.lock() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // Drop locks nobody holds, so the map stays as small as the work in flight.
-        if locks.len() > 1024 {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        locks.entry(domain.clone()).or_default().clone()
-    }
-
     async fn cold(&self, domain: &DomainName, trace: bool) -> Lookup {
-        let lock = self.domain_lock(domain);
-        let _held = lock.lock().await;
-        // Someone else may have done the work while we waited.
+        let _flight = self.inner.flights.enter(domain).await;
+        // Someone else may have done the work while we waited; or the backing store has it.
         let state = self.state(domain).await;
         let now = self.inner.clock.now();
         if let RequestPlan::Answer(v) | RequestPlan::AnswerThenRecheck(v) =
@@ -321,7 +314,10 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 state,
                 origin: Origin::Memory,
                 fetch_error: None,
-                steps: trace_steps(trace, &["answered from cache after a concurrent lookup"]),
+                steps: trace_steps(
+                    trace,
+                    &["answered from the backing store, or from memory after a concurrent lookup"],
+                ),
             };
         }
         self.refresh_locked(domain, state, trace).await
@@ -437,6 +433,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             return Some(s);
         }
         let backing = self.inner.backing.as_ref()?;
+        self.inner.stats.store_reads.fetch_add(1, Ordering::Relaxed);
         match backing.get(domain).await {
             Ok(Some(s)) => {
                 self.inner.hot.put_now(domain, s.clone(), self.meta(&s));
@@ -487,18 +484,25 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         }
     }
 
+    /// Starts a background re-check unless one is already under way for the domain: while a
+    /// re-check is out, requests neither spawn tasks nor wait.
     fn spawn_recheck(&self, domain: DomainName) {
+        let Some(flight) = self.inner.flights.try_enter(&domain) else {
+            return;
+        };
         let this = self.clone();
-        tokio::spawn(async move { this.recheck(&domain).await });
+        tokio::spawn(async move { this.recheck_in_flight(&domain, flight).await });
     }
 
     /// Re-checks the TXT record (and fetches if due) unless that is already in progress here
     /// or, with a shared store, on another host.
     async fn recheck(&self, domain: &DomainName) {
-        let lock = self.domain_lock(domain);
-        let Ok(_held) = lock.try_lock() else {
-            return;
-        };
+        if let Some(flight) = self.inner.flights.try_enter(domain) {
+            self.recheck_in_flight(domain, flight).await;
+        }
+    }
+
+    async fn recheck_in_flight(&self, domain: &DomainName, _flight: Flight<DomainName>) {
         let fleet = self.inner.backing.as_ref();
         if let Some(b) = fleet {
             match b.try_lock(domain, self.inner.settings.lock_ttl).await {
