@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use mtasts_daemon::NetstringCodec;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Decoder, Encoder, Framed};
 
 #[derive(Debug, Parser)]
 #[command(name = "mtasts-bench", about = "mtasts benchmark harness")]
@@ -145,11 +146,24 @@ async fn echo(listen: &str) -> Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
+        // The daemon's own I/O pattern: every whole request read is answered, then the
+        // replies go out in one write; so the limit includes batching for pipelined clients.
         tokio::spawn(async move {
-            let mut framed = Framed::new(stream, NetstringCodec::default());
-            while let Some(Ok(_request)) = framed.next().await {
-                if framed.send(&b"OK echo"[..]).await.is_err() {
-                    return;
+            let (mut stream, mut codec) = (stream, NetstringCodec::default());
+            let (mut input, mut output) = (BytesMut::with_capacity(16384), BytesMut::new());
+            loop {
+                while let Ok(Some(_request)) = codec.decode(&mut input) {
+                    let _ = codec.encode(&b"OK echo"[..], &mut output);
+                }
+                if !output.is_empty() {
+                    if stream.write_all(&output).await.is_err() {
+                        return;
+                    }
+                    output.clear();
+                }
+                match stream.read_buf(&mut input).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
                 }
             }
         });

@@ -158,10 +158,7 @@ impl Daemon {
         let cache = config.cache.clone();
         let server = Server::new(resolver, dane, config);
         if fallback {
-            server
-                .counters()
-                .store_fallbacks
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            server.counters().store_fallbacks.inc();
         }
         Ok(Self {
             server,

@@ -4,20 +4,19 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mtasts_resolver::{Dns, Fetch};
+use mtasts_resolver::{Counter, Dns, Fetch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::report::DecisionReport;
 use crate::server::{LATENCY_BOUNDS, Server};
 
-fn load(a: &AtomicU64) -> u64 {
-    a.load(Ordering::Relaxed)
+fn load(a: &Counter) -> u64 {
+    a.get()
 }
 
 /// The exposition text for `server`.

@@ -4,25 +4,30 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use bytes::BytesMut;
 use mtasts_core::dane::DaneDecision;
 use mtasts_core::decision::{DaneFinding, StsFinding, decide};
 use mtasts_core::postfix::{self, KeyRejection, Reply, policy_domain_from_key};
 use mtasts_core::{Decision, DomainName};
-use mtasts_resolver::{DaneResolver, Dns, Fetch, Lookup, Resolver};
-use tokio::io::{AsyncRead, AsyncWrite};
+use mtasts_resolver::{Counter, DaneResolver, Dns, Fetch, Lookup, Resolver};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_util::codec::{Decoder, Framed};
+use tokio_util::codec::{Decoder, Encoder};
 
 use crate::codec::NetstringCodec;
 use crate::config::{Config, UnixSocket, Zone};
 use crate::postfix_version::PostfixVersion;
 use crate::values::ListenAddr;
+
+/// Bytes read from a connection at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies are written once this much is waiting, even if more requests are already read.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 /// The DANE side of one request.
 enum DaneState {
@@ -79,25 +84,25 @@ pub enum SocketError {
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Requests answered.
-    pub requests: AtomicU64,
+    pub requests: Counter,
     /// `OK` answers.
-    pub ok: AtomicU64,
+    pub ok: Counter,
     /// `NOTFOUND` answers.
-    pub notfound: AtomicU64,
+    pub notfound: Counter,
     /// `TEMP` and `TIMEOUT` answers.
-    pub temp: AtomicU64,
+    pub temp: Counter,
     /// `PERM` answers.
-    pub perm: AtomicU64,
+    pub perm: Counter,
     /// Answers given at the deadline while a lookup went on.
-    pub deadline_hits: AtomicU64,
+    pub deadline_hits: Counter,
     /// Connections closed for malformed requests.
-    pub bad_frames: AtomicU64,
+    pub bad_frames: Counter,
     /// Connections accepted.
-    pub connections: AtomicU64,
+    pub connections: Counter,
     /// Connections closed at once because `max_connections` were open.
-    pub refused: AtomicU64,
+    pub refused: Counter,
     /// Starts whose cache file could not be used as it was (moved aside, or memory only).
-    pub store_fallbacks: AtomicU64,
+    pub store_fallbacks: Counter,
     /// Sum of answer latencies in microseconds, and buckets for a histogram.
     pub latency: LatencyHistogram,
 }
@@ -106,11 +111,11 @@ pub struct Counters {
 #[derive(Debug, Default)]
 pub struct LatencyHistogram {
     /// Per bucket of [`LATENCY_BOUNDS`] (the last: above them all).
-    pub buckets: [AtomicU64; 7],
+    pub buckets: [Counter; 7],
     /// Sum of all latencies, in microseconds.
-    pub sum_micros: AtomicU64,
+    pub sum_micros: Counter,
     /// Number of answers observed.
-    pub count: AtomicU64,
+    pub count: Counter,
 }
 
 /// Upper bounds of [`LatencyHistogram`] buckets, in seconds.
@@ -123,12 +128,10 @@ impl LatencyHistogram {
             .iter()
             .position(|b| secs <= *b)
             .unwrap_or(LATENCY_BOUNDS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.buckets[i].inc();
+        self.sum_micros
+            .add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.count.inc();
     }
 }
 
@@ -178,6 +181,8 @@ pub struct Server<D, F> {
     resolver: Resolver<D, F>,
     dane: Option<DaneResolver>,
     config: RwLock<Arc<Config>>,
+    /// Bumped on every reload, so connections re-read `config` only when it changed.
+    config_generation: AtomicU64,
     counters: Counters,
     /// One per open connection, at most `max_connections` (fixed at start).
     permits: Arc<tokio::sync::Semaphore>,
@@ -222,6 +227,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             resolver,
             dane,
             config: RwLock::new(Arc::new(config)),
+            config_generation: AtomicU64::new(0),
             counters: Counters::default(),
             permits: Arc::new(tokio::sync::Semaphore::new(max_connections)),
             max_connections,
@@ -268,33 +274,38 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             Ok(mut c) => *c = Arc::new(new),
             Err(p) => *p.into_inner() = Arc::new(new),
         }
+        self.config_generation.fetch_add(1, Ordering::Release);
         notes
     }
 
     /// Answers one socketmap request payload.
     pub async fn answer(&self, request: &[u8]) -> Reply {
+        self.answer_with(&self.config(), request).await
+    }
+
+    /// [`Server::answer`] under `config` (a connection's snapshot).
+    async fn answer_with(&self, config: &Config, request: &[u8]) -> Reply {
         let started = std::time::Instant::now();
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let reply = self.answer_inner(request).await;
+        self.counters.requests.inc();
+        let reply = self.answer_inner(config, request).await;
         let counter = match &reply {
             Reply::Ok(_) => &self.counters.ok,
             Reply::NotFound => &self.counters.notfound,
             Reply::Temp(_) | Reply::Timeout(_) => &self.counters.temp,
             Reply::Perm(_) => &self.counters.perm,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
         self.counters.latency.observe(started.elapsed());
         reply
     }
 
-    async fn answer_inner(&self, request: &[u8]) -> Reply {
+    async fn answer_inner(&self, config: &Config, request: &[u8]) -> Reply {
         let Ok(text) = std::str::from_utf8(request) else {
             return Reply::Perm("request is not UTF-8".into());
         };
         let Some((map, key)) = text.split_once(' ') else {
             return Reply::Perm("request must be `<map name> <key>`".into());
         };
-        let config = self.config();
         let zone = &config.zone(map);
         let domain = match policy_domain_from_key(key) {
             Ok(d) => d,
@@ -315,7 +326,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             let dane = dane_now
                 .as_deref()
                 .map_or(DaneFinding::Off, DaneFinding::Decided);
-            return self.decide(&domain, &config, zone, dane, sts_finding(&lookup));
+            return self.decide(&domain, config, zone, dane, sts_finding(&lookup));
         }
         let deadline = tokio::time::Instant::now() + zone.deadline();
         let dane_pending = match (&self.dane, zone.dane) {
@@ -351,7 +362,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             Some(Some(d)) => DaneFinding::Decided(d),
         };
         let sts = sts.as_ref().map_or(StsFinding::Pending, sts_finding);
-        self.decide(&domain, &config, zone, dane, sts)
+        self.decide(&domain, config, zone, dane, sts)
     }
 
     /// The reply from what is known about DANE and MTA-STS when the answer is due, through the
@@ -366,7 +377,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     ) -> Reply {
         let decision = decide(dane, sts, zone.profile());
         if decision.hit_deadline() {
-            self.counters.deadline_hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.deadline_hits.inc();
             tracing::info!(domain = %domain, deadline = ?zone.deadline(), decision = %decision, "answer deadline reached; lookup continues in the background");
         }
         let (reply, omitted) = postfix::render(domain, &decision, &config.render_options(zone));
@@ -406,63 +417,123 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         }
     }
 
-    /// Serves a connection: requests in order, one reply each; a bad frame closes it.
+    /// Serves a connection: requests in order, one reply each; a bad frame closes it. Every
+    /// whole request already read is answered before the replies are written, together, so
+    /// a pipelining client gets one write per batch rather than one per reply. A whole request
+    /// must arrive within `idle_timeout` of the previous one (one timer per connection).
     pub async fn serve_connection<S>(
         self: Arc<Self>,
-        stream: S,
+        mut stream: S,
         peer: String,
         mut shutdown: watch::Receiver<bool>,
     ) where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.counters.connections.fetch_add(1, Ordering::Relaxed);
-        let idle = self.config().idle_timeout;
-        let mut framed = Framed::new(stream, NetstringCodec::default());
+        self.counters.connections.inc();
+        let mut config = self.config_snapshot();
+        let idle = config.1.idle_timeout;
+        let mut codec = NetstringCodec::default();
+        let mut input = BytesMut::with_capacity(READ_CHUNK);
+        let mut output = BytesMut::with_capacity(READ_CHUNK);
+        let mut last_request = tokio::time::Instant::now();
+        let idle_timer = tokio::time::sleep_until(last_request + idle);
+        tokio::pin!(idle_timer);
         loop {
-            let next: Option<Result<Bytes, _>> = tokio::select! {
-                frame = tokio::time::timeout(idle, framed.next()) => match frame {
-                    Ok(f) => f,
-                    Err(_) => return,
-                },
-                _ = shutdown.changed() => {
-                    self.drain(&mut framed).await;
-                    return;
-                }
-            };
-            match next {
-                Some(Ok(request)) => {
-                    let reply = self.answer(&request).await;
-                    if framed.send(reply.payload().as_bytes()).await.is_err() {
+            loop {
+                match codec.decode(&mut input) {
+                    Ok(Some(request)) => {
+                        last_request = tokio::time::Instant::now();
+                        self.refresh_snapshot(&mut config);
+                        let answer = std::pin::pin!(self.answer_with(&config.1, &request));
+                        let Some(reply) = self.reply_soon(answer, &mut stream, &mut output).await
+                        else {
+                            return;
+                        };
+                        let _ = codec.encode(reply.payload().as_bytes(), &mut output);
+                        // Bounded: a batch of small requests can ask for large replies.
+                        if output.len() >= MAX_BATCH_BYTES {
+                            if stream.write_all(&output).await.is_err() {
+                                return;
+                            }
+                            output.clear();
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        // Replies to the requests before the bad one still go out.
+                        let _ = stream.write_all(&output).await;
+                        let _ = stream.flush().await;
+                        self.counters.bad_frames.inc();
+                        if let Some(suppressed) = self.throttle.allow("bad-frame") {
+                            tracing::warn!(%peer, error = %e, suppressed, "malformed socketmap request; closing the connection");
+                        }
                         return;
                     }
                 }
-                Some(Err(e)) => {
-                    self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-                    if let Some(suppressed) = self.throttle.allow("bad-frame") {
-                        tracing::warn!(%peer, error = %e, suppressed, "malformed socketmap request; closing the connection");
-                    }
+            }
+            if !output.is_empty() {
+                if stream.write_all(&output).await.is_err() || stream.flush().await.is_err() {
                     return;
                 }
-                None => return,
+                output.clear();
+            }
+            if input.capacity() - input.len() < READ_CHUNK / 4 {
+                input.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                read = stream.read_buf(&mut input) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                () = &mut idle_timer => {
+                    let due = last_request + idle;
+                    if tokio::time::Instant::now() >= due {
+                        return;
+                    }
+                    // Requests came since the timer was set: wait for the rest of the interval.
+                    idle_timer.as_mut().reset(due);
+                }
+                // Whole requests already read were answered above; stop reading.
+                _ = shutdown.changed() => return,
             }
         }
     }
 
-    /// On shutdown: answers every request already read (whole frames in the read buffer),
-    /// then stops reading.
-    async fn drain<S>(&self, framed: &mut Framed<S, NetstringCodec>)
+    /// Awaits `answer`; if it cannot complete at once (a lookup), the replies already waiting
+    /// are written first, so they do not wait for it. `None`: the connection failed.
+    async fn reply_soon<S, A>(
+        &self,
+        mut answer: std::pin::Pin<&mut A>,
+        stream: &mut S,
+        output: &mut BytesMut,
+    ) -> Option<Reply>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncWrite + Unpin,
+        A: Future<Output = Reply>,
     {
-        let mut pending = framed.read_buffer_mut().split();
-        let mut codec = *framed.codec();
-        while let Ok(Some(request)) = codec.decode(&mut pending) {
-            let reply = self.answer(&request).await;
-            if framed.feed(reply.payload().as_bytes()).await.is_err() {
-                return;
-            }
+        let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
+        if let Poll::Ready(reply) = first {
+            return Some(reply);
         }
-        let _ = framed.flush().await;
+        if !output.is_empty() {
+            stream.write_all(output).await.ok()?;
+            stream.flush().await.ok()?;
+            output.clear();
+        }
+        Some(answer.await)
+    }
+
+    /// The configuration and its generation, for a connection to keep until a reload.
+    fn config_snapshot(&self) -> (u64, Arc<Config>) {
+        let generation = self.config_generation.load(Ordering::Acquire);
+        (generation, self.config())
+    }
+
+    /// Replaces a connection's snapshot after a reload; otherwise one atomic load.
+    fn refresh_snapshot(&self, snapshot: &mut (u64, Arc<Config>)) {
+        if self.config_generation.load(Ordering::Acquire) != snapshot.0 {
+            *snapshot = self.config_snapshot();
+        }
     }
 
     /// Accepts on every listener until `shutdown` turns true, then gives open connections
@@ -530,7 +601,7 @@ async fn accept_loop<D: Dns, F: Fetch>(
                 // At the cap: close at once, so the client fails fast instead of waiting in
                 // the backlog (Postfix defers that lookup and tries again).
                 Err(_) => {
-                    server.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    server.counters.refused.inc();
                     if let Some(suppressed) = server.throttle.allow("refused") {
                         tracing::warn!(%peer, max = server.max_connections, suppressed, "max_connections open; closing a new connection");
                     }

@@ -4,8 +4,6 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
-use std::sync::atomic::Ordering;
-
 use mtasts_daemon::{Config, Daemon, ListenAddr, Options};
 use mtasts_store::CacheSpec;
 
@@ -18,11 +16,7 @@ fn dir(tag: &str) -> std::path::PathBuf {
 
 /// Starts whose cache could not be used as it was.
 fn fallbacks(daemon: &Daemon) -> u64 {
-    daemon
-        .server()
-        .counters()
-        .store_fallbacks
-        .load(Ordering::Relaxed)
+    daemon.server().counters().store_fallbacks.get()
 }
 
 fn config(cache: std::path::PathBuf) -> Config {

@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod clock;
+pub mod counter;
 pub mod dane;
 pub mod dns;
 pub mod dnssec;
@@ -15,6 +16,7 @@ pub mod throttle;
 
 pub use builder::{EndpointError, NetEndpoints, ResolverBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use counter::Counter;
 pub use dane::{DaneResolver, DaneSettings};
 pub use dns::{Dns, DnsError, HickoryDns, TxtAnswer};
 pub use dnssec::{DnssecClient, NoValidatingResolver};

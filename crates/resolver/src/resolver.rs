@@ -9,7 +9,6 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mtasts_core::cache::Absence;
@@ -24,6 +23,7 @@ use mtasts_store::{AnyStore, EntryMeta, MemoryStore, Store};
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
+use crate::counter::Counter;
 use crate::dns::{Dns, TxtAnswer};
 use crate::fetch::{Fetch, FetchError};
 use crate::single_flight::{Flight, SingleFlight};
@@ -101,23 +101,23 @@ impl Lookup {
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Lookups.
-    pub lookups: AtomicU64,
+    pub lookups: Counter,
     /// Lookups answered from memory.
-    pub memory_answers: AtomicU64,
+    pub memory_answers: Counter,
     /// `_mta-sts` TXT queries sent.
-    pub txt_queries: AtomicU64,
+    pub txt_queries: Counter,
     /// Policies fetched.
-    pub fetches_ok: AtomicU64,
+    pub fetches_ok: Counter,
     /// Fetches that failed.
-    pub fetches_failed: AtomicU64,
+    pub fetches_failed: Counter,
     /// Reads of the backing store (memory-tier misses).
-    pub store_reads: AtomicU64,
+    pub store_reads: Counter,
     /// Cache backend errors.
-    pub store_errors: AtomicU64,
+    pub store_errors: Counter,
     /// Proactive refreshes run.
-    pub refreshes: AtomicU64,
+    pub refreshes: Counter,
     /// Expired entries pruned from the backing store.
-    pub pruned: AtomicU64,
+    pub pruned: Counter,
 }
 
 struct Inner<D, F> {
@@ -230,8 +230,8 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             }
             RequestPlan::LookupTxt => return None,
         };
-        inner.stats.lookups.fetch_add(1, Ordering::Relaxed);
-        inner.stats.memory_answers.fetch_add(1, Ordering::Relaxed);
+        inner.stats.lookups.inc();
+        inner.stats.memory_answers.inc();
         Some(Lookup {
             domain: domain.clone(),
             verdict,
@@ -244,7 +244,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
 
     async fn lookup_with(&self, domain: &DomainName, trace: bool) -> Lookup {
         let inner = &self.inner;
-        inner.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        inner.stats.lookups.inc();
         // Memory only: the backing store is read under the domain's flight (`cold`), once
         // per cold domain rather than once per waiter.
         let state = inner.hot.get_now(domain);
@@ -260,11 +260,11 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         };
         match plan {
             RequestPlan::Answer(v) => {
-                inner.stats.memory_answers.fetch_add(1, Ordering::Relaxed);
+                inner.stats.memory_answers.inc();
                 answer(v, trace_steps(trace, &["answered from cache"]))
             }
             RequestPlan::AnswerThenRecheck(v) => {
-                inner.stats.memory_answers.fetch_add(1, Ordering::Relaxed);
+                inner.stats.memory_answers.inc();
                 self.spawn_recheck(domain.clone());
                 answer(
                     v,
@@ -304,10 +304,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         if let RequestPlan::Answer(v) | RequestPlan::AnswerThenRecheck(v) =
             on_request(state.as_deref(), now, &self.inner.settings.cache)
         {
-            self.inner
-                .stats
-                .memory_answers
-                .fetch_add(1, Ordering::Relaxed);
+            self.inner.stats.memory_answers.inc();
             return Lookup {
                 domain: domain.clone(),
                 verdict: v,
@@ -365,7 +362,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 let now = inner.clock.now();
                 let (outcome, err) = match result {
                     Ok(f) => {
-                        inner.stats.fetches_ok.fetch_add(1, Ordering::Relaxed);
+                        inner.stats.fetches_ok.inc();
                         if trace {
                             steps.push(format!(
                                 "fetched {} from {} over {}: valid, mode {}",
@@ -378,7 +375,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                         (Ok(f.parsed.policy), None)
                     }
                     Err(e) => {
-                        inner.stats.fetches_failed.fetch_add(1, Ordering::Relaxed);
+                        inner.stats.fetches_failed.inc();
                         tracing::warn!(domain = %domain, rule = e.rule(), result_type = e.failure().result_type(), error = %Chain(&e), "policy fetch failed");
                         if trace {
                             steps.push(format!(
@@ -415,7 +412,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
     }
 
     async fn txt(&self, domain: &DomainName) -> TxtLookup {
-        self.inner.stats.txt_queries.fetch_add(1, Ordering::Relaxed);
+        self.inner.stats.txt_queries.inc();
         match self.inner.dns.txt(&domain.mta_sts_txt_name()).await {
             Ok(TxtAnswer::Records(rrset)) => match select_record(&rrset) {
                 Ok(record) => TxtLookup::Found(record.id),
@@ -433,7 +430,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             return Some(s);
         }
         let backing = self.inner.backing.as_ref()?;
-        self.inner.stats.store_reads.fetch_add(1, Ordering::Relaxed);
+        self.inner.stats.store_reads.inc();
         match backing.get(domain).await {
             Ok(Some(s)) => {
                 self.inner.hot.put_now(domain, s.clone(), self.meta(&s));
@@ -441,10 +438,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             }
             Ok(None) => None,
             Err(e) => {
-                self.inner
-                    .stats
-                    .store_errors
-                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.stats.store_errors.inc();
                 if let Some(suppressed) = self.inner.throttle.allow("cache-read") {
                     tracing::warn!(suppressed, domain = %domain, store = backing.kind(), error = %Chain(&e), "cache read failed; looking the domain up afresh");
                 }
@@ -474,10 +468,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         if let Some(backing) = &self.inner.backing
             && let Err(e) = backing.put(domain, state, meta).await
         {
-            self.inner
-                .stats
-                .store_errors
-                .fetch_add(1, Ordering::Relaxed);
+            self.inner.stats.store_errors.inc();
             if let Some(suppressed) = self.inner.throttle.allow("cache-write") {
                 tracing::warn!(suppressed, domain = %domain, store = backing.kind(), error = %Chain(&e), "cache write failed; the memory tier keeps the entry");
             }
@@ -515,10 +506,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                     return;
                 }
                 Err(e) => {
-                    self.inner
-                        .stats
-                        .store_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.inner.stats.store_errors.inc();
                     if let Some(suppressed) = self.inner.throttle.allow("refresh-lock") {
                         tracing::warn!(suppressed, domain = %domain, error = %Chain(&e), "refresh lock unavailable; refreshing locally");
                     }
@@ -544,10 +532,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             match b.due(now, limit).await {
                 Ok(more) => due.extend(more),
                 Err(e) => {
-                    self.inner
-                        .stats
-                        .store_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.inner.stats.store_errors.inc();
                     if let Some(suppressed) = self.inner.throttle.allow("due-list") {
                         tracing::warn!(suppressed, error = %Chain(&e), "listing due refreshes failed");
                     }
@@ -569,7 +554,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 let Ok(_permit) = permits.acquire().await else {
                     return;
                 };
-                this.inner.stats.refreshes.fetch_add(1, Ordering::Relaxed);
+                this.inner.stats.refreshes.inc();
                 this.recheck(&domain).await;
             });
         }
@@ -609,14 +594,11 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         };
         match backing.prune(self.inner.clock.now(), 10_000).await {
             Ok(n) => {
-                self.inner.stats.pruned.fetch_add(n, Ordering::Relaxed);
+                self.inner.stats.pruned.add(n);
                 n
             }
             Err(e) => {
-                self.inner
-                    .stats
-                    .store_errors
-                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.stats.store_errors.inc();
                 if let Some(suppressed) = self.inner.throttle.allow("prune") {
                     tracing::warn!(suppressed, error = %Chain(&e), "pruning expired cache entries failed");
                 }

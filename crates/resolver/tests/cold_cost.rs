@@ -92,10 +92,7 @@ async fn a_domain_in_the_backing_store_is_read_once_for_a_hundred_lookups() {
         while let Some(l) = lookups.join_next().await {
             assert!(l.expect("task").policy().is_some(), "{name}");
         }
-        let reads = second
-            .stats()
-            .store_reads
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let reads = second.stats().store_reads.get();
         assert_eq!(reads, 1, "{name}: backing-store reads for one cold domain");
         assert_eq!(seen(&w), before, "{name}: nothing asked on the wire");
     }
