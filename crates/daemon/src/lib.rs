@@ -9,6 +9,7 @@ pub mod load;
 pub mod metrics;
 pub mod pmsr;
 pub mod postfix_version;
+pub mod reply_cache;
 pub mod report;
 pub mod server;
 pub mod values;

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -22,6 +21,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::codec::NetstringCodec;
 use crate::config::{Config, UnixSocket, Zone};
 use crate::postfix_version::PostfixVersion;
+use crate::reply_cache::{Basis, Class, ReplyCache};
 use crate::values::ListenAddr;
 
 /// Bytes read from a connection at a time.
@@ -184,6 +184,8 @@ pub struct Server<D, F> {
     /// Bumped on every reload, so connections re-read `config` only when it changed.
     config_generation: AtomicU64,
     counters: Counters,
+    /// Encoded replies of the hot set of domains.
+    replies: ReplyCache,
     /// One per open connection, at most `max_connections` (fixed at start).
     permits: Arc<tokio::sync::Semaphore>,
     max_connections: usize,
@@ -229,6 +231,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),
             counters: Counters::default(),
+            replies: ReplyCache::new(crate::reply_cache::CAPACITY),
             permits: Arc::new(tokio::sync::Semaphore::new(max_connections)),
             max_connections,
             throttle: mtasts_resolver::Throttle::default(),
@@ -278,6 +281,74 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         notes
     }
 
+    /// Appends the encoded reply to `request` if it can be given from memory alone (the hot
+    /// path: no await, no timer, no task; a kept rendering when nothing it was rendered from
+    /// changed); `false` when the answer needs a lookup.
+    fn answer_from_memory(
+        &self,
+        (generation, config): &(u64, Arc<Config>),
+        request: &[u8],
+        out: &mut BytesMut,
+    ) -> bool {
+        let started = std::time::Instant::now();
+        let (map, domain) = match parse_request(request) {
+            Ok(asked) => asked,
+            Err(reply) => {
+                self.counted(Class::of(&reply), started);
+                encode(&reply, out);
+                return true;
+            }
+        };
+        let zone = config.zone(map);
+        let dane = match (&self.dane, zone.dane) {
+            (Some(dane), true) => match dane.cached(&domain) {
+                Some(d) => Some(d),
+                None => return false,
+            },
+            _ => None,
+        };
+        let Some(lookup) = self.resolver.lookup_now(&domain) else {
+            return false;
+        };
+        let Some(state) = &lookup.state else {
+            return false;
+        };
+        let basis = Basis {
+            generation: *generation,
+            zone: &zone,
+            state,
+            dane: dane.as_ref(),
+            verdict: &lookup.verdict,
+        };
+        if let Some(class) = self.replies.copy_into(&domain, &basis, out) {
+            tracing::debug!(domain = %domain, "answered (kept reply)");
+            self.counted(class, started);
+            return true;
+        }
+        let finding = dane
+            .as_deref()
+            .map_or(DaneFinding::Off, DaneFinding::Decided);
+        let reply = self.decide(&domain, config, &zone, finding, sts_finding(&lookup));
+        let from = out.len();
+        encode(&reply, out);
+        let class = Class::of(&reply);
+        self.replies.keep(&domain, &basis, class, &out[from..]);
+        self.counted(class, started);
+        true
+    }
+
+    fn counted(&self, class: Class, started: std::time::Instant) {
+        self.counters.requests.inc();
+        match class {
+            Class::Ok => &self.counters.ok,
+            Class::NotFound => &self.counters.notfound,
+            Class::Temp => &self.counters.temp,
+            Class::Perm => &self.counters.perm,
+        }
+        .inc();
+        self.counters.latency.observe(started.elapsed());
+    }
+
     /// Answers one socketmap request payload.
     pub async fn answer(&self, request: &[u8]) -> Reply {
         self.answer_with(&self.config(), request).await
@@ -286,35 +357,17 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     /// [`Server::answer`] under `config` (a connection's snapshot).
     async fn answer_with(&self, config: &Config, request: &[u8]) -> Reply {
         let started = std::time::Instant::now();
-        self.counters.requests.inc();
         let reply = self.answer_inner(config, request).await;
-        let counter = match &reply {
-            Reply::Ok(_) => &self.counters.ok,
-            Reply::NotFound => &self.counters.notfound,
-            Reply::Temp(_) | Reply::Timeout(_) => &self.counters.temp,
-            Reply::Perm(_) => &self.counters.perm,
-        };
-        counter.inc();
-        self.counters.latency.observe(started.elapsed());
+        self.counted(Class::of(&reply), started);
         reply
     }
 
     async fn answer_inner(&self, config: &Config, request: &[u8]) -> Reply {
-        let Ok(text) = std::str::from_utf8(request) else {
-            return Reply::Perm("request is not UTF-8".into());
-        };
-        let Some((map, key)) = text.split_once(' ') else {
-            return Reply::Perm("request must be `<map name> <key>`".into());
+        let (map, domain) = match parse_request(request) {
+            Ok(asked) => asked,
+            Err(reply) => return reply,
         };
         let zone = &config.zone(map);
-        let domain = match policy_domain_from_key(key) {
-            Ok(d) => d,
-            Err(KeyRejection::Empty | KeyRejection::ParentProbe(_)) => return Reply::NotFound,
-            Err(e @ KeyRejection::NotADomain(..)) => {
-                tracing::debug!(key, reason = %e, "key names no policy domain");
-                return Reply::NotFound;
-            }
-        };
         // Hot path: everything known in memory, no timers, no tasks.
         let dane_now = match (&self.dane, zone.dane) {
             (Some(dane), true) => dane.cached(&domain).map(Some),
@@ -438,18 +491,28 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         let mut last_request = tokio::time::Instant::now();
         let idle_timer = tokio::time::sleep_until(last_request + idle);
         tokio::pin!(idle_timer);
+        // Made once: a new `changed()` per read would register with the channel every time.
+        let stop = shutdown.changed();
+        tokio::pin!(stop);
         loop {
             loop {
                 match codec.decode(&mut input) {
                     Ok(Some(request)) => {
                         last_request = tokio::time::Instant::now();
                         self.refresh_snapshot(&mut config);
-                        let answer = std::pin::pin!(self.answer_with(&config.1, &request));
-                        let Some(reply) = self.reply_soon(answer, &mut stream, &mut output).await
-                        else {
-                            return;
-                        };
-                        let _ = codec.encode(reply.payload().as_bytes(), &mut output);
+                        if !self.answer_from_memory(&config, &request, &mut output) {
+                            // A lookup: the replies already waiting go out first.
+                            if !output.is_empty() {
+                                if stream.write_all(&output).await.is_err()
+                                    || stream.flush().await.is_err()
+                                {
+                                    return;
+                                }
+                                output.clear();
+                            }
+                            let reply = self.answer_with(&config.1, &request).await;
+                            encode(&reply, &mut output);
+                        }
                         // Bounded: a batch of small requests can ask for large replies.
                         if output.len() >= MAX_BATCH_BYTES {
                             if stream.write_all(&output).await.is_err() {
@@ -494,33 +557,9 @@ impl<D: Dns, F: Fetch> Server<D, F> {
                     idle_timer.as_mut().reset(due);
                 }
                 // Whole requests already read were answered above; stop reading.
-                _ = shutdown.changed() => return,
+                _ = &mut stop => return,
             }
         }
-    }
-
-    /// Awaits `answer`; if it cannot complete at once (a lookup), the replies already waiting
-    /// are written first, so they do not wait for it. `None`: the connection failed.
-    async fn reply_soon<S, A>(
-        &self,
-        mut answer: std::pin::Pin<&mut A>,
-        stream: &mut S,
-        output: &mut BytesMut,
-    ) -> Option<Reply>
-    where
-        S: AsyncWrite + Unpin,
-        A: Future<Output = Reply>,
-    {
-        let first = std::future::poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await;
-        if let Poll::Ready(reply) = first {
-            return Some(reply);
-        }
-        if !output.is_empty() {
-            stream.write_all(output).await.ok()?;
-            stream.flush().await.ok()?;
-            output.clear();
-        }
-        Some(answer.await)
     }
 
     /// The configuration and its generation, for a connection to keep until a reload.
@@ -565,6 +604,40 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             }
         }
         self.resolver.flush().await;
+    }
+}
+
+/// The map name and policy domain of a request, or the reply when it names none.
+fn parse_request(request: &[u8]) -> Result<(&str, DomainName), Reply> {
+    let Ok(text) = std::str::from_utf8(request) else {
+        return Err(Reply::Perm("request is not UTF-8".into()));
+    };
+    let Some((map, key)) = text.split_once(' ') else {
+        return Err(Reply::Perm("request must be `<map name> <key>`".into()));
+    };
+    match policy_domain_from_key(key) {
+        Ok(d) => Ok((map, d)),
+        Err(KeyRejection::Empty | KeyRejection::ParentProbe(_)) => Err(Reply::NotFound),
+        Err(e @ KeyRejection::NotADomain(..)) => {
+            tracing::debug!(key, reason = %e, "key names no policy domain");
+            Err(Reply::NotFound)
+        }
+    }
+}
+
+/// Appends `reply` as one netstring.
+fn encode(reply: &Reply, out: &mut BytesMut) {
+    let _ = NetstringCodec::default().encode(reply.payload().as_bytes(), out);
+}
+
+impl Class {
+    fn of(reply: &Reply) -> Self {
+        match reply {
+            Reply::Ok(_) => Self::Ok,
+            Reply::NotFound => Self::NotFound,
+            Reply::Temp(_) | Reply::Timeout(_) => Self::Temp,
+            Reply::Perm(_) => Self::Perm,
+        }
     }
 }
 

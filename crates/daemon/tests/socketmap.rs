@@ -807,3 +807,28 @@ async fn pipelined_answers_from_memory_are_written_together_in_order_and_a_looku
     drop(client);
     conn.await.expect("connection task");
 }
+
+#[tokio::test]
+async fn kept_replies_follow_the_zone_and_a_reload() {
+    let w = world().await;
+    let d = start(&w).await;
+    let with_sni = "OK secure match=mx1.enforce.test:.mx.enforce.test servername=hostname";
+    let without = "OK secure match=mx1.enforce.test:.mx.enforce.test";
+    // Alternating zones on one domain, answered from memory after the first: each gets its own.
+    for _ in 0..3 {
+        assert_eq!(ask(d.tcp, "nodane", "enforce.test").await, with_sni);
+        assert_eq!(ask(d.tcp, "old", "enforce.test").await, without);
+    }
+    // A reload that changes the default zone changes the reply at once.
+    let mut new = (*d.server.config()).clone();
+    new.zones.insert(
+        "nodane".into(),
+        Zone {
+            dane: false,
+            require_sni: false,
+            ..Zone::default()
+        },
+    );
+    d.server.reload(new);
+    assert_eq!(ask(d.tcp, "nodane", "enforce.test").await, without);
+}

@@ -3,8 +3,7 @@
 //! with separate bounds, so a flood of lookups of names without MTA-STS can never evict a
 //! cached policy.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
@@ -27,11 +26,12 @@ struct Shard {
 }
 
 impl Shard {
-    fn get(&mut self, domain: &DomainName) -> Option<&Slot> {
-        if self.policies.contains(domain) {
-            return self.policies.get(domain);
+    /// One hash probe when the domain has a policy (the common hot case).
+    fn get_state(&mut self, domain: &DomainName) -> Option<Arc<DomainState>> {
+        if let Some(s) = self.policies.get(domain) {
+            return Some(s.state.clone());
         }
-        self.negatives.get(domain)
+        self.negatives.get(domain).map(|s| s.state.clone())
     }
 }
 
@@ -39,6 +39,8 @@ impl Shard {
 /// separately at most `negative_capacity` without one.
 pub struct MemoryStore {
     shards: Vec<Mutex<Shard>>,
+    /// Picks the shard (fast, seeded per process).
+    hasher: foldhash::fast::RandomState,
     capacity: usize,
     negative_capacity: usize,
 }
@@ -74,26 +76,21 @@ impl MemoryStore {
                     })
                 })
                 .collect(),
+            hasher: foldhash::fast::RandomState::default(),
             capacity,
             negative_capacity,
         }
     }
 
     fn shard(&self, domain: &DomainName) -> &Mutex<Shard> {
-        let mut h = DefaultHasher::new();
-        domain.hash(&mut h);
         // SHARDS is a small constant, so the modulo fits in usize.
-        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        let i = usize::try_from(self.hasher.hash_one(domain) % SHARDS as u64).unwrap_or(0);
         &self.shards[i]
     }
 
     /// The state of `domain` without going through the async interface (the hot path).
     pub fn get_now(&self, domain: &DomainName) -> Option<Arc<DomainState>> {
-        self.shard(domain)
-            .lock()
-            .ok()?
-            .get(domain)
-            .map(|s| s.state.clone())
+        self.shard(domain).lock().ok()?.get_state(domain)
     }
 
     /// Stores without going through the async interface.
