@@ -294,13 +294,15 @@ fn memory(policies: usize, label: Option<&str>) -> Result<()> {
         let policy = Policy::parse(&text)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .policy;
+        // Built as the resolver builds it: the TXT answer and the policy share one id.
+        let id: mtasts_core::cache::PolicyId = format!("{i:016}").into();
         let state = DomainState {
             policy: Some(CachedPolicy {
                 policy,
-                id: format!("{i:016}"),
+                id: id.clone(),
                 fetched_at: 1_800_000_000,
             }),
-            txt: Some((1_800_000_000, TxtLookup::Found(format!("{i:016}")))),
+            txt: Some((1_800_000_000, TxtLookup::Found(id))),
             failed_fetch: None,
         };
         store.put_now(

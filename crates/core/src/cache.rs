@@ -39,13 +39,17 @@ impl Default for CacheSettings {
     }
 }
 
+/// A TXT record's `id`, shared: a cached policy and the TXT answer it was fetched under hold
+/// the same allocation.
+pub type PolicyId = std::sync::Arc<str>;
+
 /// A policy as cached: the parsed policy, the id it was fetched under, and when (CACHE-01).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedPolicy {
     /// The policy.
     pub policy: Policy,
     /// The TXT `id` it was fetched under.
-    pub id: String,
+    pub id: PolicyId,
     /// Time of the last successful fetch of this policy.
     pub fetched_at: UnixTime,
 }
@@ -73,7 +77,7 @@ impl CachedPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxtLookup {
     /// Exactly one valid record, with this id.
-    Found(String),
+    Found(PolicyId),
     /// Authoritatively nothing usable (DNS-01, TXT-05, TXT-06).
     Absent(Absence),
     /// SERVFAIL, timeout, REFUSED, bogus DNSSEC (DNS-02, DNS-04); the text says which.
@@ -117,7 +121,7 @@ impl FetchFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedFetch {
     /// The id whose fetch failed.
-    pub id: String,
+    pub id: PolicyId,
     /// When.
     pub at: UnixTime,
     /// How, as a TLS-RPT result type.
@@ -145,7 +149,7 @@ impl DomainState {
     fn backed_off(&self, id: &str, now: UnixTime, settings: &CacheSettings) -> bool {
         self.failed_fetch
             .as_ref()
-            .is_some_and(|f| f.id == id && now < f.at.saturating_add(settings.fetch_backoff))
+            .is_some_and(|f| &*f.id == id && now < f.at.saturating_add(settings.fetch_backoff))
     }
 
     fn txt_fresh(&self, now: UnixTime, ttl: u64) -> Option<&TxtLookup> {
@@ -242,7 +246,7 @@ pub enum TxtPlan {
     /// caller answers before the fetch ends.
     Fetch {
         /// The id to fetch.
-        id: String,
+        id: PolicyId,
         /// What is in force until the fetch ends.
         meanwhile: Verdict,
     },
@@ -354,12 +358,17 @@ pub fn on_fetch(
     outcome: Result<Policy, FetchFailure>,
 ) -> (DomainState, Verdict) {
     let mut next = state.cloned().unwrap_or_default();
+    // The TXT answer that asked for this fetch holds the same id: share it.
+    let id: PolicyId = match &next.txt {
+        Some((_, TxtLookup::Found(seen))) if &**seen == id => seen.clone(),
+        _ => id.into(),
+    };
     match outcome {
         Ok(policy) => {
             // max_age 0 is stored already expired: it applies to this attempt only (CACHE-12).
             next.policy = Some(CachedPolicy {
                 policy,
-                id: id.to_string(),
+                id: id.clone(),
                 fetched_at: now,
             });
             next.failed_fetch = None;
@@ -367,7 +376,7 @@ pub fn on_fetch(
         }
         Err(failure) => {
             next.failed_fetch = Some(Box::new(FailedFetch {
-                id: id.to_string(),
+                id: id.clone(),
                 at: now,
                 failure,
             }));

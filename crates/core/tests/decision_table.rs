@@ -251,7 +251,7 @@ fn decision_codes_and_deadline_flags() {
     };
     let d = decide(DaneFinding::Off, lookup, Profile::default());
     assert_eq!((d.code(), d.hit_deadline()), ("testing", false));
-    assert_eq!(d.policy().map(|c| c.id.as_str()), Some("1"));
+    assert_eq!(d.policy().map(|c| c.id.as_ref()), Some("1"));
     let d = decide(DaneFinding::Pending, lookup, Profile::default());
     assert_eq!((d.code(), d.hit_deadline()), ("defer", true));
     let d = decide(DaneFinding::Off, StsFinding::Pending, Profile::default());

@@ -21,7 +21,7 @@ fn settings() -> CacheSettings {
 }
 
 fn found(id: &str) -> TxtLookup {
-    TxtLookup::Found(id.to_string())
+    TxtLookup::Found(id.into())
 }
 
 /// A state holding `policy` fetched under `id` at `at`, TXT checked at the same time.
@@ -90,7 +90,7 @@ fn cache_04_new_id_fetches_and_success_replaces() {
     assert_eq!(v, Verdict::Policy(Source::Fetched));
     let p = s.policy.as_ref().expect("cached");
     assert_eq!(
-        (p.id.as_str(), p.fetched_at, p.policy.mode),
+        (p.id.as_ref(), p.fetched_at, p.policy.mode),
         ("b", T0 + 101, Mode::Enforce)
     );
     assert_eq!(p.expires_at(), T0 + 101 + DAY);
@@ -255,12 +255,12 @@ fn fetch_09_back_off_same_id_five_minutes_new_id_at_once() {
     ));
     let (_, plan) = on_txt(Some(&s), T0 + 180, found("B"), &settings());
     assert!(
-        matches!(plan, TxtPlan::Fetch { id, .. } if id == "B"),
+        matches!(plan, TxtPlan::Fetch { id, .. } if &*id == "B"),
         "new id fetched at once"
     );
     let (_, plan) = on_txt(Some(&s), T0 + 300, found("A"), &settings());
     assert!(
-        matches!(plan, TxtPlan::Fetch { id, .. } if id == "A"),
+        matches!(plan, TxtPlan::Fetch { id, .. } if &*id == "A"),
         "same id after back-off"
     );
 }
@@ -291,7 +291,7 @@ fn sec_04_new_id_and_valid_policy_replace_long_lived_entry() {
     assert!(matches!(plan, TxtPlan::Fetch { .. }));
     let (s, _) = on_fetch(Some(&s), T0 + 65 * DAY, "fixed", Ok(policy("testing", DAY)));
     assert_eq!(
-        s.valid_policy(T0 + 65 * DAY).map(|p| p.id.as_str()),
+        s.valid_policy(T0 + 65 * DAY).map(|p| p.id.as_ref()),
         Some("fixed")
     );
 }
@@ -310,4 +310,14 @@ fn rpt_result_types_match_rfc8460() {
         FetchFailure::PolicyInvalid.result_type(),
         "sts-policy-invalid"
     );
+}
+
+#[test]
+fn a_fetched_policy_shares_its_id_with_the_txt_answer_that_asked_for_it() {
+    // Memory: one allocation for the id, however many places hold it.
+    let s = cached("shared-id", policy("enforce", DAY), T0);
+    let (Some(p), Some((_, TxtLookup::Found(txt_id)))) = (&s.policy, &s.txt) else {
+        panic!("{s:?}");
+    };
+    assert!(std::sync::Arc::ptr_eq(&p.id, txt_id));
 }

@@ -33,7 +33,7 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
     counter(
         "mtasts_requests_total",
         "Socketmap requests answered.",
-        &[("", load(&c.requests))],
+        &[("", c.requests())],
     );
     counter(
         "mtasts_answers_total",
@@ -141,7 +141,7 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         "mtasts_answer_seconds_sum {}",
         load(&h.sum_micros) as f64 / 1e6
     );
-    let _ = writeln!(out, "mtasts_answer_seconds_count {}", load(&h.count));
+    let _ = writeln!(out, "mtasts_answer_seconds_count {}", h.count());
     let _ = writeln!(
         out,
         "# HELP mtasts_cached_domains Domains in the memory tier.\n# TYPE mtasts_cached_domains gauge"

@@ -3,7 +3,8 @@
 //! reused only while all of those are the same. Rendering a `secure` reply allocates several
 //! strings; a hit copies one netstring into the connection's output instead.
 //!
-//! Bounded (LRU, sharded): it holds the hot set of domains, not every cached policy.
+//! Bounded (sharded, least recently rendered evicted first): it holds the hot set of domains,
+//! not every cached policy.
 
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
@@ -112,8 +113,9 @@ impl ReplyCache {
         basis: &Basis<'_>,
         out: &mut BytesMut,
     ) -> Option<Class> {
-        let mut shard = self.shard(domain).lock().ok()?;
-        let r = shard.get(domain).filter(|r| r.matches(basis))?;
+        let shard = self.shard(domain).lock().ok()?;
+        // `peek`: no reordering on a hit; the least recently rendered go first.
+        let r = shard.peek(domain).filter(|r| r.matches(basis))?;
         out.extend_from_slice(&r.encoded);
         Some(r.class)
     }

@@ -110,7 +110,7 @@ impl DecisionReport {
             Verdict::Defer(_) => "temporary-failure",
         };
         let policy = l.policy().map(|p| PolicyReport {
-            id: p.id.clone(),
+            id: p.id.to_string(),
             mode: p.policy.mode.to_string(),
             mx: p.policy.mx.iter().map(ToString::to_string).collect(),
             max_age: p.policy.max_age,

@@ -83,8 +83,6 @@ pub enum SocketError {
 /// Answer counters, by reply class.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Requests answered.
-    pub requests: Counter,
     /// `OK` answers.
     pub ok: Counter,
     /// `NOTFOUND` answers.
@@ -107,6 +105,16 @@ pub struct Counters {
     pub latency: LatencyHistogram,
 }
 
+impl Counters {
+    /// Requests answered (every answer has one class).
+    pub fn requests(&self) -> u64 {
+        [&self.ok, &self.notfound, &self.temp, &self.perm]
+            .iter()
+            .map(|c| c.get())
+            .sum()
+    }
+}
+
 /// Cumulative latency buckets (seconds): 0.0001, 0.001, 0.01, 0.1, 1, 10, +Inf.
 #[derive(Debug, Default)]
 pub struct LatencyHistogram {
@@ -114,8 +122,6 @@ pub struct LatencyHistogram {
     pub buckets: [Counter; 7],
     /// Sum of all latencies, in microseconds.
     pub sum_micros: Counter,
-    /// Number of answers observed.
-    pub count: Counter,
 }
 
 /// Upper bounds of [`LatencyHistogram`] buckets, in seconds.
@@ -131,7 +137,11 @@ impl LatencyHistogram {
         self.buckets[i].inc();
         self.sum_micros
             .add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        self.count.inc();
+    }
+
+    /// Answers observed.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(Counter::get).sum()
     }
 }
 
@@ -289,8 +299,8 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         (generation, config): &(u64, Arc<Config>),
         request: &[u8],
         out: &mut BytesMut,
+        started: std::time::Instant,
     ) -> bool {
-        let started = std::time::Instant::now();
         let (map, domain) = match parse_request(request) {
             Ok(asked) => asked,
             Err(reply) => {
@@ -338,7 +348,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     }
 
     fn counted(&self, class: Class, started: std::time::Instant) {
-        self.counters.requests.inc();
+        // Each class counter is bumped once per answer: their sum is the requests answered.
         match class {
             Class::Ok => &self.counters.ok,
             Class::NotFound => &self.counters.notfound,
@@ -498,9 +508,10 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             loop {
                 match codec.decode(&mut input) {
                     Ok(Some(request)) => {
-                        last_request = tokio::time::Instant::now();
+                        let received = std::time::Instant::now();
+                        last_request = tokio::time::Instant::from_std(received);
                         self.refresh_snapshot(&mut config);
-                        if !self.answer_from_memory(&config, &request, &mut output) {
+                        if !self.answer_from_memory(&config, &request, &mut output, received) {
                             // A lookup: the replies already waiting go out first.
                             if !output.is_empty() {
                                 if stream.write_all(&output).await.is_err()

@@ -415,7 +415,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         self.inner.stats.txt_queries.inc();
         match self.inner.dns.txt(&domain.mta_sts_txt_name()).await {
             Ok(TxtAnswer::Records(rrset)) => match select_record(&rrset) {
-                Ok(record) => TxtLookup::Found(record.id),
+                Ok(record) => TxtLookup::Found(record.id.into()),
                 Err(d) => TxtLookup::Absent(Absence::Discovery(d)),
             },
             Ok(TxtAnswer::NxDomain) => TxtLookup::Absent(Absence::NxDomain),

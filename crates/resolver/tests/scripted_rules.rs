@@ -120,7 +120,7 @@ async fn cache_04_new_id_is_fetched_in_the_background_and_replaces_the_policy() 
     s.clock.advance(61);
     let l = s.resolver.lookup(&domain).await;
     assert_eq!(
-        l.policy().map(|p| (p.id.as_str(), p.policy.mode)),
+        l.policy().map(|p| (p.id.as_ref(), p.policy.mode)),
         Some(("1", Mode::Testing)),
         "answered from the cache while the new id is fetched"
     );
@@ -129,7 +129,7 @@ async fn cache_04_new_id_is_fetched_in_the_background_and_replaces_the_policy() 
     let mut mode = None;
     for _ in 0..1000 {
         let l = s.resolver.lookup(&domain).await;
-        if l.policy().map(|p| p.id.as_str()) == Some("2") {
+        if l.policy().map(|p| p.id.as_ref()) == Some("2") {
             mode = l.policy().map(|p| p.policy.mode);
             break;
         }

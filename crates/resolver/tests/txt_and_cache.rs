@@ -50,7 +50,7 @@ async fn txt_02_cname_at_mta_sts_is_followed() {
     let l = resolver(&w, None, &clock, settings())
         .lookup(&d("user.test"))
         .await;
-    assert_eq!(l.policy().map(|p| p.id.as_str()), Some("9"));
+    assert_eq!(l.policy().map(|p| p.id.as_ref()), Some("9"));
     assert_eq!(
         w.policy_requests("user.test")[0].tls.sni.as_deref(),
         Some("mta-sts.user.test"),
@@ -75,7 +75,7 @@ async fn txt_03_split_strings_are_joined() {
         .lookup_traced(&d("split.test"))
         .await;
     assert_eq!(
-        l.policy().map(|p| p.id.as_str()),
+        l.policy().map(|p| p.id.as_ref()),
         Some("abcd"),
         "{:?}",
         l.steps
@@ -198,7 +198,7 @@ async fn dns_truncated_udp_answer_is_retried_over_tcp() {
     let l = resolver(&w, None, &clock, settings())
         .lookup(&d("tc.test"))
         .await;
-    assert_eq!(l.policy().map(|p| p.id.as_str()), Some("tcp1"));
+    assert_eq!(l.policy().map(|p| p.id.as_ref()), Some("tcp1"));
 }
 
 #[tokio::test]
@@ -274,7 +274,7 @@ async fn cache_04_new_id_refetches_and_replaces_each_backend() {
         clock.advance(61);
         let l = r.lookup(&d("new.test")).await;
         assert_eq!(
-            l.policy().map(|p| p.id.as_str()),
+            l.policy().map(|p| p.id.as_ref()),
             Some("1"),
             "{name}: answered at once from cache"
         );
@@ -282,7 +282,7 @@ async fn cache_04_new_id_refetches_and_replaces_each_backend() {
         let mut latest = None;
         for _ in 0..50 {
             let l = r.lookup(&d("new.test")).await;
-            if l.policy().map(|p| p.id.as_str()) == Some("2") {
+            if l.policy().map(|p| p.id.as_ref()) == Some("2") {
                 latest = Some(l);
                 break;
             }
@@ -332,7 +332,7 @@ async fn cache_05_failed_refetch_keeps_the_valid_policy_each_backend() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let l = r.lookup(&d("keep.test")).await;
             assert_eq!(
-                l.policy().map(|p| (p.id.as_str(), p.policy.mode)),
+                l.policy().map(|p| (p.id.as_ref(), p.policy.mode)),
                 Some(("1", Mode::Enforce)),
                 "{name} case {i}"
             );

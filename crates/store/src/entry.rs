@@ -2,7 +2,7 @@
 //! stored entry re-parses through the same RFC parser as a fetched one.
 
 use mtasts_core::cache::{
-    Absence, CachedPolicy, DomainState, FailedFetch, FetchFailure, TxtLookup,
+    Absence, CachedPolicy, DomainState, FailedFetch, FetchFailure, PolicyId, TxtLookup,
 };
 use mtasts_core::{Discovery, Policy, UnixTime};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ struct Entry {
 #[derive(Debug, Serialize, Deserialize)]
 struct PolicyEntry {
     text: String,
-    id: String,
+    id: PolicyId,
     fetched_at: UnixTime,
 }
 
@@ -37,7 +37,7 @@ struct TxtEntry {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 enum TxtKind {
-    Found { id: String },
+    Found { id: PolicyId },
     NxDomain,
     NoData,
     NoRecord,
@@ -47,7 +47,7 @@ enum TxtKind {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct FailedEntry {
-    id: String,
+    id: PolicyId,
     at: UnixTime,
     failure: String,
 }
@@ -110,7 +110,11 @@ pub fn decode(text: &str) -> Result<DomainState, StoreError> {
     };
     let txt = entry.txt.map(|t| {
         let lookup = match t.kind {
-            TxtKind::Found { id } => TxtLookup::Found(id),
+            // The same id as the policy's: shared, as when it was fetched.
+            TxtKind::Found { id } => TxtLookup::Found(match &policy {
+                Some(p) if p.id == id => p.id.clone(),
+                _ => id,
+            }),
             TxtKind::NxDomain => TxtLookup::Absent(Absence::NxDomain),
             TxtKind::NoData => TxtLookup::Absent(Absence::NoData),
             TxtKind::NoRecord => TxtLookup::Absent(Absence::Discovery(Discovery::NoRecord)),

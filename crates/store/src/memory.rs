@@ -1,8 +1,10 @@
 //! Bounded in-memory store: sharded LRU maps, so concurrent lookups rarely share a lock.
 //! Domains with a policy and domains without one (negative results) live in separate LRUs
 //! with separate bounds, so a flood of lookups of names without MTA-STS can never evict a
-//! cached policy.
+//! cached policy. Each shard keeps a due-time index of its policies, so the refresher finds
+//! what is due without walking every entry under the shard's lock.
 
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -19,13 +21,46 @@ struct Slot {
     refresh_at: Option<UnixTime>,
 }
 
-/// One shard: the two tiers.
+/// Keys are shared with the due index (one allocation per domain name).
+type Key = Arc<DomainName>;
+
+/// One shard: the two tiers, and when each policy is due for refresh.
 struct Shard {
-    policies: LruCache<DomainName, Slot>,
-    negatives: LruCache<DomainName, Slot>,
+    policies: LruCache<Key, Slot>,
+    negatives: LruCache<Key, Slot>,
+    due: BTreeSet<(UnixTime, Key)>,
 }
 
 impl Shard {
+    /// Removes `domain` from both tiers and the index; its key, for reuse.
+    fn remove(&mut self, domain: &DomainName) -> Option<Key> {
+        if let Some((key, slot)) = self.policies.pop_entry(domain) {
+            self.unindex(&key, &slot);
+            return Some(key);
+        }
+        self.negatives.pop_entry(domain).map(|(key, _)| key)
+    }
+
+    fn unindex(&mut self, key: &Key, slot: &Slot) {
+        if let Some(at) = slot.refresh_at {
+            self.due.remove(&(at, key.clone()));
+        }
+    }
+
+    fn insert(&mut self, key: Key, slot: Slot) {
+        if slot.state.policy.is_some() {
+            if let Some(at) = slot.refresh_at {
+                self.due.insert((at, key.clone()));
+            }
+            // At the bound, the least recently used policy goes, and leaves the index.
+            if let Some((evicted, old)) = self.policies.push(key, slot) {
+                self.unindex(&evicted, &old);
+            }
+        } else {
+            self.negatives.push(key, slot);
+        }
+    }
+
     /// One hash probe when the domain has a policy (the common hot case).
     fn get_state(&mut self, domain: &DomainName) -> Option<Arc<DomainState>> {
         if let Some(s) = self.policies.get(domain) {
@@ -73,6 +108,7 @@ impl MemoryStore {
                     Mutex::new(Shard {
                         policies: LruCache::new(per_shard(capacity)),
                         negatives: LruCache::new(per_shard(negative_capacity)),
+                        due: BTreeSet::new(),
                     })
                 })
                 .collect(),
@@ -96,18 +132,14 @@ impl MemoryStore {
     /// Stores without going through the async interface.
     pub fn put_now(&self, domain: &DomainName, state: Arc<DomainState>, meta: EntryMeta) {
         if let Ok(mut shard) = self.shard(domain).lock() {
-            let has_policy = state.policy.is_some();
+            let key = shard
+                .remove(domain)
+                .unwrap_or_else(|| Arc::new(domain.clone()));
             let slot = Slot {
                 state,
                 refresh_at: meta.refresh_at,
             };
-            if has_policy {
-                shard.negatives.pop(domain);
-                shard.policies.put(domain.clone(), slot);
-            } else {
-                shard.policies.pop(domain);
-                shard.negatives.put(domain.clone(), slot);
-            }
+            shard.insert(key, slot);
         }
     }
 
@@ -155,18 +187,26 @@ impl Store for MemoryStore {
     }
 
     async fn due(&self, now: UnixTime, limit: usize) -> Result<Vec<DomainName>, StoreError> {
-        let mut due: Vec<(UnixTime, DomainName)> = Vec::new();
+        let mut due: Vec<(UnixTime, Key)> = Vec::new();
         for shard in &self.shards {
             if let Ok(shard) = shard.lock() {
-                due.extend(shard.policies.iter().filter_map(|(d, s)| {
-                    s.refresh_at
-                        .filter(|&at| at <= now)
-                        .map(|at| (at, d.clone()))
-                }));
+                // Only the due entries are visited, each shard's earliest first.
+                due.extend(
+                    shard
+                        .due
+                        .iter()
+                        .take_while(|(at, _)| *at <= now)
+                        .take(limit)
+                        .cloned(),
+                );
             }
         }
         due.sort();
-        Ok(due.into_iter().take(limit).map(|(_, d)| d).collect())
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|(_, d)| DomainName::clone(&d))
+            .collect())
     }
 }
 
@@ -214,6 +254,73 @@ mod tests {
         // Each tier keeps its own bound (per shard, rounded up).
         assert!(m.negatives_len() <= 1_600 + SHARDS, "{}", m.negatives_len());
         assert!(m.negatives_len() >= 1_000, "{}", m.negatives_len());
+    }
+
+    fn meta(refresh_at: Option<UnixTime>) -> EntryMeta {
+        EntryMeta {
+            refresh_at,
+            ..EntryMeta::default()
+        }
+    }
+
+    fn due_now(m: &MemoryStore, now: UnixTime, limit: usize) -> Vec<DomainName> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(m.due(now, limit))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_due_index_follows_updates_tier_moves_and_evictions() {
+        // Small, so evictions happen; every change below is checked against a plain scan.
+        let m = MemoryStore::new(64);
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for _ in 0..5_000 {
+            let d = name(usize::try_from(next() % 300).unwrap_or(0), "d");
+            match next() % 4 {
+                0 => m.put_now(&d, Arc::new(DomainState::default()), meta(None)),
+                1 => m.put_now(&d, with_policy(), meta(None)),
+                _ => m.put_now(&d, with_policy(), meta(Some(next() % 1_000))),
+            }
+        }
+        let mut expected: Vec<(UnixTime, DomainName)> = Vec::new();
+        for shard in &m.shards {
+            let shard = shard.lock().unwrap_or_else(|e| panic!("{e}"));
+            expected.extend(
+                shard
+                    .policies
+                    .iter()
+                    .filter_map(|(k, s)| s.refresh_at.map(|at| (at, DomainName::clone(k)))),
+            );
+            let indexed = shard.due.len();
+            let with_time = shard
+                .policies
+                .iter()
+                .filter(|(_, s)| s.refresh_at.is_some())
+                .count();
+            assert_eq!(
+                indexed, with_time,
+                "index holds exactly the held policies with a time"
+            );
+        }
+        expected.sort();
+        for now in [0, 250, 500, 999, 5_000] {
+            let want: Vec<DomainName> = expected
+                .iter()
+                .filter(|(at, _)| *at <= now)
+                .map(|(_, d)| d.clone())
+                .collect();
+            assert_eq!(due_now(&m, now, usize::MAX), want, "due at {now}");
+            let first: Vec<DomainName> = want.iter().take(5).cloned().collect();
+            assert_eq!(due_now(&m, now, 5), first, "the earliest first, limited");
+        }
     }
 
     #[test]

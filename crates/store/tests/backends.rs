@@ -23,10 +23,10 @@ fn state(id: &str, mode: &str) -> Arc<DomainState> {
     Arc::new(DomainState {
         policy: Some(CachedPolicy {
             policy: Policy::parse(&text).expect("policy").policy,
-            id: id.to_string(),
+            id: id.into(),
             fetched_at: NOW,
         }),
-        txt: Some((NOW + 5, TxtLookup::Found(id.to_string()))),
+        txt: Some((NOW + 5, TxtLookup::Found(id.into()))),
         failed_fetch: Some(Box::new(FailedFetch {
             id: "next".into(),
             at: NOW + 7,
@@ -201,7 +201,7 @@ async fn put_replaces_and_due_lists_earliest_first() {
         );
         let b = s.get(&d("b.example")).await.expect("get").expect("present");
         assert_eq!(
-            b.policy.as_ref().map(|p| p.id.as_str()),
+            b.policy.as_ref().map(|p| p.id.as_ref()),
             Some("2"),
             "{}",
             s.kind()

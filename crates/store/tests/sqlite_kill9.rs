@@ -18,10 +18,10 @@ fn state(i: u64) -> Arc<DomainState> {
     Arc::new(DomainState {
         policy: Some(CachedPolicy {
             policy: Policy::parse(&text).expect("policy").policy,
-            id: format!("id{i}"),
+            id: format!("id{i}").into(),
             fetched_at: i,
         }),
-        txt: Some((i, TxtLookup::Found(format!("id{i}")))),
+        txt: Some((i, TxtLookup::Found(format!("id{i}").into()))),
         failed_fetch: None,
     })
 }
