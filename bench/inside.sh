@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside the lab namespace (see run.sh): starts the three systems, then each scenario.
 set -euo pipefail
-: "${MTASTS:?}" "${BENCH:?}" "${PMSR:?}" "${OUT:?}" "${MTASTS_LAB_CA:?}" "${MTASTS_LAB_NAME:?}"
+: "${MTASTS:?}" "${BENCH:?}" "${PMSR:?}" "${CHECKDMARC:?}" "${OUT:?}" "${MTASTS_LAB_CA:?}" "${MTASTS_LAB_NAME:?}"
 WORK=$(mktemp -d /tmp/mtasts-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -45,6 +45,31 @@ for sys in mtasts:8461 pmsr:8462 echo:8463; do
     row --target "127.0.0.1:${sys#*:}" --system "${sys%%:*}" --scenario "cached, 16 conn, pipelined x8" \
         --prefix hot --domains "$HOT" --conns 16 --pipeline 8 --seconds "$SECONDS_PER"
 done
+
+# A domain survey: `mtasts scan` and checkdmarc (PyPI) over the same SCAN lab domains, wall
+# time, no SMTP probes (checkdmarc also checks SPF, DMARC, BIMI and NS: more lookups per domain,
+# one domain at a time; mtasts scan checks 16 at once). No added latency yet.
+seq 0 $((${SCAN:-1000} - 1)) | sed 's/^/hot/; s/$/.test/' > "$WORK/scan.txt"
+scan_row() {
+    local system=$1; shift
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" > "$WORK/scan-$system.out" 2> "$WORK/scan-$system.err" || { echo "$system scan failed:" >&2; tail -5 "$WORK/scan-$system.err" >&2; return 1; }
+    t1=$(date +%s.%N)
+    python3 - "$system" "$t0" "$t1" "${SCAN:-1000}" >> "$OUT/results.jsonl" <<'PY'
+import json, sys
+system, t0, t1, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+secs = t1 - t0
+print(json.dumps({"system": system, "scenario": f"scan {n} domains (no SMTP)", "value": n / secs,
+                  "unit": "domains/s", "detail": {"seconds": f"{secs:.2f}", "domains": str(n)}}))
+PY
+    tail -n 1 "$OUT/results.jsonl" >&2
+}
+scan_row mtasts "$MTASTS" scan --nameserver 127.0.0.1:53 --ca-file "$MTASTS_LAB_CA" --no-smtp --format jsonl "$WORK/scan.txt"
+grep -q '"mode":"enforce"' "$WORK/scan-mtasts.out" || { echo "mtasts scan found no policies" >&2; exit 1; }
+REQUESTS_CA_BUNDLE="$MTASTS_LAB_CA" SSL_CERT_FILE="$MTASTS_LAB_CA" \
+    scan_row checkdmarc "$CHECKDMARC" -n 127.0.0.1 --skip-tls -f json "$WORK/scan.txt"
+grep -q '"mode": "enforce"' "$WORK/scan-checkdmarc.out" || { echo "checkdmarc found no policies" >&2; exit 1; }
 
 # Cold lookups: distinct domains, each needing TXT + HTTPS (with added latency), 64 connections.
 "$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" latency "${DELAY_MS:-20}" >/dev/null

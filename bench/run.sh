@@ -13,9 +13,9 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 
 if [ $SMOKE = 1 ]; then
-    export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16"
+    export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16" SCAN=20
 else
-    export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64"
+    export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64" SCAN=1000
 fi
 
 echo "== building (release)"
@@ -23,12 +23,12 @@ cargo build --release -q -p mtasts -p mtasts-bench
 export MTASTS=$ROOT/target/release/mtasts BENCH=$ROOT/target/release/mtasts-bench
 
 VENV=$ROOT/target/bench-venv
-if [ ! -x "$VENV/bin/mta-sts-daemon" ]; then
-    echo "== installing postfix-mta-sts-resolver 1.5.1 into $VENV"
+if [ ! -x "$VENV/bin/mta-sts-daemon" ] || [ ! -x "$VENV/bin/checkdmarc" ]; then
+    echo "== installing postfix-mta-sts-resolver 1.5.1 and checkdmarc 5.8.8 into $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q "postfix-mta-sts-resolver==1.5.1"
+    "$VENV/bin/pip" install -q "postfix-mta-sts-resolver==1.5.1" "checkdmarc==5.8.8"
 fi
-export PMSR=$VENV/bin/mta-sts-daemon
+export PMSR=$VENV/bin/mta-sts-daemon CHECKDMARC=$VENV/bin/checkdmarc
 
 OUT=$ROOT/target/bench
 mkdir -p "$OUT"
@@ -41,6 +41,8 @@ echo "== lab up with $((HOT + COLD + 1)) domains; running the scenarios inside i
 
 echo "== memory: $MEMORY cached policies"
 "$BENCH" memory --policies "$MEMORY" >> "$OUT/results.jsonl"
+echo "== memory-tier lookups beside a refresh sweep: $MEMORY cached policies"
+"$BENCH" sweep --policies "$MEMORY" --seconds "$SECONDS_PER" >> "$OUT/results.jsonl"
 
 {
     echo "# Benchmarks"

@@ -187,24 +187,49 @@ impl Store for MemoryStore {
     }
 
     async fn due(&self, now: UnixTime, limit: usize) -> Result<Vec<DomainName>, StoreError> {
+        // Each shard gives its earliest due entries up to an equal share, then shards with more
+        // fill what others left: no lock is held for more than a share's worth of entries.
+        let share = limit.div_ceil(SHARDS).max(1);
         let mut due: Vec<(UnixTime, Key)> = Vec::new();
-        for shard in &self.shards {
+        let mut taken = [0usize; SHARDS];
+        for (i, shard) in self.shards.iter().enumerate() {
             if let Ok(shard) = shard.lock() {
-                // Only the due entries are visited, each shard's earliest first.
+                let before = due.len();
                 due.extend(
                     shard
                         .due
                         .iter()
                         .take_while(|(at, _)| *at <= now)
-                        .take(limit)
+                        .take(share)
+                        .cloned(),
+                );
+                taken[i] = due.len() - before;
+            }
+        }
+        for (i, shard) in self.shards.iter().enumerate() {
+            let room = limit.saturating_sub(due.len());
+            if room == 0 {
+                break;
+            }
+            if taken[i] < share {
+                continue;
+            }
+            if let Ok(shard) = shard.lock() {
+                due.extend(
+                    shard
+                        .due
+                        .iter()
+                        .take_while(|(at, _)| *at <= now)
+                        .skip(taken[i])
+                        .take(room)
                         .cloned(),
                 );
             }
         }
         due.sort();
+        due.truncate(limit);
         Ok(due
             .into_iter()
-            .take(limit)
             .map(|(_, d)| DomainName::clone(&d))
             .collect())
     }
@@ -318,8 +343,13 @@ mod tests {
                 .map(|(_, d)| d.clone())
                 .collect();
             assert_eq!(due_now(&m, now, usize::MAX), want, "due at {now}");
-            let first: Vec<DomainName> = want.iter().take(5).cloned().collect();
-            assert_eq!(due_now(&m, now, 5), first, "the earliest first, limited");
+            for limit in [1, 5, 17, 40] {
+                let some = due_now(&m, now, limit);
+                assert_eq!(some.len(), want.len().min(limit), "at {now}, limit {limit}");
+                let unique: std::collections::HashSet<&DomainName> = some.iter().collect();
+                assert_eq!(unique.len(), some.len(), "no domain twice");
+                assert!(some.iter().all(|d| want.contains(d)), "only due ones");
+            }
         }
     }
 
