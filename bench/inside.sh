@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside the lab namespace (see run.sh): starts the three systems, then each scenario.
 set -euo pipefail
-: "${MTASTS:?}" "${BENCH:?}" "${PMSR:?}" "${CHECKDMARC:?}" "${OUT:?}" "${MTASTS_LAB_CA:?}" "${MTASTS_LAB_NAME:?}"
+: "${MTASTS:?}" "${BENCH:?}" "${PMSR:?}" "${CHECKDMARC:?}" "${OUT:?}" "${RESULTS_FILE:?}" "${MTASTS_LAB_CA:?}" "${MTASTS_LAB_NAME:?}"
 WORK=$(mktemp -d /tmp/mtasts-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -28,7 +28,7 @@ PIDS+=($!)
 PIDS+=($!)
 wait_port 8461; wait_port 8462; wait_port 8463
 
-row() { "$BENCH" load "$@" >> "$OUT/results.jsonl"; tail -n 1 "$OUT/results.jsonl" >&2; }
+row() { "$BENCH" load "$@" >> "$RESULTS_FILE"; tail -n 1 "$RESULTS_FILE" >&2; }
 
 # Warm both caches with the hot set (each domain once), then check they answer OK.
 for sys in 8461 8462; do
@@ -56,14 +56,14 @@ scan_row() {
     t0=$(date +%s.%N)
     "$@" > "$WORK/scan-$system.out" 2> "$WORK/scan-$system.err" || { echo "$system scan failed:" >&2; tail -5 "$WORK/scan-$system.err" >&2; return 1; }
     t1=$(date +%s.%N)
-    python3 - "$system" "$t0" "$t1" "${SCAN:-1000}" >> "$OUT/results.jsonl" <<'PY'
+    python3 - "$system" "$t0" "$t1" "${SCAN:-1000}" >> "$RESULTS_FILE" <<'PY'
 import json, sys
 system, t0, t1, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 secs = t1 - t0
 print(json.dumps({"system": system, "scenario": f"scan {n} domains (no SMTP)", "value": n / secs,
                   "unit": "domains/s", "detail": {"seconds": f"{secs:.2f}", "domains": str(n)}}))
 PY
-    tail -n 1 "$OUT/results.jsonl" >&2
+    tail -n 1 "$RESULTS_FILE" >&2
 }
 scan_row mtasts "$MTASTS" scan --nameserver 127.0.0.1:53 --ca-file "$MTASTS_LAB_CA" --no-smtp --format jsonl "$WORK/scan.txt"
 grep -q '"mode":"enforce"' "$WORK/scan-mtasts.out" || { echo "mtasts scan found no policies" >&2; exit 1; }
@@ -82,5 +82,5 @@ done
 # One hot cold domain: HOTCOLD simultaneous lookups of one uncached domain.
 row --target 127.0.0.1:8461 --system mtasts --scenario "one cold domain x$HOTCOLD at once" --prefix hotcold --domains 1 --conns "$HOTCOLD" --requests "$HOTCOLD" --seconds 60
 counts=$("$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" count hotcold0.test)
-echo "{\"system\":\"mtasts\",\"scenario\":\"one cold domain: lab saw\",\"value\":$(sed -E 's/.*policy_fetches=([0-9]+).*/\1/' <<<"$counts"),\"unit\":\"fetches\",\"detail\":{\"lab\":\"${counts#ok: }\"}}" >> "$OUT/results.jsonl"
-tail -n 1 "$OUT/results.jsonl" >&2
+echo "{\"system\":\"mtasts\",\"scenario\":\"one cold domain: lab saw\",\"value\":$(sed -E 's/.*policy_fetches=([0-9]+).*/\1/' <<<"$counts"),\"unit\":\"fetches\",\"detail\":{\"lab\":\"${counts#ok: }\"}}" >> "$RESULTS_FILE"
+tail -n 1 "$RESULTS_FILE" >&2

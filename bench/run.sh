@@ -4,8 +4,9 @@
 # inside the lab's network namespace. Needs root (namespace), python3 with venv, and PyPI for
 # the one-time install of postfix-mta-sts-resolver into target/bench-venv.
 #
-#   bench/run.sh            full run (well under 10 minutes), writes docs/benchmarks.md
-#   bench/run.sh --smoke    tiny counts, for CI; writes target/bench/benchmarks-smoke.md
+#   bench/run.sh            three full runs (about 25 minutes); docs/benchmarks.md gets the
+#                           median of each figure and its spread
+#   bench/run.sh --smoke    one run, tiny counts, for CI; writes target/bench/benchmarks-smoke.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -13,9 +14,9 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 
 if [ $SMOKE = 1 ]; then
-    export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16" SCAN=20
+    export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16" SCAN=20 RUNS=1
 else
-    export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64" SCAN=1000
+    export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64" SCAN=1000 RUNS=${RUNS:-3}
 fi
 
 echo "== building (release)"
@@ -33,28 +34,32 @@ export PMSR=$VENV/bin/mta-sts-daemon CHECKDMARC=$VENV/bin/checkdmarc
 OUT=$ROOT/target/bench
 mkdir -p "$OUT"
 "$BENCH" catalog --hot "$HOT" --cold "$COLD" --delay-ms "$DELAY_MS" > "$OUT/catalog.toml"
-: > "$OUT/results.jsonl"
 export OUT
-
-echo "== lab up with $((HOT + COLD + 1)) domains; running the scenarios inside it"
-"$MTASTS" lab run --name mtasts-bench --catalog "$OUT/catalog.toml" -- bash "$ROOT/bench/inside.sh"
-
-echo "== memory: $MEMORY cached policies"
-"$BENCH" memory --policies "$MEMORY" >> "$OUT/results.jsonl"
-echo "== memory-tier lookups beside a refresh sweep: $MEMORY cached policies"
-"$BENCH" sweep --policies "$MEMORY" --seconds "$SECONDS_PER" >> "$OUT/results.jsonl"
+RESULTS=()
+for run in $(seq 1 "$RUNS"); do
+    # Each run starts a fresh lab and fresh daemons: nothing cached carries over.
+    export RESULTS_FILE=$OUT/results-$run.jsonl
+    : > "$RESULTS_FILE"
+    RESULTS+=("$RESULTS_FILE")
+    echo "== run $run of $RUNS: lab up with $((HOT + COLD + 1)) domains; the scenarios inside it"
+    "$MTASTS" lab run --name mtasts-bench --catalog "$OUT/catalog.toml" -- bash "$ROOT/bench/inside.sh"
+    echo "== run $run of $RUNS: memory: $MEMORY cached policies"
+    "$BENCH" memory --policies "$MEMORY" >> "$RESULTS_FILE"
+    echo "== run $run of $RUNS: memory-tier lookups beside a refresh sweep: $MEMORY cached policies"
+    "$BENCH" sweep --policies "$MEMORY" --seconds "$SECONDS_PER" >> "$RESULTS_FILE"
+done
 
 {
     echo "# Benchmarks"
     echo
     echo "Run on $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB,"
     echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)."
-    echo "Command: \`bench/run.sh$([ $SMOKE = 1 ] && echo ' --smoke')\` (counts: hot set $HOT, cold $COLD domains,"
-    echo "${SECONDS_PER}s per load point, ${DELAY_MS} ms added to each cold policy response)."
+    echo "Command: \`bench/run.sh$([ $SMOKE = 1 ] && echo ' --smoke')\` ($RUNS run(s); counts: hot set $HOT, cold $COLD domains,"
+    echo "${SECONDS_PER}s per load point, ${DELAY_MS} ms added to each cold policy response, scan of $SCAN domains)."
     echo
 } > "$OUT/header.md"
 TABLE=$OUT/table.md
-"$BENCH" table "$OUT/results.jsonl" --header "$OUT/header.md" > "$TABLE"
+"$BENCH" table "${RESULTS[@]}" --header "$OUT/header.md" > "$TABLE"
 if [ $SMOKE = 0 ]; then
     echo "== core micro-benchmarks (criterion)"
     {

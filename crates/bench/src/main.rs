@@ -67,7 +67,9 @@ enum Cmd {
     },
     /// Markdown table from result lines (JSON, one per line).
     Table {
-        results: PathBuf,
+        /// One JSON-lines file per run.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
         /// Text placed above the table (machine, command).
         #[arg(long)]
         header: Option<PathBuf>,
@@ -110,7 +112,7 @@ struct LoadArgs {
 }
 
 /// One result row.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
     system: String,
     scenario: String,
@@ -495,31 +497,87 @@ fn catalog(hot: usize, cold: usize, delay_ms: u64) {
     );
 }
 
-fn table(results: &std::path::Path, header: Option<&std::path::Path>) -> Result<()> {
-    let text = std::fs::read_to_string(results).with_context(|| results.display().to_string())?;
-    let rows: Vec<Row> = text
-        .lines()
-        .filter(|l| l.trim_start().starts_with('{'))
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .context("result lines")?;
+/// The median of `v` (the mean of the middle two for an even count); `None` if empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// One table from one results file per run: each figure is the median over the runs, with
+/// the spread (lowest–highest) beside it; ratios are taken within each run, then the median.
+fn table(results: &[PathBuf], header: Option<&std::path::Path>) -> Result<()> {
+    let mut runs: Vec<Vec<Row>> = Vec::new();
+    for path in results {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        let rows: Vec<Row> = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("result lines of {}", path.display()))?;
+        runs.push(rows);
+    }
     if let Some(h) = header {
         print!(
             "{}",
             std::fs::read_to_string(h).with_context(|| h.display().to_string())?
         );
     }
-    println!("| system | scenario | figure | p50 | p99 | × mtasts | × echo limit | details |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let find = |system: &str, scenario: &str| {
-        rows.iter()
+    println!(
+        "| system | scenario | figure (median of {}) | spread | p50 | p99 | × mtasts | × echo limit | details (median run) |",
+        runs.len()
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let find = |run: &[Row], system: &str, scenario: &str| {
+        run.iter()
             .find(|r| r.system == system && r.scenario == scenario)
             .map(|r| r.value)
     };
-    for r in &rows {
-        let ratio = |base: Option<f64>| match base {
-            Some(b) if b > 0.0 => format!("{:.2}", r.value / b),
-            _ => "–".into(),
+    let mut seen = std::collections::HashSet::new();
+    let first = runs.first().cloned().unwrap_or_default();
+    for r in first.iter().chain(runs.iter().skip(1).flatten()) {
+        if !seen.insert((r.system.clone(), r.scenario.clone())) {
+            continue;
+        }
+        let same: Vec<(usize, &Row)> = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, run)| {
+                run.iter()
+                    .find(|x| x.system == r.system && x.scenario == r.scenario)
+                    .map(|x| (i, x))
+            })
+            .collect();
+        let values: Vec<f64> = same.iter().map(|(_, x)| x.value).collect();
+        let Some(value) = median(values.clone()) else {
+            continue;
+        };
+        let (lo, hi) = values
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        let spread = if same.len() < 2 {
+            "–".to_string()
+        } else {
+            format!(
+                "{lo:.0}–{hi:.0} (±{:.0}%)",
+                (hi - lo) / 2.0 / value.max(f64::MIN_POSITIVE) * 100.0
+            )
+        };
+        let ratio = |base: &str| {
+            let ratios: Vec<f64> = same
+                .iter()
+                .filter_map(|(i, x)| {
+                    find(&runs[*i], base, &r.scenario)
+                        .filter(|b| *b > 0.0)
+                        .map(|b| x.value / b)
+                })
+                .collect();
+            median(ratios).map_or("–".into(), |m| format!("{m:.2}"))
         };
         let us = |v: Option<f64>| {
             v.map_or("–".into(), |v| {
@@ -532,17 +590,37 @@ fn table(results: &std::path::Path, header: Option<&std::path::Path>) -> Result<
                 }
             })
         };
-        let detail: Vec<String> = r.detail.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let p50 = median(same.iter().filter_map(|(_, x)| x.p50_us).collect());
+        let p99 = median(same.iter().filter_map(|(_, x)| x.p99_us).collect());
+        let median_run = same
+            .iter()
+            .min_by(|a, b| {
+                (a.1.value - value)
+                    .abs()
+                    .total_cmp(&(b.1.value - value).abs())
+            })
+            .map(|(_, x)| *x)
+            .unwrap_or(r);
+        let detail: Vec<String> = median_run
+            .detail
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!(
-            "| {} | {} | {:.0} {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} {} | {} | {} | {} | {} | {} | {} |",
             r.system,
             r.scenario,
-            r.value,
+            if value >= 100.0 {
+                format!("{value:.0}")
+            } else {
+                format!("{value:.2}")
+            },
             r.unit,
-            us(r.p50_us),
-            us(r.p99_us),
-            ratio(find("mtasts", &r.scenario)),
-            ratio(find("echo", &r.scenario)),
+            spread,
+            us(p50),
+            us(p99),
+            ratio("mtasts"),
+            ratio("echo"),
             detail.join(" ")
         );
     }
