@@ -341,6 +341,19 @@ pub fn on_txt(
     (next, plan)
 }
 
+/// Whether `state` still needs a TXT re-check (or a refresh fetch) at `now`: a host of a fleet
+/// that waited for the shared lock asks this of the shared state, since another host may have
+/// just done it. True when a request would re-check or look up, or a valid policy's refresh is
+/// due (CACHE-08).
+pub fn recheck_due(state: Option<&DomainState>, now: UnixTime, settings: &CacheSettings) -> bool {
+    match on_request(state, now, settings) {
+        RequestPlan::Answer(_) => state
+            .and_then(|s| s.valid_policy(now))
+            .is_some_and(|p| now >= p.refresh_at(settings)),
+        RequestPlan::AnswerThenRecheck(_) | RequestPlan::LookupTxt => true,
+    }
+}
+
 /// DNS-02: with nothing valid cached, deliver without MTA-STS (a zone may defer instead, in
 /// the decision).
 fn dns_failure_verdict(why: &str) -> Verdict {

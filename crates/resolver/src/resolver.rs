@@ -14,7 +14,7 @@ use std::time::Duration;
 use mtasts_core::cache::Absence;
 use mtasts_core::cache::{
     CacheSettings, DomainState, RequestPlan, TxtLookup, TxtPlan, Verdict, on_fetch, on_request,
-    on_txt,
+    on_txt, recheck_due,
 };
 use mtasts_core::errors::Chain;
 use mtasts_core::txt::select_record;
@@ -130,6 +130,8 @@ struct Inner<D, F> {
     /// One cold lookup or re-check per domain at a time.
     flights: SingleFlight<DomainName>,
     stats: Stats,
+    /// Domains whose backing-store write failed, to be written when the store recovers.
+    unsaved: Unsaved,
     /// Store errors come in storms when a backend is down: logged at most once per 10 s each.
     throttle: crate::throttle::Throttle,
 }
@@ -176,6 +178,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 clock,
                 settings,
                 flights: SingleFlight::new(),
+                unsaved: Unsaved::default(),
                 stats: Stats::default(),
                 throttle: crate::throttle::Throttle::default(),
             }),
@@ -469,10 +472,54 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             && let Err(e) = backing.put(domain, state, meta).await
         {
             self.inner.stats.store_errors.inc();
+            self.inner.unsaved.add(domain);
             if let Some(suppressed) = self.inner.throttle.allow("cache-write") {
-                tracing::warn!(suppressed, domain = %domain, store = backing.kind(), error = %Chain(&e), "cache write failed; the memory tier keeps the entry");
+                tracing::warn!(suppressed, domain = %domain, store = backing.kind(), error = %Chain(&e), "cache write failed; the memory tier keeps the entry and it is written again once the store recovers");
             }
         }
+    }
+
+    /// Writes the entries whose write failed (a full disk, Redis down) from the memory tier to
+    /// the backing store, stopping at the first failure (the store is still down); how many
+    /// were written. Run by the refresher every tick.
+    pub async fn retry_unsaved(&self) -> usize {
+        let Some(backing) = &self.inner.backing else {
+            return 0;
+        };
+        let mut written = 0;
+        for domain in self.inner.unsaved.snapshot() {
+            // Evicted from memory since: the next lookup stores it afresh.
+            let Some(state) = self.inner.hot.get_now(&domain) else {
+                self.inner.unsaved.remove(&domain);
+                continue;
+            };
+            match backing.put(&domain, state.clone(), self.meta(&state)).await {
+                Ok(()) => {
+                    self.inner.unsaved.remove(&domain);
+                    written += 1;
+                }
+                Err(e) => {
+                    self.inner.stats.store_errors.inc();
+                    if let Some(suppressed) = self.inner.throttle.allow("cache-rewrite") {
+                        tracing::warn!(suppressed, store = backing.kind(), waiting = self.inner.unsaved.len(), error = %Chain(&e), "cache store still failing; entries wait in memory");
+                    }
+                    break;
+                }
+            }
+        }
+        if written > 0 {
+            tracing::info!(
+                written,
+                store = backing.kind(),
+                "cache store recovered; entries written"
+            );
+        }
+        written
+    }
+
+    /// Entries waiting to be written to the backing store.
+    pub fn unsaved_len(&self) -> usize {
+        self.inner.unsaved.len()
     }
 
     /// Starts a background re-check unless one is already under way for the domain: while a
@@ -495,9 +542,22 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
 
     async fn recheck_in_flight(&self, domain: &DomainName, _flight: Flight<DomainName>) {
         let fleet = self.inner.backing.as_ref();
+        let mut shared = None;
         if let Some(b) = fleet {
             match b.try_lock(domain, self.inner.settings.lock_ttl).await {
-                Ok(true) => {}
+                Ok(true) => {
+                    // Another host may have just refreshed it (and unlocked): the shared store
+                    // says, and then its result is taken instead of refreshing again.
+                    if let Ok(Some(s)) = b.get(domain).await {
+                        let now = self.inner.clock.now();
+                        if !recheck_due(Some(&s), now, &self.inner.settings.cache) {
+                            self.inner.hot.put_now(domain, s.clone(), self.meta(&s));
+                            self.unlock(b, domain).await;
+                            return;
+                        }
+                        shared = Some(s);
+                    }
+                }
                 Ok(false) => {
                     // Another host refreshes it; take its result when it lands.
                     if let Ok(Some(s)) = b.get(domain).await {
@@ -513,11 +573,18 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 }
             }
         }
-        let state = self.state(domain).await;
+        let state = match shared {
+            Some(s) => Some(s),
+            None => self.state(domain).await,
+        };
         self.refresh_locked(domain, state, false).await;
-        if let Some(b) = fleet
-            && let Err(e) = b.unlock(domain).await
-        {
+        if let Some(b) = fleet {
+            self.unlock(b, domain).await;
+        }
+    }
+
+    async fn unlock(&self, backing: &AnyStore, domain: &DomainName) {
+        if let Err(e) = backing.unlock(domain).await {
             tracing::debug!(domain = %domain, error = %Chain(&e), "refresh unlock failed; the lock expires by itself");
         }
     }
@@ -581,6 +648,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                         tracing::info!(refreshed = n, "proactive refresh pass");
                     }
                 }
+                this.retry_unsaved().await;
                 this.prune_expired().await;
             }
         }))
@@ -614,6 +682,44 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         {
             tracing::warn!(error = %Chain(&e), "flushing the cache failed");
         }
+    }
+}
+
+/// The set of domains whose write failed, bounded: past the bound the oldest are forgotten
+/// (they stay in memory and are written at their next refresh).
+#[derive(Debug)]
+struct Unsaved(std::sync::Mutex<lru::LruCache<DomainName, ()>>);
+
+impl Default for Unsaved {
+    fn default() -> Self {
+        let bound = std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self(std::sync::Mutex::new(lru::LruCache::new(bound)))
+    }
+}
+
+impl Unsaved {
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<DomainName, ()>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn add(&self, domain: &DomainName) {
+        self.lock().put(domain.clone(), ());
+    }
+
+    fn remove(&self, domain: &DomainName) {
+        self.lock().pop(domain);
+    }
+
+    /// Oldest first.
+    fn snapshot(&self) -> Vec<DomainName> {
+        self.lock().iter().rev().map(|(d, ())| d.clone()).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 }
 

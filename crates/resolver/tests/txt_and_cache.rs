@@ -11,6 +11,7 @@ use hickory_proto::rr::RecordType;
 use mtasts_core::cache::{Absence, NoPolicyReason, Source, Verdict};
 use mtasts_core::{Discovery, DomainName, Mode};
 use mtasts_resolver::{ManualClock, Origin};
+use mtasts_store::Store;
 use mtasts_testkit::{DnsFault, PolicyHost, World};
 use support::*;
 
@@ -543,4 +544,99 @@ async fn redis_fleet_shares_policies_between_hosts() {
         "host B answers from the shared cache"
     );
     assert_eq!(w.policy_requests("shared.test").len(), 1);
+}
+
+#[tokio::test]
+async fn redis_fleet_refreshes_and_rechecks_each_domain_once() {
+    let b = Backends::new();
+    let Some(redis) = b.redis.as_ref() else {
+        return;
+    };
+    let w = published("once.test", "1", "enforce", 30 * DAY).await;
+    let clock = ManualClock::new(T0);
+    let a = resolver(&w, Some(open(&redis.url()).await), &clock, settings());
+    let host_b = resolver(&w, Some(open(&redis.url()).await), &clock, settings());
+    a.lookup(&d("once.test")).await;
+    host_b.lookup(&d("once.test")).await;
+    let seen = || {
+        (
+            w.dns_queries("_mta-sts.once.test", RecordType::TXT),
+            w.policy_requests("once.test").len(),
+        )
+    };
+    assert_eq!(seen(), (1, 1), "host B took host A's policy");
+    // A day on, the proactive refresh is due on both hosts (each has it in memory): one of
+    // them refreshes, the other takes its result from the shared store.
+    clock.advance(DAY + 1);
+    assert_eq!(a.refresh_due().await, 1);
+    assert_eq!(host_b.refresh_due().await, 1);
+    assert_eq!(seen(), (2, 2), "(TXT, fetches): one refresh for the fleet");
+    // Past the TXT grace, a request on each host: one re-check for the fleet.
+    clock.advance(120);
+    let rechecked_at = T0 + DAY + 1 + 120;
+    let checked_at = |r: &mtasts_resolver::NetResolver| {
+        r.lookup_now(&d("once.test"))
+            .and_then(|l| l.state)
+            .and_then(|s| s.txt.as_ref().map(|(at, _)| *at))
+    };
+    a.lookup(&d("once.test")).await;
+    let shared = open(&redis.url()).await;
+    let mut stored = false;
+    for _ in 0..150 {
+        let s = shared.get(&d("once.test")).await.ok().flatten();
+        if s.is_some_and(|s| s.txt.as_ref().is_some_and(|(at, _)| *at == rechecked_at)) {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stored, "host A's re-check reached the shared store");
+    host_b.lookup(&d("once.test")).await;
+    eventually("host B took host A's re-check", || {
+        checked_at(&host_b) == Some(rechecked_at)
+    })
+    .await;
+    assert_eq!(seen(), (3, 2), "(TXT, fetches): one re-check for the fleet");
+}
+
+#[tokio::test]
+async fn entries_whose_write_failed_are_written_once_the_store_recovers() {
+    let mut b = Backends::new();
+    let Some(redis) = b.redis.as_mut() else {
+        return;
+    };
+    let w = published("later.test", "1", "enforce", 30 * DAY).await;
+    let clock = ManualClock::new(T0);
+    let r = resolver(&w, Some(open(&redis.url()).await), &clock, settings());
+    redis.stop();
+    let l = r.lookup(&d("later.test")).await;
+    assert_eq!(
+        l.verdict,
+        Verdict::Policy(Source::Fetched),
+        "answered without the store"
+    );
+    assert_eq!(r.unsaved_len(), 1, "the failed write is remembered");
+    assert_eq!(r.retry_unsaved().await, 0, "still down: nothing written");
+    assert_eq!(r.unsaved_len(), 1);
+    redis.restart().expect("redis back");
+    // The client reconnects on its own; the first attempts may still see the old connection.
+    let mut written = 0;
+    for _ in 0..50 {
+        written += r.retry_unsaved().await;
+        if r.unsaved_len() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((written, r.unsaved_len()), (1, 0));
+    let stored = open(&redis.url())
+        .await
+        .get(&d("later.test"))
+        .await
+        .expect("read")
+        .expect("written after the recovery");
+    assert_eq!(
+        stored.policy.as_ref().map(|p| p.id.to_string()),
+        Some("1".into())
+    );
 }
