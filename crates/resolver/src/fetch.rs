@@ -280,6 +280,9 @@ pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, 
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Every fetch is a full handshake: a policy host's certificate is validated each time
+    // (PHC-01), never taken on trust from a resumed session. Fetches are rare; nothing is lost.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 
