@@ -28,7 +28,19 @@ PIDS+=($!)
 PIDS+=($!)
 wait_port 8461; wait_port 8462; wait_port 8463
 
-row() { "$BENCH" load "$@" >> "$RESULTS_FILE"; tail -n 1 "$RESULTS_FILE" >&2; }
+# One result line per scenario; every request must have been answered OK (a daemon answering
+# NOTFOUND or TEMP would otherwise make a fast, wrong figure).
+row() {
+    "$BENCH" load "$@" >> "$RESULTS_FILE"
+    tail -n 1 "$RESULTS_FILE" >&2
+    tail -n 1 "$RESULTS_FILE" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+d = r["detail"]
+if d.get("OK") != d.get("requests") or d.get("requests") in (None, "0"):
+    sys.exit(f"{r['"'"'system'"'"']} / {r['"'"'scenario'"'"']}: not every request answered OK: {d}")
+'
+}
 
 # Warm both caches with the hot set (each domain once), then check they answer OK.
 for sys in 8461 8462; do
@@ -82,5 +94,7 @@ done
 # One hot cold domain: HOTCOLD simultaneous lookups of one uncached domain.
 row --target 127.0.0.1:8461 --system mtasts --scenario "one cold domain x$HOTCOLD at once" --prefix hotcold --domains 1 --conns "$HOTCOLD" --requests "$HOTCOLD" --seconds 60
 counts=$("$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" count hotcold0.test)
+# The promise: simultaneous lookups of one cold domain cost one TXT query and one fetch.
+[ "$counts" = "ok: txt_queries=1 policy_fetches=1" ] || { echo "one cold domain: the lab saw $counts" >&2; exit 1; }
 echo "{\"system\":\"mtasts\",\"scenario\":\"one cold domain: lab saw\",\"value\":$(sed -E 's/.*policy_fetches=([0-9]+).*/\1/' <<<"$counts"),\"unit\":\"fetches\",\"detail\":{\"lab\":\"${counts#ok: }\"}}" >> "$RESULTS_FILE"
 tail -n 1 "$RESULTS_FILE" >&2

@@ -43,3 +43,15 @@ pub fn mx(data: &[u8]) {
         assert_eq!(p.matches(&h), expected);
     }
 }
+
+/// A Postfix lookup key never panics the key parser; a policy domain it names is normalised
+/// (parsing it again gives itself) and renders into a one-line reply.
+pub fn postfix_key(data: &[u8]) {
+    let Ok(key) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(domain) = crate::postfix::policy_domain_from_key(key) {
+        assert_eq!(DomainName::parse(domain.as_str()).as_ref(), Ok(&domain));
+        assert!(!domain.as_str().contains(['\r', '\n', ' ', ',']));
+    }
+}

@@ -32,3 +32,8 @@ fn replay_policy_corpus() {
 fn replay_mx_corpus() {
     replay("mx", mtasts_core::fuzzing::mx);
 }
+
+#[test]
+fn replay_postfix_key_corpus() {
+    replay("postfix_key", mtasts_core::fuzzing::postfix_key);
+}

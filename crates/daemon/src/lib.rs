@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod codec;
 pub mod config;
+pub mod fuzzing;
 pub mod load;
 pub mod metrics;
 pub mod pmsr;
