@@ -17,10 +17,12 @@ TARGETS=("$@")
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo build --release --bins --target-dir target/stable-fuzz
+# An explicit --target keeps the coverage flags off build scripts and proc macros.
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+cargo build --release --bins --target "$TRIPLE" --target-dir target/stable-fuzz
 for t in "${TARGETS[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     echo "== $t: $RUNS executions"
-    "target/stable-fuzz/release/$t" -runs="$RUNS" -max_len=4096 -print_final_stats=1 \
+    "target/stable-fuzz/$TRIPLE/release/$t" -runs="$RUNS" -max_len=4096 -print_final_stats=1 \
         -artifact_prefix="artifacts/$t/" "corpus/$t"
 done
