@@ -61,13 +61,14 @@ impl Decoder for NetstringCodec {
             .take(MAX_DIGITS + 1)
             .take_while(|b| b.is_ascii_digit())
             .count();
+        // Too long a prefix is refused however the bytes arrive (found by fuzzing: eleven
+        // digits were accepted when the `:` came in the same read, refused when it came later).
+        if digits > MAX_DIGITS {
+            return Err(CodecError::BadLength);
+        }
         if digits == buf.len() {
-            // Only digits so far: wait for more, unless the prefix is already too long.
-            return if digits > MAX_DIGITS {
-                Err(CodecError::BadLength)
-            } else {
-                Ok(None)
-            };
+            // Only digits so far: wait for more.
+            return Ok(None);
         }
         if digits == 0 || buf[digits] != b':' {
             return Err(CodecError::BadLength);
@@ -186,6 +187,20 @@ mod tests {
                 Bytes::from_static(b"hello")
             ]
         );
+    }
+
+    #[test]
+    fn an_overlong_prefix_is_refused_whole_or_byte_by_byte() {
+        let input = b"00000001000:1093";
+        assert!(decode_all(input).1.is_some(), "whole");
+        let mut codec = NetstringCodec::default();
+        let mut buf = BytesMut::new();
+        let refused = input.iter().any(|&b| {
+            buf.put_u8(b);
+            codec.decode(&mut buf).is_err()
+        });
+        assert!(refused, "byte by byte");
+        assert_eq!(decode_all(b"0000000003:abc,").0.len(), 1, "ten digits are fine");
     }
 
     #[test]
