@@ -200,7 +200,11 @@ mod tests {
             codec.decode(&mut buf).is_err()
         });
         assert!(refused, "byte by byte");
-        assert_eq!(decode_all(b"0000000003:abc,").0.len(), 1, "ten digits are fine");
+        assert_eq!(
+            decode_all(b"0000000003:abc,").0.len(),
+            1,
+            "ten digits are fine"
+        );
     }
 
     #[test]
