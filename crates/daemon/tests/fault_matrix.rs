@@ -117,7 +117,12 @@ fn apply(w: &World, name: &str, fault: &Fault) {
     }
 }
 
-fn resolver(w: &World, store: Option<AnyStore>, clock: &ManualClock) -> NetResolver {
+fn resolver(
+    w: &World,
+    store: Option<AnyStore>,
+    clock: &ManualClock,
+    memory_capacity: usize,
+) -> NetResolver {
     let dns =
         Arc::new(HickoryDns::new(Some(w.dns_addr()), Duration::from_millis(300)).expect("dns"));
     let fetch = HttpsFetcher::new(
@@ -134,6 +139,7 @@ fn resolver(w: &World, store: Option<AnyStore>, clock: &ManualClock) -> NetResol
         refresh: false,
         refresh_jitter: Duration::ZERO,
         refresh_concurrency: 32,
+        memory_capacity,
         ..ResolverSettings::default()
     };
     Resolver::new(dns, fetch, store, Arc::new(clock.clone()), settings)
@@ -151,6 +157,11 @@ async fn start(w: &World, spec: &str, clock: &ManualClock) -> Daemon {
         CacheSpec::Memory => None,
         _ => Some(AnyStore::open(spec, 1000).await.expect("store")),
     };
+    serve(resolver(w, store, clock, 100_000)).await
+}
+
+/// The daemon on 127.0.0.1 and a port the system picks, without DANE.
+async fn serve(resolver: NetResolver) -> Daemon {
     let config = Config {
         listen: vec![ListenAddr::Tcp(([127, 0, 0, 1], 0).into())],
         ..Config::default()
@@ -160,7 +171,7 @@ async fn start(w: &World, spec: &str, clock: &ManualClock) -> Daemon {
         mtasts_daemon::Listener::Tcp(l) => l.local_addr().expect("addr"),
         _ => panic!("tcp"),
     };
-    let server = Server::new(resolver(w, store, clock), None, config);
+    let server = Server::new(resolver, None, config);
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(server.clone().run(listeners, rx, Duration::from_secs(2)));
     Daemon {
@@ -292,41 +303,8 @@ async fn every_fault_leaves_the_cached_policy_in_force_until_max_age() {
 async fn a_flood_of_distinct_names_never_evicts_a_cached_policy() {
     let w = world().await;
     let clock = ManualClock::new(T0);
-    let dns =
-        Arc::new(HickoryDns::new(Some(w.dns_addr()), Duration::from_millis(300)).expect("dns"));
-    let fetch = HttpsFetcher::new(
-        dns.clone(),
-        client_config(Some(w.ca_file())).expect("tls"),
-        FetchSettings {
-            connect_map: w.port_map(),
-            ..FetchSettings::default()
-        },
-    );
     // A small memory tier, so the flood is many times its bound.
-    let settings = ResolverSettings {
-        refresh: false,
-        memory_capacity: 256,
-        ..ResolverSettings::default()
-    };
-    let r = Resolver::new(dns, fetch, None, Arc::new(clock.clone()), settings);
-    let config = Config {
-        listen: vec![ListenAddr::Tcp(([127, 0, 0, 1], 0).into())],
-        ..Config::default()
-    };
-    let listeners = mtasts_daemon::bind(&config).await.expect("bind");
-    let addr = match &listeners[0] {
-        mtasts_daemon::Listener::Tcp(l) => l.local_addr().expect("addr"),
-        _ => panic!("tcp"),
-    };
-    let server = Server::new(r, None, config);
-    let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(server.clone().run(listeners, rx, Duration::from_secs(2)));
-    let d = Daemon {
-        addr,
-        server,
-        stop,
-        task,
-    };
+    let d = serve(resolver(&w, None, &clock, 256)).await;
     let primed: Vec<String> = faults().iter().map(|(n, _)| domain(n)).collect();
     for dom in &primed {
         assert!(d.ask(dom).await.starts_with("OK secure"), "{dom} primed");
