@@ -321,3 +321,59 @@ fn a_fetched_policy_shares_its_id_with_the_txt_answer_that_asked_for_it() {
     };
     assert!(std::sync::Arc::ptr_eq(&p.id, txt_id));
 }
+
+#[test]
+fn the_documented_defaults() {
+    // README and the daemon's config docs promise these; each is pinned at its boundary below.
+    let s = settings();
+    assert_eq!(
+        (
+            s.txt_grace,
+            s.negative_ttl,
+            s.fetch_backoff,
+            s.refresh_interval
+        ),
+        (60, 60, 300, DAY)
+    );
+}
+
+#[test]
+fn txt_recheck_starts_exactly_at_txt_grace() {
+    let s = cached("a", policy("enforce", 30 * DAY), T0);
+    assert_eq!(
+        on_request(Some(&s), T0 + 59, &settings()),
+        RequestPlan::Answer(CACHED)
+    );
+    assert_eq!(
+        on_request(Some(&s), T0 + 60, &settings()),
+        RequestPlan::AnswerThenRecheck(CACHED)
+    );
+}
+
+#[test]
+fn a_failed_id_is_refetched_exactly_at_fetch_backoff() {
+    let (s, _) = on_txt(None, T0, found("A"), &settings());
+    let (s, _) = on_fetch(Some(&s), T0, "A", Err(FetchFailure::FetchError));
+    let (_, plan) = on_txt(Some(&s), T0 + 299, found("A"), &settings());
+    assert!(
+        matches!(plan, TxtPlan::Done(Verdict::NoPolicy(_))),
+        "backed off at 299 s: {plan:?}"
+    );
+    let (_, plan) = on_txt(Some(&s), T0 + 300, found("A"), &settings());
+    assert!(
+        matches!(plan, TxtPlan::Fetch { ref id, .. } if &**id == "A"),
+        "refetched at 300 s: {plan:?}"
+    );
+}
+
+#[test]
+fn a_policy_is_refreshed_exactly_at_refresh_interval_when_it_lives_longer() {
+    let s = cached("a", policy("enforce", 30 * DAY), T0);
+    let (_, plan) = on_txt(Some(&s), T0 + DAY - 1, found("a"), &settings());
+    assert_eq!(plan, TxtPlan::Done(CACHED), "not due a second early");
+    let (_, plan) = on_txt(Some(&s), T0 + DAY, found("a"), &settings());
+    assert!(
+        matches!(plan, TxtPlan::Fetch { .. }),
+        "due at refresh_interval"
+    );
+}
