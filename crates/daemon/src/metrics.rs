@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use mtasts_resolver::{Counter, Dns, Fetch};
+use mtasts_resolver::{Counter, DaneResolver, Dns, Fetch};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -117,6 +117,11 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         "mtasts_store_errors_total",
         "Cache backend errors (answers fell back to memory or network).",
         &[("", load(&s.store_errors))],
+    );
+    counter(
+        "mtasts_dane_downgrades_total",
+        "Domains whose DANE check went from DANE to \"does not apply\" (possible downgrade; each logged).",
+        &[("", server.dane().map_or(0, DaneResolver::downgrades))],
     );
     let h = &c.latency;
     let _ = writeln!(

@@ -258,6 +258,11 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         &self.counters
     }
 
+    /// The DANE checker, when DANE is on.
+    pub fn dane(&self) -> Option<&DaneResolver> {
+        self.dane.as_ref()
+    }
+
     /// Connections open now.
     pub fn open_connections(&self) -> usize {
         self.max_connections

@@ -25,6 +25,18 @@ fn policy(mode: &str, mx: &[&str]) -> String {
     p + "max_age: 604800\n"
 }
 
+/// 2,000 mx patterns (38 KB, under the 64 KiB fetch limit): the full TLSRPT reply is
+/// ~170 KB, the reply without `policy_string` attributes ~92 KB.
+fn big_policy() -> String {
+    let mx: Vec<String> = (0..BIG_MX).map(|i| format!("m{i:04}.big.test")).collect();
+    policy(
+        "enforce",
+        &mx.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+}
+
+const BIG_MX: usize = 2000;
+
 async fn world() -> World {
     World::builder()
         .txt("_mta-sts.enforce.test", "v=STSv1; id=1;")
@@ -100,6 +112,8 @@ async fn world() -> World {
         )
         .dnssec_secure("mxfail.test")
         .dns_fault("mxfail.test", DnsFault::Bogus)
+        .txt("_mta-sts.big.test", "v=STSv1; id=1;")
+        .policy("big.test", PolicyHost::ok(&big_policy()))
         .build()
         .await
         .expect("world")
@@ -831,4 +845,172 @@ async fn kept_replies_follow_the_zone_and_a_reload() {
     );
     d.server.reload(new);
     assert_eq!(ask(d.tcp, "nodane", "enforce.test").await, without);
+}
+
+#[tokio::test]
+async fn pfx_14_size_limits_and_malformed_payloads_through_the_daemon() {
+    let w = world().await;
+    let d = start(&w).await;
+    // A request of exactly 10,000 bytes is read and answered; one byte more closes the
+    // connection unanswered.
+    let exact = format!("postfix {}", "a".repeat(10_000 - "postfix ".len()));
+    assert_eq!(exact.len(), 10_000);
+    let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+    s.write_all(&frame(&exact)).await.expect("write");
+    assert_eq!(read_reply(&mut s).await.as_deref(), Some("NOTFOUND "));
+    let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+    s.write_all(&frame(&format!("{exact}a")))
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "10,001 bytes: closed, got {buf:?}"
+    );
+
+    // A payload that is not `<map name> <key>`, or not UTF-8: PERM, and the connection stays.
+    let mut s = TcpStream::connect(d.tcp).await.expect("connect");
+    s.write_all(&frame("postfixenforce.test"))
+        .await
+        .expect("write");
+    assert_eq!(
+        read_reply(&mut s).await.as_deref(),
+        Some("PERM request must be `<map name> <key>`")
+    );
+    s.write_all(b"5:a \xff\xfeb,").await.expect("write");
+    assert_eq!(
+        read_reply(&mut s).await.as_deref(),
+        Some("PERM request is not UTF-8")
+    );
+    s.write_all(&frame("postfix enforce.test"))
+        .await
+        .expect("write");
+    assert!(
+        read_reply(&mut s)
+            .await
+            .is_some_and(|r| r.starts_with("OK secure"))
+    );
+
+    // The 100,000-byte reply limit (Postfix's socketmap_max_reply_size): the policy_string
+    // attributes are left out whole, every pattern stays.
+    let reply = ask(d.tcp, "tlsrpt", "big.test").await;
+    assert!(reply.len() <= 100_000, "{} bytes", reply.len());
+    assert!(reply.starts_with("OK secure match="), "{}", &reply[..40]);
+    assert!(!reply.contains("policy_string"), "policy strings dropped");
+    assert!(
+        reply.contains("mx_host_pattern=m1999.big.test"),
+        "TLSRPT attributes kept"
+    );
+    let matched = reply
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("match="))
+        .expect("match attribute");
+    assert_eq!(matched.split(':').count(), BIG_MX);
+    // Without TLSRPT attributes the same policy's reply is the bare form, well under the limit.
+    let bare = ask(d.tcp, "postfix", "big.test").await;
+    assert!(bare.len() < 40_000 && !bare.contains("mx_host_pattern"));
+    assert_eq!(d.server.counters().perm.get(), 2);
+}
+
+/// `name{labels}` → value, from the exposition text.
+fn samples(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_metric_counts_what_it_names() {
+    let w = world().await;
+    let d = start(&w).await;
+    let enforce = "enforce.test";
+    assert!(
+        ask(d.tcp, "postfix", enforce)
+            .await
+            .starts_with("OK secure")
+    );
+    assert!(
+        ask(d.tcp, "postfix", enforce)
+            .await
+            .starts_with("OK secure")
+    );
+    assert_eq!(ask(d.tcp, "postfix", "nothing.test").await, "NOTFOUND ");
+    assert_eq!(ask(d.tcp, "postfix", "broken.test").await, "NOTFOUND ");
+    assert_eq!(
+        ask(d.tcp, "defer", "servfail.test").await.get(..5),
+        Some("TEMP ")
+    );
+    assert!(
+        ask(d.tcp, "postfix", "[192.0.2.1]")
+            .await
+            .starts_with("NOTFOUND")
+    );
+    let mut held = TcpStream::connect(d.tcp).await.expect("connect");
+    held.write_all(&frame("postfixenforce.test"))
+        .await
+        .expect("write");
+    assert!(
+        read_reply(&mut held)
+            .await
+            .is_some_and(|r| r.starts_with("PERM"))
+    );
+    let mut bad = TcpStream::connect(d.tcp).await.expect("connect");
+    bad.write_all(b"x:").await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), bad.read_to_end(&mut buf)).await;
+    // The closed connections are counted down once their tasks end.
+    let mut m = samples(&mtasts_daemon::metrics::render(&d.server));
+    for _ in 0..500 {
+        if m.get("mtasts_open_connections") == Some(&1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        m = samples(&mtasts_daemon::metrics::render(&d.server));
+    }
+    let want: &[(&str, u64)] = &[
+        ("mtasts_requests_total", 7),
+        ("mtasts_answers_total{status=\"OK\"}", 2),
+        ("mtasts_answers_total{status=\"NOTFOUND\"}", 3),
+        ("mtasts_answers_total{status=\"TEMP\"}", 1),
+        ("mtasts_answers_total{status=\"PERM\"}", 1),
+        ("mtasts_deadline_hits_total", 0),
+        ("mtasts_bad_frames_total", 1),
+        ("mtasts_connections_total", 8),
+        ("mtasts_connections_refused_total", 0),
+        // enforce.test twice (the second from memory), nothing, broken, servfail.
+        ("mtasts_lookups_total", 5),
+        ("mtasts_cache_hits_total", 1),
+        ("mtasts_cache_misses_total", 4),
+        ("mtasts_txt_queries_total", 4),
+        ("mtasts_fetches_total{result=\"ok\"}", 1),
+        ("mtasts_fetches_total{result=\"failed\"}", 1),
+        ("mtasts_refreshes_total", 0),
+        ("mtasts_store_fallbacks_total", 0),
+        ("mtasts_pruned_total", 0),
+        ("mtasts_store_reads_total", 0),
+        ("mtasts_store_errors_total", 0),
+        ("mtasts_dane_downgrades_total", 0),
+        ("mtasts_answer_seconds_count", 7),
+        ("mtasts_cached_domains", 4),
+        ("mtasts_cached_policies", 1),
+        ("mtasts_cached_negatives", 3),
+        ("mtasts_open_connections", 1),
+    ];
+    let got: Vec<(&str, Option<u64>)> =
+        want.iter().map(|(k, _)| (*k, m.get(*k).copied())).collect();
+    let wanted: Vec<(&str, Option<u64>)> = want.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    assert_eq!(got, wanted);
+    // Every metric rendered is pinned above (histogram buckets and the sum aside).
+    let unpinned: Vec<&String> = m
+        .keys()
+        .filter(|k| !k.starts_with("mtasts_answer_seconds_"))
+        .filter(|k| !want.iter().any(|(w, _)| w == k))
+        .collect();
+    assert!(unpinned.is_empty(), "not pinned: {unpinned:?}");
+    drop(held);
 }

@@ -67,6 +67,7 @@ pub struct DaneResolver {
     // Read on every request (hot path): a read lock, a peek and an Arc clone, no allocation.
     cache: Arc<RwLock<lru::LruCache<DomainName, Entry>>>,
     flights: SingleFlight<DomainName>,
+    downgrades: Arc<crate::Counter>,
 }
 
 impl std::fmt::Debug for DaneResolver {
@@ -88,7 +89,13 @@ impl DaneResolver {
             clock: Arc::new(SystemClock),
             cache: Arc::new(RwLock::new(lru::LruCache::new(capacity))),
             flights: SingleFlight::new(),
+            downgrades: Arc::new(crate::Counter::default()),
         }
+    }
+
+    /// Times a domain went from DANE to "DANE does not apply" (each one logged as a warning).
+    pub fn downgrades(&self) -> u64 {
+        self.downgrades.get()
     }
 
     /// Domains remembered.
@@ -159,6 +166,7 @@ impl DaneResolver {
                 DaneDecision::DaneOnly | DaneDecision::Dane(_)
             )
         {
+            self.downgrades.inc();
             tracing::warn!(domain = %domain, reason = %why, "DANE no longer applies: possible downgrade attack, or the domain withdrew DANE");
         }
         let last = if is_verdict(&looked_up) {

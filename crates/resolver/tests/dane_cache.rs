@@ -122,3 +122,72 @@ async fn the_decision_cache_is_bounded() {
     }
     assert_eq!(dane.len(), 100);
 }
+
+/// Captures what is logged while a test holds it.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_domain_that_drops_dane_is_counted_and_logged_as_a_possible_downgrade() {
+    let logs = Logs::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let w = World::builder()
+        .dnssec_secure("drop.test")
+        .mx("drop.test", 10, "mx1.drop.test")
+        .smtp("mx1.drop.test", mtasts_testkit::SmtpHost::valid())
+        .tlsa_for("_25._tcp.mx1.drop.test", "mx1.drop.test")
+        .mx("plain.test", 10, "mx1.plain.test")
+        .build()
+        .await
+        .expect("world");
+    let clock = ManualClock::new(1_900_000_000);
+    let dane = DaneResolver::new(
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
+        DaneSettings::default(),
+    )
+    .with_clock(Arc::new(clock.clone()));
+    assert_eq!(dane.check(&d("drop.test")).await.code(), "dane-only");
+    assert_eq!(dane.check(&d("plain.test")).await.code(), "not-applicable");
+    // The TLSA record goes (authenticated denial): DANE no longer applies.
+    w.with_zone(|z| z.clear_type("_25._tcp.mx1.drop.test", RecordType::TLSA));
+    clock.advance(300);
+    assert_eq!(dane.check(&d("drop.test")).await.code(), "not-applicable");
+    clock.advance(60);
+    assert_eq!(dane.check(&d("plain.test")).await.code(), "not-applicable");
+    assert_eq!(
+        dane.downgrades(),
+        1,
+        "drop.test only; plain.test never had DANE"
+    );
+    let text = logs.text();
+    assert_eq!(
+        text.matches("possible downgrade").count(),
+        1,
+        "one warning: {text}"
+    );
+    assert!(
+        text.contains("WARN") && text.contains("drop.test"),
+        "names the domain: {text}"
+    );
+}
