@@ -185,6 +185,12 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         }
     }
 
+    /// Domains with a lookup or a background re-check under way (0: nothing is in progress
+    /// that could still query DNS, fetch or write the store for a request already answered).
+    pub fn in_flight(&self) -> usize {
+        self.inner.flights.len()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats

@@ -249,7 +249,7 @@ async fn cache_03_same_id_is_not_refetched_each_backend() {
             })
             .await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        settled(&r).await;
         assert_eq!(
             w.policy_requests("same.test").len(),
             1,
@@ -330,7 +330,7 @@ async fn cache_05_failed_refetch_keeps_the_valid_policy_each_backend() {
                 w.policy_requests("keep.test").len() > before
             })
             .await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            settled(&r).await;
             let l = r.lookup(&d("keep.test")).await;
             assert_eq!(
                 l.policy().map(|p| (p.id.as_ref(), p.policy.mode)),
@@ -342,7 +342,7 @@ async fn cache_05_failed_refetch_keeps_the_valid_policy_each_backend() {
         let n = w.policy_requests("keep.test").len();
         clock.advance(61);
         r.lookup(&d("keep.test")).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        settled(&r).await;
         assert_eq!(w.policy_requests("keep.test").len(), n, "{name}: back-off");
     }
 }
@@ -367,7 +367,7 @@ async fn cache_06_txt_gone_or_failing_keeps_policy_until_expiry_each_backend() {
         clock.advance(DAY);
         let l = r.lookup(&d("gone.test")).await;
         assert_eq!(l.verdict, Verdict::Policy(Source::Cached), "{name}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        settled(&r).await;
         clock.advance(DAY - 10);
         assert_eq!(
             r.lookup(&d("gone.test")).await.verdict,
@@ -375,7 +375,7 @@ async fn cache_06_txt_gone_or_failing_keeps_policy_until_expiry_each_backend() {
             "{name}: still before expiry"
         );
         clock.advance(20);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        settled(&r).await;
         let l = r.lookup(&d("gone.test")).await;
         assert_eq!(
             l.verdict,
@@ -399,7 +399,7 @@ async fn cache_07_fetched_none_withdraws_each_backend() {
         clock.advance(61);
         r.lookup(&d("withdraw.test")).await;
         eventually("refetch", || w.policy_requests("withdraw.test").len() == 2).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        settled(&r).await;
         let l = r.lookup(&d("withdraw.test")).await;
         assert_eq!(
             l.policy().map(|p| p.policy.mode),

@@ -273,39 +273,54 @@ async fn redis_lock_admits_one_holder_and_expires() {
     let a = AnyStore::open(&redis.url(), 0).await.expect("a");
     let b = AnyStore::open(&redis.url(), 0).await.expect("b");
     let dom = d("locked.example");
+    // Held long enough that a slow machine cannot let it lapse between the steps.
+    let held = Duration::from_secs(30);
+    assert!(a.try_lock(&dom, held).await.expect("lock"));
     assert!(
-        a.try_lock(&dom, Duration::from_millis(300))
-            .await
-            .expect("lock")
-    );
-    assert!(
-        !b.try_lock(&dom, Duration::from_millis(300))
-            .await
-            .expect("lock"),
+        !b.try_lock(&dom, held).await.expect("lock"),
         "second host refused"
     );
     b.unlock(&dom)
         .await
         .expect("unlock by non-owner is a no-op");
     assert!(
-        !b.try_lock(&dom, Duration::from_millis(300))
-            .await
-            .expect("lock"),
+        !b.try_lock(&dom, held).await.expect("lock"),
         "still held by a"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The lock carries the TTL asked for, so a crashed holder frees it.
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("mtasts:v1:lock:locked.example")
+        .query_async(&mut c)
+        .await
+        .expect("pttl");
+    assert!((20_000..=30_000).contains(&pttl), "pttl {pttl}");
+    a.unlock(&dom).await.expect("unlock");
     assert!(
-        b.try_lock(&dom, Duration::from_secs(5))
-            .await
-            .expect("lock"),
-        "expired lock is free"
+        b.try_lock(&dom, held).await.expect("lock"),
+        "unlocked by its owner"
     );
     b.unlock(&dom).await.expect("unlock");
+    // A short lock lapses by itself: polled, not slept on.
+    let brief = d("brief.example");
     assert!(
-        a.try_lock(&dom, Duration::from_secs(5))
+        a.try_lock(&brief, Duration::from_millis(200))
             .await
             .expect("lock")
     );
+    let mut free = false;
+    for _ in 0..250 {
+        if b.try_lock(&brief, held).await.expect("lock") {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(free, "expired lock is free");
 }
 
 #[tokio::test]

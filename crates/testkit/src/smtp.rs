@@ -103,6 +103,8 @@ pub struct SmtpHostState {
     pub certs: Arc<SniResolver>,
     /// SubjectPublicKeyInfo (DER) of its own certificate, for TLSA records.
     pub spki: Mutex<Vec<u8>>,
+    /// Connections accepted, counted at accept (sessions are recorded when they end).
+    pub accepted: std::sync::atomic::AtomicU64,
     /// Every session.
     pub sessions: Mutex<Vec<SmtpSession>>,
     /// Every delivery.
@@ -156,6 +158,9 @@ pub async fn serve(
             let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
+            state
+                .accepted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let (config, state) = (config.clone(), state.clone());
             tokio::spawn(async move {
                 let session = SmtpSession {

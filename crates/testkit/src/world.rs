@@ -257,6 +257,7 @@ impl WorldBuilder {
                 spec: Mutex::new(spec),
                 certs: Arc::default(),
                 spki: Mutex::new(Vec::new()),
+                accepted: Default::default(),
                 sessions: Mutex::new(Vec::new()),
                 deliveries: Mutex::new(Vec::new()),
             });
@@ -470,6 +471,13 @@ impl World {
             *cur = spec;
         }
         smtp::install_certs(s, &self.ca)
+    }
+
+    /// Connections `host` accepted so far, counted as each is accepted: a client that got
+    /// any reply is already counted (unlike [`Self::smtp_sessions`], recorded at the end).
+    pub fn smtp_connections(&self, host: &str) -> u64 {
+        self.smtp_state(host)
+            .map_or(0, |s| s.accepted.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Finished SMTP sessions at `host`.

@@ -131,6 +131,15 @@ while [ $SECONDS -lt $deadline ]; do
 done
 for d in mx-wrong-name.test mx-mismatch.test; do echo "FIXED $d $(status_of "$d")"; done
 
-sleep 0.3 # the lab logs sessions every 100 ms
-sed 's/^/SESSION /' "/run/mtasts-lab/$MTASTS_LAB_NAME/smtp-sessions.log"
+# The lab appends finished sessions to its log every 100 ms: wait until every message Postfix
+# sent shows there as a delivered session (bounded), rather than sleeping and hoping.
+SESSIONS="/run/mtasts-lab/$MTASTS_LAB_NAME/smtp-sessions.log"
+deadline=$((SECONDS + 10))
+while [ $SECONDS -lt $deadline ]; do
+    sent=$(grep -c "status=sent" "$WORK/maillog" || true)
+    delivered=$(grep -c " delivered=1$" "$SESSIONS" 2>/dev/null || true)
+    [ "${delivered:-0}" -ge "${sent:-0}" ] && break
+    sleep 0.05
+done
+sed 's/^/SESSION /' "$SESSIONS"
 grep -E "status=|Verified|Untrusted|Trusted|certificate verification failed|server certificate" "$WORK/maillog" | sed 's/^/MAILLOG /' || true

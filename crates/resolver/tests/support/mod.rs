@@ -125,3 +125,11 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Waits until the resolver has no lookup or re-check in flight, so what a test asserts next
+/// (especially that something did not happen) is not read before the work is done.
+pub async fn settled<D: mtasts_resolver::Dns, F: mtasts_resolver::Fetch>(
+    r: &mtasts_resolver::Resolver<D, F>,
+) {
+    eventually("background work to finish", || r.in_flight() == 0).await;
+}
