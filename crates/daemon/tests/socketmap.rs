@@ -120,8 +120,7 @@ async fn world() -> World {
 }
 
 fn resolver(w: &World) -> NetResolver {
-    let dns =
-        Arc::new(HickoryDns::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("dns"));
+    let dns = Arc::new(HickoryDns::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("dns"));
     let fetch = HttpsFetcher::new(
         dns.clone(),
         client_config(Some(w.ca_file())).expect("tls"),
@@ -225,7 +224,7 @@ async fn start_with(w: &World, adjust: impl FnOnce(&mut Config)) -> Running {
         _ => panic!("tcp first"),
     };
     let dane = DaneResolver::new(
-        DnssecClient::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("dnssec client"),
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("dnssec client"),
         DaneSettings::default(),
     );
     let server = Server::new(resolver(w), Some(dane), config);

@@ -68,32 +68,29 @@ async fn a_hundred_simultaneous_cold_lookups_cost_the_same_as_one() {
     assert_eq!(seen(&w), (1, 1, 1, 1), "(TXT, A, AAAA, fetches)");
 }
 
-#[tokio::test]
-async fn a_domain_in_the_backing_store_is_read_once_for_a_hundred_lookups() {
+each_backend!(
+    a_domain_in_the_backing_store_is_read_once_for_a_hundred_lookups,
+    [sqlite, redis]
+);
+async fn a_domain_in_the_backing_store_is_read_once_for_a_hundred_lookups(name: &str, spec: &str) {
     let w = world().await;
-    let backends = Backends::new();
     let clock = ManualClock::new(T0);
     let domain = DomainName::parse(DOMAIN).expect("domain");
-    for (name, spec) in backends.specs("cold-cost") {
-        if name == "memory" {
-            continue;
-        }
-        // A first daemon run stores the policy; a second starts with an empty memory tier.
-        let first = resolver(&w, Some(open(&spec).await), &clock, settings());
-        assert!(first.lookup(&domain).await.policy().is_some(), "{name}");
-        first.flush().await;
-        let before = seen(&w);
-        let second = resolver(&w, Some(open(&spec).await), &clock, settings());
-        let mut lookups = tokio::task::JoinSet::new();
-        for _ in 0..100 {
-            let (r, d) = (second.clone(), domain.clone());
-            lookups.spawn(async move { r.lookup(&d).await });
-        }
-        while let Some(l) = lookups.join_next().await {
-            assert!(l.expect("task").policy().is_some(), "{name}");
-        }
-        let reads = second.stats().store_reads.get();
-        assert_eq!(reads, 1, "{name}: backing-store reads for one cold domain");
-        assert_eq!(seen(&w), before, "{name}: nothing asked on the wire");
+    // A first daemon run stores the policy; a second starts with an empty memory tier.
+    let first = resolver(&w, Some(open(spec).await), &clock, settings());
+    assert!(first.lookup(&domain).await.policy().is_some(), "{name}");
+    first.flush().await;
+    let before = seen(&w);
+    let second = resolver(&w, Some(open(spec).await), &clock, settings());
+    let mut lookups = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (r, d) = (second.clone(), domain.clone());
+        lookups.spawn(async move { r.lookup(&d).await });
     }
+    while let Some(l) = lookups.join_next().await {
+        assert!(l.expect("task").policy().is_some(), "{name}");
+    }
+    let reads = second.stats().store_reads.get();
+    assert_eq!(reads, 1, "{name}: backing-store reads for one cold domain");
+    assert_eq!(seen(&w), before, "{name}: nothing asked on the wire");
 }

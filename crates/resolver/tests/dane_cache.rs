@@ -30,7 +30,7 @@ async fn decisions_live_for_their_ttl_on_the_injected_clock() {
         .expect("world");
     let clock = ManualClock::new(1_900_000_000);
     let dane = DaneResolver::new(
-        DnssecClient::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("client"),
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
         DaneSettings::default(),
     )
     .with_clock(Arc::new(clock.clone()));
@@ -72,7 +72,7 @@ async fn an_unanswered_dane_check_falls_back_to_the_last_verdict_and_bogus_never
         .expect("world");
     let clock = ManualClock::new(1_900_000_000);
     let dane = DaneResolver::new(
-        DnssecClient::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("client"),
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
         DaneSettings::default(),
     )
     .with_clock(Arc::new(clock.clone()));
@@ -111,7 +111,7 @@ async fn an_unanswered_dane_check_falls_back_to_the_last_verdict_and_bogus_never
 async fn the_decision_cache_is_bounded() {
     let w = World::builder().build().await.expect("world");
     let dane = DaneResolver::new(
-        DnssecClient::new(Some(w.dns_addr()), Duration::from_millis(500)).expect("client"),
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
         DaneSettings {
             capacity: 100,
             ..DaneSettings::default()

@@ -33,14 +33,27 @@ pub fn settings() -> ResolverSettings {
     }
 }
 
+/// Per DNS query: generous, so a loaded machine does not turn an answer into a timeout.
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub fn resolver(
     world: &World,
     backing: Option<AnyStore>,
     clock: &ManualClock,
     settings: ResolverSettings,
 ) -> NetResolver {
-    let dns =
-        Arc::new(HickoryDns::new(Some(world.dns_addr()), Duration::from_millis(400)).expect("dns"));
+    resolver_with_dns_timeout(world, backing, clock, settings, DNS_TIMEOUT)
+}
+
+/// [`resolver`] with its own DNS timeout (for tests whose subject is the timeout).
+pub fn resolver_with_dns_timeout(
+    world: &World,
+    backing: Option<AnyStore>,
+    clock: &ManualClock,
+    settings: ResolverSettings,
+    dns_timeout: Duration,
+) -> NetResolver {
+    let dns = Arc::new(HickoryDns::new(Some(world.dns_addr()), dns_timeout).expect("dns"));
     let tls = client_config(Some(world.ca_file())).expect("tls");
     let fetch = HttpsFetcher::new(
         dns.clone(),
@@ -55,15 +68,35 @@ pub fn resolver(
     Resolver::new(dns, fetch, backing, Arc::new(clock.clone()), settings)
 }
 
-/// The backends to run a cache test against: memory only, SQLite, and Redis (a real
-/// redis-server; under CI its absence is a failure).
-pub struct Backends {
-    pub dir: std::path::PathBuf,
-    pub redis: Option<RedisServer>,
+/// A redis-server of the test's own. Missing is a failure that says what to do; with
+/// `MTASTS_TEST_SKIP=redis` (or `missing`) the Redis tests are reported as ignored instead.
+pub fn redis() -> RedisServer {
+    RedisServer::start().unwrap_or_else(|e| {
+        panic!(
+            "{e}: install redis-server, or set MTASTS_TEST_SKIP=redis to report the Redis tests as ignored"
+        )
+    })
 }
 
-impl Backends {
-    pub fn new() -> Self {
+/// A cache backend kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Memory,
+    Sqlite,
+    Redis,
+}
+
+/// One backend for a cache test, with what it needs (a directory, a redis-server) kept
+/// until the test ends.
+pub struct Backend {
+    pub name: &'static str,
+    pub spec: String,
+    dir: std::path::PathBuf,
+    _redis: Option<RedisServer>,
+}
+
+impl Backend {
+    pub fn new(kind: Kind, tag: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "mtasts-resolver-{}-{}",
             std::process::id(),
@@ -72,43 +105,69 @@ impl Backends {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         ));
-        let redis = match RedisServer::start() {
-            Ok(r) => Some(r),
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "CI must run the Redis backend: {e}"
-                );
-                eprintln!("SKIPPED Redis backend: {e}");
-                None
+        let (name, spec, redis) = match kind {
+            Kind::Memory => ("memory", "memory".to_string(), None),
+            Kind::Sqlite => (
+                "sqlite",
+                format!("sqlite:{}", dir.join(format!("{tag}.sqlite3")).display()),
+                None,
+            ),
+            Kind::Redis => {
+                let r = redis();
+                ("redis", r.url(), Some(r))
             }
         };
-        Self { dir, redis }
-    }
-
-    /// (name, spec) for each backend.
-    pub fn specs(&self, tag: &str) -> Vec<(String, String)> {
-        let mut v = vec![
-            ("memory".to_string(), "memory".to_string()),
-            (
-                "sqlite".to_string(),
-                format!(
-                    "sqlite:{}",
-                    self.dir.join(format!("{tag}.sqlite3")).display()
-                ),
-            ),
-        ];
-        if let Some(r) = &self.redis {
-            v.push(("redis".to_string(), r.url()));
+        Self {
+            name,
+            spec,
+            dir,
+            _redis: redis,
         }
-        v
     }
 }
 
-impl Drop for Backends {
+impl Drop for Backend {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// One test per backend kind for `async fn $test(name: &str, spec: &str)`: a module of the
+/// same name holding `memory`, `sqlite` and `redis` tests (the last ignored, with the
+/// reason, only when redis-server is missing and `MTASTS_TEST_SKIP` opts out).
+#[macro_export]
+macro_rules! each_backend {
+    ($test:ident, [$($kind:ident),+]) => {
+        mod $test {
+            use super::*;
+            $( $crate::each_backend!(@one $test, $kind); )+
+        }
+    };
+    (@one $test:ident, memory) => {
+        #[tokio::test]
+        async fn memory() {
+            let b = Backend::new(Kind::Memory, stringify!($test));
+            $test(b.name, &b.spec).await;
+        }
+    };
+    (@one $test:ident, sqlite) => {
+        #[tokio::test]
+        async fn sqlite() {
+            let b = Backend::new(Kind::Sqlite, stringify!($test));
+            $test(b.name, &b.spec).await;
+        }
+    };
+    (@one $test:ident, redis) => {
+        #[cfg_attr(
+            not(mtasts_run_redis),
+            ignore = "needs redis-server (MTASTS_TEST_SKIP opted out)"
+        )]
+        #[tokio::test]
+        async fn redis() {
+            let b = Backend::new(Kind::Redis, stringify!($test));
+            $test(b.name, &b.spec).await;
+        }
+    };
 }
 
 pub async fn open(spec: &str) -> AnyStore {

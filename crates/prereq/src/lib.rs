@@ -1,0 +1,124 @@
+//! For build scripts of crates whose tests need something outside Rust (redis-server, root,
+//! systemd-socket-activate, Postfix). Each [`Prereq`] becomes a cfg flag `mtasts_run_<key>`
+//! that is set unless the prerequisite is missing **and** `MTASTS_TEST_SKIP` opts out of it.
+//! Tests put `#[cfg_attr(not(mtasts_run_<key>), ignore = "…")]` on themselves, so:
+//!
+//! - by default a missing prerequisite makes its tests run and fail, saying what is missing;
+//! - `MTASTS_TEST_SKIP=missing` (or a comma list of keys: `redis,root,…`) reports those tests
+//!   as ignored, with the reason, instead of counting them as passed.
+
+use std::path::{Path, PathBuf};
+
+/// Something tests need from the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prereq {
+    /// `redis-server` on PATH.
+    Redis,
+    /// Running as root, with `ip`, `dig`, `curl` and `openssl` (the lab's network namespace).
+    LabNamespace,
+    /// Root with `ip`, `postfix`, `postmap`, `postqueue` and `python3` (real Postfix).
+    Postfix,
+    /// `systemd-socket-activate` on PATH.
+    SocketActivate,
+}
+
+impl Prereq {
+    /// Every prerequisite; each crate declares all flags so `check-cfg` knows them.
+    pub const ALL: [Prereq; 4] = [
+        Prereq::Redis,
+        Prereq::LabNamespace,
+        Prereq::Postfix,
+        Prereq::SocketActivate,
+    ];
+
+    /// The name in `MTASTS_TEST_SKIP` and in the cfg flag.
+    pub fn key(self) -> &'static str {
+        match self {
+            Prereq::Redis => "redis",
+            Prereq::LabNamespace => "lab",
+            Prereq::Postfix => "postfix",
+            Prereq::SocketActivate => "systemd",
+        }
+    }
+
+    fn needs_root(self) -> bool {
+        matches!(self, Prereq::LabNamespace | Prereq::Postfix)
+    }
+
+    fn tools(self) -> &'static [&'static str] {
+        match self {
+            Prereq::Redis => &["redis-server"],
+            Prereq::LabNamespace => &["ip", "dig", "curl", "openssl"],
+            Prereq::Postfix => &["ip", "postfix", "postmap", "postqueue", "python3"],
+            Prereq::SocketActivate => &["systemd-socket-activate"],
+        }
+    }
+}
+
+/// Called from `build.rs`: declares every flag and sets those whose tests should run.
+pub fn emit() {
+    println!("cargo::rerun-if-env-changed=MTASTS_TEST_SKIP");
+    println!("cargo::rerun-if-env-changed=PATH");
+    let skip = std::env::var("MTASTS_TEST_SKIP").unwrap_or_default();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let root = is_root();
+    for p in Prereq::ALL {
+        let flag = format!("mtasts_run_{}", p.key());
+        println!("cargo::rustc-check-cfg=cfg({flag})");
+        let missing: Vec<&str> = p
+            .tools()
+            .iter()
+            .copied()
+            .filter(|t| find(&dirs, t).is_none())
+            .collect();
+        let present = missing.is_empty() && (root || !p.needs_root());
+        if present || !opted_out(&skip, p.key()) {
+            println!("cargo::rustc-cfg={flag}");
+        } else {
+            // Installing the tool later changes nothing that cargo watches: say how to rerun.
+            println!(
+                "cargo::warning=tests needing {} are reported as ignored (MTASTS_TEST_SKIP={skip}; missing: {}{}); `touch build.rs` after installing",
+                p.key(),
+                missing.join(", "),
+                if p.needs_root() && !root { " root" } else { "" }
+            );
+        }
+    }
+}
+
+fn opted_out(skip: &str, key: &str) -> bool {
+    skip.split(',')
+        .map(str::trim)
+        .any(|k| k == key || k == "missing")
+}
+
+fn find(dirs: &[PathBuf], tool: &str) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(tool)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::opted_out;
+
+    #[test]
+    fn opting_out_names_a_key_or_everything_missing() {
+        assert!(opted_out("redis", "redis"));
+        assert!(opted_out("root, redis", "redis"));
+        assert!(opted_out("missing", "postfix"));
+        assert!(!opted_out("", "redis"));
+        assert!(!opted_out("redis-server", "redis"));
+    }
+}
