@@ -7,7 +7,8 @@
 #
 # New coverage-increasing inputs land in corpus/<target>/ (commit them); a crash is written to
 # artifacts/<target>/ and stops the run: add it to corpus/<target>/ as a regression input,
-# which crates/*/tests/fuzz_corpus_replay.rs replays on every `cargo test`.
+# which crates/*/tests/fuzz_corpus_replay.rs replays on every `cargo test`. seeds/<target>/
+# (valid inputs made from the grammars by make_seeds.py) is read too, never written.
 set -euo pipefail
 cd "$(dirname "$0")"
 RUNS=${1:-10000000}
@@ -22,7 +23,9 @@ TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --release --bins --target "$TRIPLE" --target-dir target/stable-fuzz
 for t in "${TARGETS[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
+    seeds=()
+    [ -d "seeds/$t" ] && seeds=("seeds/$t")
     echo "== $t: $RUNS executions"
     "target/stable-fuzz/$TRIPLE/release/$t" -runs="$RUNS" -max_len=4096 -print_final_stats=1 \
-        -artifact_prefix="artifacts/$t/" "corpus/$t"
+        -artifact_prefix="artifacts/$t/" "corpus/$t" "${seeds[@]}"
 done

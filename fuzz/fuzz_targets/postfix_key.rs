@@ -1,3 +1,5 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mtasts_core::fuzzing::postfix_key(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    mtasts_core::fuzzing::postfix_key(data);
+});

@@ -95,6 +95,19 @@ proptest! {
     }
 
     #[test]
+    fn txt_parser_never_panics_on_near_valid_text(
+        id in "[A-Za-z0-9]{1,32}", pos in any::<prop::sample::Index>(), junk in "[\\x00-\\x7f]{0,4}",
+    ) {
+        // A valid record with a few bytes inserted: the parser gets past the prefix check.
+        let mut text = format!("v=STSv1; id={id}; ext=1").into_bytes();
+        let at = pos.index(text.len() + 1);
+        text.splice(at..at, junk.bytes());
+        if let Ok(rec) = parse_record(&text) {
+            prop_assert_eq!(parse_record(rec.render().as_bytes()), Ok(rec));
+        }
+    }
+
+    #[test]
     fn pattern_parse_display_round_trips(p in pattern()) {
         let parsed = MxPattern::parse(&p).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(MxPattern::parse(&parsed.to_string()), Ok(parsed));
