@@ -382,3 +382,84 @@ async fn no_smtp_skips_port_25() {
         .await;
     assert!(world.smtp_connections("mx1.enforce.test") >= 2);
 }
+
+#[tokio::test]
+async fn starttls_injection_expiring_certificates_and_a_missing_tlsrpt_record_are_named() {
+    use mtasts_testkit::{CertKind, PolicyHost, SmtpHost, StartTls, World};
+    let policy = "version: STSv1\nmode: enforce\nmx: mx1.expiring.test\nmax_age: 604800\n";
+    let world = World::builder()
+        .sts_domain("inject.test", "1", "enforce", &["mx1.inject.test"])
+        .smtp(
+            "mx1.inject.test",
+            SmtpHost {
+                starttls: StartTls::Leftover,
+                ..SmtpHost::valid()
+            },
+        )
+        .sts_domain("expiring.test", "1", "enforce", &["mx1.expiring.test"])
+        .policy(
+            "expiring.test",
+            PolicyHost {
+                cert: CertKind::ExpiringSoon,
+                ..PolicyHost::ok(policy)
+            },
+        )
+        .smtp(
+            "mx1.expiring.test",
+            SmtpHost {
+                cert: CertKind::ExpiringSoon,
+                ..SmtpHost::valid()
+            },
+        )
+        .txt(
+            "_smtp._tls.expiring.test",
+            "v=TLSRPTv1; rua=mailto:tlsrpt@expiring.test",
+        )
+        .build()
+        .await
+        .expect("world");
+    let checker = Checker::new(CheckSettings {
+        nameserver: Some(world.dns_addr()),
+        ca_file: Some(world.ca_file().to_path_buf()),
+        timeout: Duration::from_secs(5),
+        smtp: true,
+        connect_map: world.port_map(),
+    })
+    .expect("checker");
+    let inject = checker
+        .check(&DomainName::parse("inject.test").expect("domain"))
+        .await;
+    let c = codes(&inject);
+    assert!(c.contains(&"starttls-injection"), "{c:?}");
+    assert!(c.contains(&"tlsrpt-missing"), "{c:?}");
+    assert!(!c.contains(&"cert-expiring"), "{c:?}");
+    let expiring = checker
+        .check(&DomainName::parse("expiring.test").expect("domain"))
+        .await;
+    let found: Vec<_> = expiring
+        .findings
+        .iter()
+        .filter(|f| f.code.as_str() == "cert-expiring")
+        .map(|f| f.message.clone())
+        .collect();
+    // The policy host's certificate and the MX's, each 5½ days from expiry, warned about
+    // separately.
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("mta-sts.expiring.test") && m.contains("expires in 5 days")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("mx1.expiring.test") && m.contains("expires in 5 days")),
+        "{found:?}"
+    );
+    let c = codes(&expiring);
+    assert!(
+        !c.contains(&"starttls-injection") && !c.contains(&"tlsrpt-missing"),
+        "{c:?}"
+    );
+}

@@ -30,6 +30,8 @@ pub enum CertKind {
     SelfSigned,
     /// Issued by the test CA with the name only in the subject CN, no subjectAltName.
     CnOnly,
+    /// Issued by the test CA for the name, valid now but expiring in 5 days and 12 hours.
+    ExpiringSoon,
 }
 
 /// The test CA plus the untrusted second CA used for [`CertKind::UntrustedCa`].
@@ -112,10 +114,12 @@ impl TestCa {
         params.distinguished_name = dn;
         params.use_authority_key_identifier_extension = true;
         params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = if kind == CertKind::Expired {
-            date_time_ymd(2021, 1, 1)
-        } else {
-            date_time_ymd(2099, 1, 1)
+        params.not_after = match kind {
+            CertKind::Expired => date_time_ymd(2021, 1, 1),
+            CertKind::ExpiringSoon => {
+                time::OffsetDateTime::now_utc() + time::Duration::hours(5 * 24 + 12)
+            }
+            _ => date_time_ymd(2099, 1, 1),
         };
         let cert = match kind {
             CertKind::SelfSigned => params.self_signed(&key)?,

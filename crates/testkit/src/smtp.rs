@@ -30,6 +30,9 @@ pub enum StartTls {
     Refused,
     /// Advertised and accepted, then garbage instead of a TLS handshake.
     Broken,
+    /// Advertised and working, but the `220` comes with a plaintext line after it (what a
+    /// server vulnerable to STARTTLS command injection sends when commands were pipelined).
+    Leftover,
 }
 
 /// How one MX host behaves.
@@ -225,11 +228,15 @@ async fn run_session(
                     let _ = io.get_mut().write_all(b"this is not TLS\r\n").await;
                     return session;
                 }
-                StartTls::Offered => {
-                    if reply(&mut io, "220 2.0.0 Ready to start TLS")
-                        .await
-                        .is_err()
-                    {
+                StartTls::Offered | StartTls::Leftover => {
+                    // Leftover: both lines in one write, so the client reads them together.
+                    let ready = if spec.starttls == StartTls::Leftover {
+                        "220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected"
+                    } else {
+                        "220 2.0.0 Ready to start TLS"
+                    };
+                    let ready = reply(&mut io, ready).await;
+                    if ready.is_err() {
                         return session;
                     }
                     session.starttls = true;

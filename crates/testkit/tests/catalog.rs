@@ -72,7 +72,7 @@ fn duplicate_or_unknown_keys_are_errors() {
 }
 
 #[tokio::test]
-async fn builtin_world_starts_and_answers_as_described() {
+async fn builtin_world_serves_split_and_cname_txt_a_missing_policy_host_and_mx_addresses() {
     let c = Catalog::builtin().expect("catalog");
     let t = Instant::now();
     let w = c.world().build().await.expect("world");
