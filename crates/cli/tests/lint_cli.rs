@@ -181,3 +181,33 @@ fn lint_findings_carry_the_codes_check_reports() {
         "{v}"
     );
 }
+
+#[test]
+fn lint_advice_codes_max_age_zero_broad_wildcard_duplicate_mx() {
+    let codes = |policy: &str| -> Vec<String> {
+        let o = mtasts(&["lint", "policy", "-", "--json"], Some(policy));
+        assert_eq!(o.status.code(), Some(0), "valid, with advice: {policy}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .filter_map(|w| w["code"].as_str().map(str::to_string))
+            .collect()
+    };
+    let clean = codes("version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 604800\n");
+    assert!(clean.is_empty(), "{clean:?}");
+    let zero = codes("version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 0\n");
+    assert_eq!(zero, ["max-age-zero"]);
+    // A wildcard over a top-level domain and over a public second-level one (`co.uk`).
+    for broad in ["*.org", "*.co.uk"] {
+        let got = codes(&format!(
+            "version: STSv1\nmode: enforce\nmx: {broad}\nmax_age: 604800\n"
+        ));
+        assert_eq!(got, ["broad-wildcard"], "{broad}");
+    }
+    let dup = codes(
+        "version: STSv1\nmode: enforce\nmx: mx.example.org\nmx: MX.example.org\nmax_age: 604800\n",
+    );
+    assert_eq!(dup, ["duplicate-mx"]);
+}

@@ -129,3 +129,30 @@ fn query_takes_the_daemon_key_forms() {
         "{v}"
     );
 }
+
+#[test]
+fn query_exits_3_when_the_answer_is_a_deferral() {
+    let lab = lab();
+    let dir = std::env::temp_dir().join(format!("mtasts-query-defer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("daemon.toml");
+    std::fs::write(&config, "[zones.defer]\ndefer_on_failure = true\n").expect("config");
+    let config = config.to_string_lossy().into_owned();
+    let deferred = query(
+        &lab,
+        "txt-servfail.test",
+        &["--config", &config, "--map", "defer", "--json"],
+    );
+    let v = json(&deferred);
+    assert_eq!(deferred.status.code(), Some(3), "{v}");
+    assert!(
+        v["postfix"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("TEMP ")),
+        "{v}"
+    );
+    // The same failure in the default zone is delivered without MTA-STS: exit 0.
+    let delivered = query(&lab, "txt-servfail.test", &["--config", &config, "--json"]);
+    assert_eq!(delivered.status.code(), Some(0), "{}", json(&delivered));
+    let _ = std::fs::remove_dir_all(dir);
+}

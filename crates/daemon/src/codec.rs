@@ -160,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn pfx_14_length_checked_before_allocating() {
+    fn pfx_14_oversize_refused_from_the_length_prefix_alone() {
         let (frames, err) = decode_all(b"10001:");
         assert!(frames.is_empty());
         assert!(err.is_some_and(|e| e.contains("10001")));

@@ -228,6 +228,25 @@ mod tests {
     }
 
     #[test]
+    fn maps_timings_and_sni_with_values_other_than_the_defaults() {
+        // Each value differs from mtasts' default, so a key read wrongly or not at all shows.
+        let yaml = "shutdown_timeout: 7\ncache_grace: 45\ndefault_zone:\n  timeout: 2.5\n  require_sni: false\nzones:\n  slow:\n    timeout: 9\n    require_sni: true\n";
+        let (c, warnings) = from_yaml(yaml).expect("maps");
+        let d = Config::default();
+        assert_ne!(d.shutdown_timeout, Duration::from_secs(7));
+        assert_ne!(d.resolver.txt_grace, Duration::from_secs(45));
+        assert_ne!(d.default_zone.timeout, Duration::from_millis(2500));
+        assert!(d.default_zone.require_sni);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(7));
+        assert_eq!(c.resolver.txt_grace, Duration::from_secs(45));
+        assert_eq!(c.default_zone.timeout, Duration::from_millis(2500));
+        assert!(!c.default_zone.require_sni);
+        assert_eq!(c.zones["slow"].timeout, Duration::from_secs(9));
+        assert!(c.zones["slow"].require_sni);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
     fn maps_unix_socket_sqlite_and_redis() {
         let (c, _) = from_yaml("path: /run/mta-sts.sock\nmode: 0666\ncache:\n  type: sqlite\n  options:\n    filename: /var/lib/mta-sts/cache.db\n").expect("maps");
         assert_eq!(c.listen, vec![addr("unix:/run/mta-sts.sock")]);

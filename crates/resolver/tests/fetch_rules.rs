@@ -319,11 +319,11 @@ async fn pol_11_invalid_policy_is_a_failed_fetch_and_never_cached() {
     assert_eq!(e.failure().result_type(), "sts-policy-invalid");
     let mut bytes = good("utf.test");
     bytes.push_str("x: \u{fffd}\n");
-    let bad_utf8 = PolicyHost {
+    let non_ascii = PolicyHost {
         body: bytes.replace('\u{fffd}', "é"),
         ..PolicyHost::default()
     };
-    let w = world_with("utf.test", bad_utf8).await;
+    let w = world_with("utf.test", non_ascii).await;
     let clock = ManualClock::new(T0);
     let l = resolver(&w, None, &clock, settings())
         .lookup(&d("utf.test"))

@@ -87,7 +87,12 @@ async fn sqlite_survives_kill_9_mid_write() {
     }
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
-    assert!(!status.success(), "killed, not finished: {status}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "killed by SIGKILL, not finished: {status}"
+    );
     let last = committed.expect("the writer committed entries");
 
     let store = SqliteStore::open(&path)
