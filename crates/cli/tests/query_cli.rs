@@ -156,3 +156,46 @@ fn query_exits_3_when_the_answer_is_a_deferral() {
     assert_eq!(delivered.status.code(), Some(0), "{}", json(&delivered));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn policy_fetches_ignore_proxy_settings_in_the_environment() {
+    // A proxy that would take the fetch: it counts connections and never answers.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    proxy.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}", proxy.local_addr().expect("addr"));
+    let lab = lab();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["query", "enforce.test", "--json", "--nameserver", &lab.dns])
+        .arg("--ca-file")
+        .arg(lab.ca())
+        .arg("--port-map")
+        .arg(lab.ports());
+    for var in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env(var, &url);
+    }
+    let o = cmd
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .expect("query");
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(0), "{v}");
+    assert_eq!(v["source"], "network", "fetched directly: {v}");
+    assert!(
+        v["postfix"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("OK secure")),
+        "{v}"
+    );
+    assert!(
+        matches!(proxy.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing connected to the proxy"
+    );
+}

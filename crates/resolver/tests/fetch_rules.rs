@@ -353,3 +353,100 @@ async fn fetch_01_policy_host_without_address_is_a_fetch_error() {
     );
     assert_eq!(e.failure().result_type(), "sts-policy-fetch-error");
 }
+
+#[test]
+fn fetch_07_limits_are_the_documented_ones() {
+    use std::time::Duration;
+    // README: 10 s per connect, 60 s per fetch in total (the RFC's suggestion), 64 KiB body.
+    let f = mtasts_resolver::FetchSettings::default();
+    assert_eq!(
+        (f.connect_timeout, f.total_timeout, f.max_body),
+        (Duration::from_secs(10), Duration::from_secs(60), 65_536)
+    );
+    // What the daemon and the CLI build their fetcher from.
+    assert_eq!(
+        mtasts_resolver::NetEndpoints::default().fetch_timeout,
+        Duration::from_secs(60)
+    );
+}
+
+/// The versions a TLS ClientHello offers in its supported_versions extension (RFC 8446
+/// §4.2.1), read off the wire.
+fn offered_versions(hello: &[u8]) -> Option<Vec<u16>> {
+    let u16_at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    // Record header (5), handshake header (4), legacy_version (2), random (32).
+    let mut i = 5 + 4 + 2 + 32;
+    i += 1 + usize::from(*hello.get(i)?); // session id
+    i += 2 + usize::from(u16_at(hello, i)?); // cipher suites
+    i += 1 + usize::from(*hello.get(i)?); // compression methods
+    let end = i + 2 + usize::from(u16_at(hello, i)?);
+    i += 2;
+    while i + 4 <= end {
+        let (kind, len) = (u16_at(hello, i)?, usize::from(u16_at(hello, i + 2)?));
+        if kind == 43 {
+            let list = hello.get(i + 5..i + 5 + usize::from(*hello.get(i + 4)?))?;
+            return Some(
+                list.chunks(2)
+                    .map(|c| u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))
+                    .collect(),
+            );
+        }
+        i += 4 + len;
+    }
+    None
+}
+
+#[tokio::test]
+async fn fetch_tls_offers_only_tls_1_3_and_1_2() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    let w = world_with("hello.test", PolicyHost::ok(&good("hello.test"))).await;
+    // The policy host's address leads to a listener that keeps the ClientHello and hangs up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let raw = listener.local_addr().expect("addr");
+    let public = w
+        .port_map()
+        .into_iter()
+        .find(|(_, bound)| Some(*bound) == w.policy_addr("hello.test"))
+        .map(|(public, _)| public)
+        .expect("policy host address");
+    let capture = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut hello = vec![0u8; 4096];
+        let mut n = 0;
+        while n < 5 || n < 5 + usize::from(u16::from_be_bytes([hello[3], hello[4]])) {
+            let got = s.read(&mut hello[n..]).await.expect("read");
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        hello.truncate(n);
+        hello
+    });
+    let dns =
+        Arc::new(mtasts_resolver::HickoryDns::new(Some(w.dns_addr()), DNS_TIMEOUT).expect("dns"));
+    let fetch = mtasts_resolver::HttpsFetcher::new(
+        dns.clone(),
+        mtasts_resolver::client_config(Some(w.ca_file())).expect("tls"),
+        mtasts_resolver::FetchSettings {
+            connect_map: [(public, raw)].into_iter().collect(),
+            total_timeout: Duration::from_secs(5),
+            ..mtasts_resolver::FetchSettings::default()
+        },
+    );
+    let clock = ManualClock::new(T0);
+    let r = mtasts_resolver::Resolver::new(dns, fetch, None, Arc::new(clock), settings());
+    let l = r.lookup(&d("hello.test")).await;
+    assert!(l.fetch_error.is_some(), "the listener speaks no TLS");
+    let hello = capture.await.expect("capture");
+    assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record");
+    assert_eq!(
+        offered_versions(&hello),
+        Some(vec![0x0304, 0x0303]),
+        "TLS 1.3 and 1.2, nothing older"
+    );
+}
