@@ -403,3 +403,22 @@ async fn expired_entries_are_pruned_from_the_backing_store() {
     assert_eq!(resolver.prune_expired().await, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn cache_08_the_refresher_refetches_at_half_max_age_when_that_comes_first() {
+    let s = setup();
+    let domain = d("half.test");
+    s.dns.publish("half.test", "1");
+    s.fetch.serve(&domain, &policy("enforce", 3_600));
+    s.resolver.lookup(&domain).await;
+    assert_eq!(s.fetch.fetches(&domain), 1);
+    // refresh_interval (1 day) is later than half of max_age (1,800 s): half wins.
+    s.clock.advance(1_799);
+    assert_eq!(s.resolver.refresh_due().await, 0, "not due at 1,799 s");
+    assert_eq!(s.fetch.fetches(&domain), 1);
+    s.clock.advance(1);
+    assert_eq!(s.resolver.refresh_due().await, 1, "due at 1,800 s");
+    assert_eq!(s.fetch.fetches(&domain), 2, "refetched with the same id");
+    let l = s.resolver.lookup(&domain).await;
+    assert_eq!(l.policy().map(|p| p.fetched_at), Some(T0 + 1_800));
+}
