@@ -112,6 +112,19 @@ async fn world() -> World {
         )
         .dnssec_secure("mxfail.test")
         .dns_fault("mxfail.test", DnsFault::Bogus)
+        // Both halves slow: the policy host answers after 2 s, the TLSA query is never
+        // answered (the DANE check waits out its DNS timeout).
+        .dnssec_secure("slowboth.test")
+        .mx("slowboth.test", 10, "mx1.slowboth.test")
+        .dns_fault("_25._tcp.mx1.slowboth.test", DnsFault::Drop)
+        .txt("_mta-sts.slowboth.test", "v=STSv1; id=1;")
+        .policy(
+            "slowboth.test",
+            PolicyHost {
+                delay_ms: 2000,
+                ..PolicyHost::ok(&policy("enforce", &["mx1.slowboth.test"]))
+            },
+        )
         .txt("_mta-sts.big.test", "v=STSv1; id=1;")
         .policy("big.test", PolicyHost::ok(&big_policy()))
         .build()
@@ -1012,4 +1025,33 @@ async fn every_metric_counts_what_it_names() {
         .collect();
     assert!(unpinned.is_empty(), "not pinned: {unpinned:?}");
     drop(held);
+}
+
+#[tokio::test]
+async fn dane_and_mta_sts_are_looked_up_at_the_same_time() {
+    use hickory_proto::rr::RecordType;
+    let w = world().await;
+    let d = start(&w).await;
+    let domain = mtasts_core::DomainName::parse("slowboth.test").expect("domain");
+    let asking = tokio::spawn(ask(d.tcp, "postfix", "slowboth.test"));
+    // Wait until the policy host has the request and the TLSA query went out.
+    let mut both = false;
+    for _ in 0..1000 {
+        let fetching = !w.policy_requests("slowboth.test").is_empty();
+        let tlsa = w.dns_queries("_25._tcp.mx1.slowboth.test", RecordType::TLSA) > 0;
+        if fetching && tlsa {
+            both = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(both, "policy request and TLSA query both seen");
+    // At that moment neither half has finished: they overlap. (DANE first would have its
+    // decision cached before the fetch starts; MTA-STS first would have no lookup in flight
+    // by the time the TLSA query goes out.)
+    assert!(d.server.dane().expect("dane on").cached(&domain).is_none(), "DANE still pending");
+    assert_eq!(d.server.resolver().in_flight(), 1, "the MTA-STS lookup still in flight");
+    // And both started before the answer was due (the zone deadline), not after it.
+    assert!(!asking.is_finished(), "not yet answered");
+    asking.abort();
 }
