@@ -49,11 +49,13 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let metrics_port = free_port();
     let sock = dir.join("pf.sock");
     let config = dir.join("daemon.toml");
-    let write_config = |strict: bool| {
+    // `strict` switches a zone setting (applies at once); the other values are ones only a
+    // restart applies, which the reload must name.
+    let write_config = |strict: bool, log_format: &str, txt_grace: &str| {
         std::fs::write(
             &config,
             format!(
-                "listen = [\"127.0.0.1:{port}\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"json\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[default_zone]\nstrict_testing = {strict}\n",
+                "listen = [\"127.0.0.1:{port}\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"{log_format}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[resolver]\ntxt_grace = \"{txt_grace}\"\n[default_zone]\nstrict_testing = {strict}\n",
                 sock.display(),
                 dir.join("cache.sqlite3").display(),
                 lab.ca().display()
@@ -61,7 +63,7 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
         )
         .expect("config");
     };
-    write_config(false);
+    write_config(false, "json", "60s");
     let mut daemon = Proc(
         Command::new(env!("CARGO_BIN_EXE_mtasts"))
             .args(["daemon", "--config"])
@@ -91,7 +93,7 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     );
     assert!(page.contains("mtasts_answer_seconds_count 2"), "{page}");
 
-    write_config(true);
+    write_config(true, "text", "2m");
     signal(&daemon.0, "-HUP");
     let start = Instant::now();
     loop {
@@ -128,7 +130,13 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     assert!(
         log.lines()
             .any(|l| l.starts_with('{') && l.contains("configuration reloaded")),
-        "json logs: {log}"
+        "json logs, also after a reload that asked for text: {log}"
+    );
+    assert!(
+        log.lines().any(|l| l.contains("only after a restart")
+            && l.contains("log_format")
+            && l.contains("resolver")),
+        "the reload names what needs a restart: {log}"
     );
     // The SQLite cache holds what was fetched, flushed on shutdown: reopen it and look.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -305,4 +313,68 @@ fn a_flood_of_bad_frames_logs_one_warning_with_the_peer() {
         "names the peer: {}",
         warnings[0]
     );
+}
+
+#[test]
+fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
+    let lab = common::EphemeralLab::start("sigint");
+    let dir = tmp("sigint");
+    let port = free_port();
+    let config = dir.join("daemon.toml");
+    // A 1 s answer deadline: slow.test (a dripping policy host) is answered at it.
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:{port}\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\n[default_zone]\ntimeout = \"1s\"\n",
+            lab.dns,
+            lab.ca().display()
+        ),
+    )
+    .expect("config");
+    let mut daemon = Proc(
+        Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .arg("--port-map")
+            .arg(lab.ports())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("daemon"),
+    );
+    let start = Instant::now();
+    let mut s = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "daemon not up");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Both requests in one write; the first reply means both were read.
+    let (a, b) = ("postfix enforce.test", "postfix slow.test");
+    s.write_all(format!("{}:{a},{}:{b},", a.len(), b.len()).as_bytes())
+        .expect("write");
+    let mut replies = common::NetstringReader::new(s);
+    assert!(
+        replies
+            .next_reply()
+            .is_some_and(|r| r.starts_with("OK secure")),
+        "enforce.test answered"
+    );
+    signal(&daemon.0, "-INT");
+    assert_eq!(
+        replies.next_reply().as_deref(),
+        Some("NOTFOUND "),
+        "slow.test, in flight at the signal, answered at its deadline"
+    );
+    assert_eq!(replies.next_reply(), None, "then closed");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no clean stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1049,8 +1049,15 @@ async fn dane_and_mta_sts_are_looked_up_at_the_same_time() {
     // At that moment neither half has finished: they overlap. (DANE first would have its
     // decision cached before the fetch starts; MTA-STS first would have no lookup in flight
     // by the time the TLSA query goes out.)
-    assert!(d.server.dane().expect("dane on").cached(&domain).is_none(), "DANE still pending");
-    assert_eq!(d.server.resolver().in_flight(), 1, "the MTA-STS lookup still in flight");
+    assert!(
+        d.server.dane().expect("dane on").cached(&domain).is_none(),
+        "DANE still pending"
+    );
+    assert_eq!(
+        d.server.resolver().in_flight(),
+        1,
+        "the MTA-STS lookup still in flight"
+    );
     // And both started before the answer was due (the zone deadline), not after it.
     assert!(!asking.is_finished(), "not yet answered");
     asking.abort();

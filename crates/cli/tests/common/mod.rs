@@ -149,3 +149,27 @@ pub fn ask(port: u16, req: &str) -> String {
         .map(|(_, r)| r.trim_end_matches(',').to_string())
         .unwrap_or(text)
 }
+
+/// Reads netstring replies one at a time from a socketmap connection.
+pub struct NetstringReader(std::io::BufReader<TcpStream>);
+
+impl NetstringReader {
+    pub fn new(s: TcpStream) -> Self {
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        Self(std::io::BufReader::new(s))
+    }
+
+    /// The next reply's payload; `None` once the connection is closed.
+    pub fn next_reply(&mut self) -> Option<String> {
+        use std::io::BufRead;
+        let mut len = Vec::new();
+        self.0.read_until(b':', &mut len).ok()?;
+        len.pop().filter(|&b| b == b':')?;
+        let n: usize = String::from_utf8(len).ok()?.parse().ok()?;
+        let mut payload = vec![0u8; n + 1];
+        self.0.read_exact(&mut payload).ok()?;
+        (payload.pop() == Some(b',')).then_some(())?;
+        String::from_utf8(payload).ok()
+    }
+}
