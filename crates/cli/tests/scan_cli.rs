@@ -218,3 +218,40 @@ fn scan_ctrl_c_keeps_partial_rows_and_prints_the_summary() {
     );
     assert!(rows.contains("\"enforce.test\""));
 }
+
+#[test]
+fn scan_domain_timeout_cuts_a_hanging_domain_and_keeps_the_rest() {
+    let lab = lab("domaintimeout");
+    // Per-step timeouts of 20 s would let hang.test run far longer than its 1 s budget.
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "-", "--format", "jsonl", "--domain-timeout", "1"])
+        .args(["--nameserver", &lab.dns, "--timeout", "20"])
+        .arg("--ca-file")
+        .arg(lab.ca())
+        .arg("--port-map")
+        .arg(lab.ports())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"hang.test\nenforce.test\n")?;
+            c.wait_with_output()
+        })
+        .expect("scan");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let row = |d: &str| {
+        rows.iter()
+            .find(|r| r["domain"] == d)
+            .unwrap_or_else(|| panic!("no row for {d}: {rows:?}"))
+    };
+    assert_eq!(row("hang.test")["error_class"], "timeout", "{rows:?}");
+    assert_eq!(row("enforce.test")["verdict"], "info", "{rows:?}");
+}
