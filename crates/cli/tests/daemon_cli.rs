@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Proc, ask, free_port};
+use common::{Daemon, Proc, ask, free_port};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -45,8 +45,6 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let dir = tmp("signals");
     let lab = common::EphemeralLab::start("signals");
     let dns = lab.dns.clone();
-    let port = free_port();
-    let metrics_port = free_port();
     let sock = dir.join("pf.sock");
     let config = dir.join("daemon.toml");
     // `strict` switches a zone setting (applies at once); the other values are ones only a
@@ -55,7 +53,7 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
         std::fs::write(
             &config,
             format!(
-                "listen = [\"127.0.0.1:{port}\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"{log_format}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[resolver]\ntxt_grace = \"{txt_grace}\"\n[default_zone]\nstrict_testing = {strict}\n",
+                "listen = [\"127.0.0.1:0\", \"unix:{}\"]\ncache = \"sqlite:{}\"\nnameserver = \"{dns}\"\nca_file = \"{}\"\nlog_format = \"{log_format}\"\nmetrics_listen = \"127.0.0.1:0\"\n[resolver]\ntxt_grace = \"{txt_grace}\"\n[default_zone]\nstrict_testing = {strict}\n",
                 sock.display(),
                 dir.join("cache.sqlite3").display(),
                 lab.ca().display()
@@ -64,16 +62,13 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
         .expect("config");
     };
     write_config(false, "json", "60s");
-    let mut daemon = Proc(
-        Command::new(env!("CARGO_BIN_EXE_mtasts"))
-            .args(["daemon", "--config"])
-            .arg(&config)
-            .arg("--port-map")
-            .arg(lab.ports())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daemon"),
-    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["daemon", "--config"])
+        .arg(&config)
+        .arg("--port-map")
+        .arg(lab.ports());
+    let mut daemon = Daemon::spawn(cmd);
+    let (port, metrics_port) = (daemon.port, daemon.metrics.expect("metrics listener"));
     wait_for(&sock);
     assert_eq!(ask(port, "postfix testing.test"), "NOTFOUND ");
     assert!(ask(port, "postfix enforce.test").starts_with("OK secure match=mx1.enforce.test"));
@@ -94,7 +89,7 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     assert!(page.contains("mtasts_answer_seconds_count 2"), "{page}");
 
     write_config(true, "text", "2m");
-    signal(&daemon.0, "-HUP");
+    signal(daemon.child(), "-HUP");
     let start = Instant::now();
     loop {
         let r = ask(port, "postfix testing.test");
@@ -108,25 +103,9 @@ fn reloads_on_sighup_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    signal(&daemon.0, "-TERM");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "no clean stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, log) = daemon.stop("-TERM");
     assert!(status.success(), "{status}");
     assert!(!sock.exists(), "unix socket removed on shutdown");
-    let mut log = String::new();
-    daemon
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut log)
-        .expect("log");
     assert!(
         log.lines()
             .any(|l| l.starts_with('{') && l.contains("configuration reloaded")),
@@ -280,20 +259,11 @@ fn which(tool: &str) -> Result<String, ()> {
 
 #[test]
 fn a_flood_of_bad_frames_logs_one_warning_with_the_peer() {
-    let port = free_port();
-    let mut daemon = Proc(
-        Command::new(env!("CARGO_BIN_EXE_mtasts"))
-            .args(["daemon", "--cache", "memory", "--nameserver", "127.0.0.1:9"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daemon"),
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "daemon not up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["daemon", "--cache", "memory", "--nameserver", "127.0.0.1:9"])
+        .args(["--listen", "127.0.0.1:0"]);
+    let mut daemon = Daemon::spawn(cmd);
+    let port = daemon.port;
     for _ in 0..200 {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         let _ = s.write_all(b"x:garbage,");
@@ -302,7 +272,7 @@ fn a_flood_of_bad_frames_logs_one_warning_with_the_peer() {
     }
     // Still serving.
     assert_eq!(ask(port, "postfix .example.test"), "NOTFOUND ");
-    let log = daemon.stop_and_log("-TERM");
+    let (_, log) = daemon.stop("-TERM");
     let warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("malformed socketmap request"))
@@ -319,36 +289,24 @@ fn a_flood_of_bad_frames_logs_one_warning_with_the_peer() {
 fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
     let lab = common::EphemeralLab::start("sigint");
     let dir = tmp("sigint");
-    let port = free_port();
     let config = dir.join("daemon.toml");
     // A 1 s answer deadline: slow.test (a dripping policy host) is answered at it.
     std::fs::write(
         &config,
         format!(
-            "listen = [\"127.0.0.1:{port}\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\n[default_zone]\ntimeout = \"1s\"\n",
+            "listen = [\"127.0.0.1:0\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\n[default_zone]\ntimeout = \"1s\"\n",
             lab.dns,
             lab.ca().display()
         ),
     )
     .expect("config");
-    let mut daemon = Proc(
-        Command::new(env!("CARGO_BIN_EXE_mtasts"))
-            .args(["daemon", "--config"])
-            .arg(&config)
-            .arg("--port-map")
-            .arg(lab.ports())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daemon"),
-    );
-    let start = Instant::now();
-    let mut s = loop {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "daemon not up");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["daemon", "--config"])
+        .arg(&config)
+        .arg("--port-map")
+        .arg(lab.ports());
+    let mut daemon = Daemon::spawn(cmd);
+    let mut s = TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
     // Both requests in one write; the first reply means both were read.
     let (a, b) = ("postfix enforce.test", "postfix slow.test");
     s.write_all(format!("{}:{a},{}:{b},", a.len(), b.len()).as_bytes())
@@ -360,21 +318,16 @@ fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
             .is_some_and(|r| r.starts_with("OK secure")),
         "enforce.test answered"
     );
-    signal(&daemon.0, "-INT");
+    signal(daemon.child(), "-INT");
     assert_eq!(
         replies.next_reply().as_deref(),
         Some("NOTFOUND "),
         "slow.test, in flight at the signal, answered at its deadline"
     );
     assert_eq!(replies.next_reply(), None, "then closed");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "no clean stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // (A second SIGINT to a process already stopping or exited changes nothing.)
+    let (status, log) = daemon.stop("-INT");
     assert!(status.success(), "{status}");
+    assert!(log.contains("stopped"), "{log}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::{Proc, ask, free_port};
+use common::ask;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// `GET path` over HTTP/1.0; the body.
 fn http_get(port: u16, path: &str) -> (String, String) {
@@ -40,8 +40,6 @@ fn scenarios() -> Vec<String> {
 #[test]
 fn daemon_query_and_http_give_the_same_postfix_answer_for_every_lab_scenario() {
     let lab = common::EphemeralLab::start("parity");
-    let port = free_port();
-    let http = free_port();
     let config = lab.dir.join("daemon.toml");
     // Short network timeouts keep the slow scenarios (slow.test, hang.test, txt-timeout.test)
     // bounded; both front ends get the same ones.
@@ -50,26 +48,17 @@ fn daemon_query_and_http_give_the_same_postfix_answer_for_every_lab_scenario() {
         "[resolver]\ndns_timeout = 1.0\nfetch_timeout = 3.0\n",
     )
     .expect("config");
-    let _daemon = Proc(
-        Command::new(env!("CARGO_BIN_EXE_mtasts"))
-            .args(["daemon", "--config"])
-            .arg(&config)
-            .args(["--cache", "memory", "--nameserver", &lab.dns])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{http}")])
-            .arg("--ca-file")
-            .arg(lab.ca())
-            .arg("--port-map")
-            .arg(lab.ports())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("daemon"),
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", http)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(20), "daemon not up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["daemon", "--config"])
+        .arg(&config)
+        .args(["--cache", "memory", "--nameserver", &lab.dns])
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--ca-file")
+        .arg(lab.ca())
+        .arg("--port-map")
+        .arg(lab.ports());
+    let daemon = common::Daemon::spawn(cmd);
+    let (port, http) = (daemon.port, daemon.metrics.expect("metrics listener"));
     let (head, body) = http_get(http, "/healthz");
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");
     assert_eq!(body, "ok\n");

@@ -173,3 +173,97 @@ impl NetstringReader {
         String::from_utf8(payload).ok()
     }
 }
+
+/// `mtasts daemon` listening on ports it chose itself (`127.0.0.1:0`): the addresses are read
+/// from its startup log, so no port is picked beforehand and raced for. Its log is collected.
+pub struct Daemon {
+    proc: Proc,
+    /// The first TCP socketmap listener's port.
+    pub port: u16,
+    /// The HTTP (metrics) listener's port, when it has one.
+    pub metrics: Option<u16>,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The port of the first `127.0.0.1:PORT` in `line`.
+fn loopback_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("127.0.0.1:")? + "127.0.0.1:".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+impl Daemon {
+    /// Starts `cmd` (a `mtasts daemon …` whose listeners use port 0) and waits until ready.
+    pub fn spawn(mut cmd: Command) -> Self {
+        use std::io::BufRead;
+        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("daemon");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("metrics on /metrics") || line.contains("mtasts daemon ready") {
+                    let _ = tx.send(line.clone());
+                }
+                let mut all = sink.lock().expect("log");
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let proc = Proc(child);
+        let mut metrics = None;
+        let port = loop {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+                panic!("daemon not ready: {}", log.lock().expect("log"));
+            };
+            if line.contains("metrics on /metrics") {
+                metrics = loopback_port(&line);
+            } else {
+                break loopback_port(&line).unwrap_or_else(|| panic!("no TCP listener in {line}"));
+            }
+        };
+        Self {
+            proc,
+            port,
+            metrics,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// The child process.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.proc.0
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Sends `sig` (e.g. `-TERM`), waits up to 10 s for the exit; its status and whole log.
+    pub fn stop(&mut self, sig: &str) -> (std::process::ExitStatus, String) {
+        let sent = Command::new("kill")
+            .args([sig, &self.proc.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = self.proc.0.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no clean stop");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        (status, self.log())
+    }
+}
