@@ -1062,3 +1062,42 @@ async fn dane_and_mta_sts_are_looked_up_at_the_same_time() {
     assert!(!asking.is_finished(), "not yet answered");
     asking.abort();
 }
+
+#[tokio::test]
+async fn a_pipelined_batch_is_written_in_pieces_of_at_most_64_kib_plus_one_reply() {
+    let w = world().await;
+    let d = start(&w).await;
+    let (mut client, server_side) = tokio::io::duplex(1 << 20);
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (_stop, rx) = watch::channel(false);
+    let conn = tokio::spawn(d.server.clone().serve_connection(
+        CountingWrites {
+            inner: server_side,
+            writes: writes.clone(),
+        },
+        "test".into(),
+        rx,
+    ));
+    let count = || writes.load(std::sync::atomic::Ordering::SeqCst);
+    client
+        .write_all(&frame("nodane big.test"))
+        .await
+        .expect("write");
+    let one = read_reply(&mut client).await.expect("reply");
+    assert!(
+        (20_000..40_000).contains(&one.len()),
+        "a ~30 KB reply: {}",
+        one.len()
+    );
+    assert_eq!(count(), 1);
+    // Six cached ~30 KB replies pipelined (~180 KB): written once 64 KiB have gathered
+    // (after the third), then the rest: two writes, not one.
+    let batch: Vec<u8> = (0..6).flat_map(|_| frame("nodane big.test")).collect();
+    client.write_all(&batch).await.expect("write");
+    for _ in 0..6 {
+        assert_eq!(read_reply(&mut client).await.as_deref(), Some(one.as_str()));
+    }
+    assert_eq!(count(), 3, "two writes for the batch");
+    drop(client);
+    conn.await.expect("connection task");
+}
