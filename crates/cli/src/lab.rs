@@ -31,6 +31,13 @@ struct CatalogArg {
     catalog: Option<PathBuf>,
 }
 
+impl LabArgs {
+    /// Prints and exits (`list`, `ctl`), as opposed to running servers.
+    pub fn prints_and_exits(&self) -> bool {
+        matches!(self.cmd, LabCmd::List { .. } | LabCmd::Ctl { .. })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum LabCmd {
     /// Print the scenario catalog: one domain per line with what it demonstrates.

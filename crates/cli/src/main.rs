@@ -50,6 +50,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that print and exit end quietly when their reader goes away (`| head`), as
+    // other Unix tools do; servers keep ignoring SIGPIPE, so a peer hanging up on a unix
+    // socket never kills them.
+    let prints_and_exits = match &cli.command {
+        Command::Daemon(_) => false,
+        Command::Lab(args) => args.prints_and_exits(),
+        Command::Lint(_) | Command::Check(_) | Command::Scan(_) | Command::Query(_) => true,
+    };
+    if prints_and_exits {
+        sigpipe::reset();
+    }
     if !matches!(cli.command, Command::Daemon(_)) {
         init_logging();
     }

@@ -211,3 +211,29 @@ fn lint_advice_codes_max_age_zero_broad_wildcard_duplicate_mx() {
     );
     assert_eq!(dup, ["duplicate-mx"]);
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // The reader is gone before the command writes: `mtasts … | true`.
+    for args in [&["lint", "policy", "--json", "-"][..], &["lab", "list"][..]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .expect("run");
+        assert!(
+            o.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            o.status.signal(),
+            Some(13),
+            "{args:?}: ended by SIGPIPE, like other tools"
+        );
+    }
+}
