@@ -67,6 +67,10 @@ pub enum SocketError {
     #[error("exists and is not a socket; not removing it")]
     /// Something other than a socket is at the path.
     NotASocket,
+    #[error("its directory {} does not exist (create it, e.g. with systemd's RuntimeDirectory=)", .0.display())]
+    /// The directory to hold the socket is missing; it is not created (as root that would
+    /// make directories anywhere a typo points).
+    NoDirectory(PathBuf),
     #[error(transparent)]
     /// Binding, chmod or chown failed.
     Io(#[from] std::io::Error),
@@ -787,8 +791,13 @@ fn bind_unix(path: &Path, opts: &UnixSocket) -> Result<Listener, ServerError> {
         }
         std::fs::remove_file(path).map_err(|e| socket_err(path, e))?;
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| socket_err(path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(socket_err(
+            path,
+            SocketError::NoDirectory(dir.to_path_buf()),
+        ));
     }
     let l = UnixListener::bind(path).map_err(|e| socket_err(path, e))?;
     if let Some(mode) = opts.mode {

@@ -177,6 +177,7 @@ async fn start_with(w: &World, adjust: impl FnOnce(&mut Config)) -> Running {
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
+    std::fs::create_dir_all(&dir).expect("socket directory");
     let sock = dir.join("socketmap.sock");
     let mut config = Config {
         listen: vec![
@@ -1100,4 +1101,26 @@ async fn a_pipelined_batch_is_written_in_pieces_of_at_most_64_kib_plus_one_reply
     assert_eq!(count(), 3, "two writes for the batch");
     drop(client);
     conn.await.expect("connection task");
+}
+
+#[tokio::test]
+async fn a_unix_socket_in_a_missing_directory_is_refused_and_nothing_is_created() {
+    let missing = std::env::temp_dir().join(format!("mtasts-nodir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&missing);
+    let config = Config {
+        listen: vec![mtasts_daemon::ListenAddr::Unix(missing.join("sub/s.sock"))],
+        ..Config::default()
+    };
+    let e = mtasts_daemon::bind(&config).await.err().expect("refused");
+    let text = format!(
+        "{e}: {}",
+        std::error::Error::source(&e)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
+    assert!(
+        text.contains("does not exist") && text.contains("sub"),
+        "{text}"
+    );
+    assert!(!missing.exists(), "no directory created");
 }
