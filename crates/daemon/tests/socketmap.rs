@@ -1111,7 +1111,9 @@ async fn a_unix_socket_in_a_missing_directory_is_refused_and_nothing_is_created(
         listen: vec![mtasts_daemon::ListenAddr::Unix(missing.join("sub/s.sock"))],
         ..Config::default()
     };
-    let e = mtasts_daemon::bind(&config).await.err().expect("refused");
+    let Err(e) = mtasts_daemon::bind(&config).await else {
+        panic!("bound a socket in a missing directory");
+    };
     let text = format!(
         "{e}: {}",
         std::error::Error::source(&e)
