@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use crate::domain::DomainError;
 use crate::mx::{MxPattern, MxPatternError};
 use crate::txt::is_ext_name;
 
@@ -61,6 +62,11 @@ pub struct Policy {
     /// Patterns in file order, duplicates kept as written. (Boxed slices: a cached policy
     /// carries no spare capacity.)
     pub mx: Box<[MxPattern]>,
+    /// `mx` values that are valid RFC 5321 domains but can never match an MX host name (the
+    /// last label all digits: `1.2.3.4`, `*.1.2.3.4`, `mail.123`), lower case, in file order.
+    /// Kept so the policy stays what was published: a policy whose only patterns are these
+    /// matches no MX (mail is deferred), rather than being invalid (which would fail open).
+    pub unmatchable: Box<[String]>,
     /// Extension fields (first occurrence of each name), ignored by senders (POL-05).
     pub extensions: Box<[(String, String)]>,
 }
@@ -101,10 +107,12 @@ impl Policy {
 
     /// The canonical lines without terminators, as TLS-RPT's `policy-string` lists them (JSON-06).
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::with_capacity(3 + self.mx.len() + self.extensions.len());
+        let mut lines =
+            Vec::with_capacity(3 + self.mx.len() + self.unmatchable.len() + self.extensions.len());
         lines.push("version: STSv1".to_string());
         lines.push(format!("mode: {}", self.mode));
         lines.extend(self.mx.iter().map(|p| format!("mx: {p}")));
+        lines.extend(self.unmatchable.iter().map(|u| format!("mx: {u}")));
         lines.push(format!("max_age: {}", self.max_age));
         lines.extend(self.extensions.iter().map(|(k, v)| format!("{k}: {v}")));
         lines
@@ -184,6 +192,9 @@ pub enum PolicyRule {
     #[error("invalid key (POL-05: a letter/digit, then up to 31 letters, digits, `_`, `-`, `.`)")]
     /// A key with characters the grammar does not allow.
     BadKey,
+    #[error("tab inside the value (POL-05: values are visible characters and spaces)")]
+    /// A tab between the value's characters (the grammar allows only spaces there).
+    TabInValue,
     #[error("empty value (POL-05: values have at least one visible character)")]
     /// A key with no value.
     EmptyValue,
@@ -216,7 +227,7 @@ impl PolicyRule {
             Self::BadVersion(_) | Self::BadMode(_) | Self::MissingField(_) | Self::MissingMx(_) => {
                 "POL-03"
             }
-            Self::BadKey | Self::EmptyValue => "POL-05",
+            Self::BadKey | Self::EmptyValue | Self::TabInValue => "POL-05",
             Self::BadMx(_) => "POL-07",
             Self::BadMaxAge(_) => "POL-08",
             Self::ControlChar(_) => "POL-10",
@@ -267,6 +278,11 @@ pub enum WarningKind {
     #[error("unknown key ignored (POL-05)")]
     /// A key the RFC does not define (ignored).
     UnknownKey,
+    #[error(
+        "`mx: {0}` can never match an MX host name (its last label is all digits, like an IP address); kept, matching nothing (POL-07)"
+    )]
+    /// An `mx` value the grammar allows that no host name can match.
+    MxNeverMatches(String),
 }
 
 impl WarningKind {
@@ -277,6 +293,7 @@ impl WarningKind {
             Self::DuplicateIgnored(_) => "POL-04",
             Self::MaxAgeClamped(_) => "POL-08",
             Self::UnknownKey => "POL-05",
+            Self::MxNeverMatches(_) => "POL-07",
         }
     }
 }
@@ -286,6 +303,7 @@ struct Builder {
     mode: Option<Mode>,
     max_age: Option<u64>,
     mx: Vec<MxPattern>,
+    unmatchable: Vec<String>,
     extensions: Vec<(String, String)>,
     errors: Vec<PolicyError>,
     warnings: Vec<PolicyWarning>,
@@ -299,6 +317,7 @@ fn parse(text: &str) -> Result<Parsed, PolicyErrors> {
         mode: None,
         max_age: None,
         mx: Vec::new(),
+        unmatchable: Vec::new(),
         extensions: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -340,6 +359,7 @@ fn parse(text: &str) -> Result<Parsed, PolicyErrors> {
                 mode,
                 max_age,
                 mx: b.mx.into_boxed_slice(),
+                unmatchable: b.unmatchable.into_boxed_slice(),
                 extensions: b.extensions.into_boxed_slice(),
             },
             warnings: b.warnings,
@@ -409,6 +429,9 @@ impl Builder {
             // POL-04a: an ignored duplicate's value is not checked.
             return self.warn(n, Some(key), WarningKind::DuplicateIgnored(key.to_string()));
         }
+        if value.contains('\t') {
+            return self.error(n, Some(key), PolicyRule::TabInValue);
+        }
         match key {
             "version" if value == "STSv1" => self.version = true,
             "version" => self.error(n, Some(key), PolicyRule::BadVersion(value.to_string())),
@@ -438,9 +461,43 @@ impl Builder {
         }
         match MxPattern::parse(value) {
             Ok(p) => self.mx.push(p),
+            Err(e) if numeric_last_label(&e) && is_ldh_domain(value) => {
+                let kept = value
+                    .strip_suffix('.')
+                    .unwrap_or(value)
+                    .to_ascii_lowercase();
+                self.warn(n, Some("mx"), WarningKind::MxNeverMatches(kept.clone()));
+                self.unmatchable.push(kept);
+            }
             Err(e) => self.error(n, Some("mx"), PolicyRule::BadMx(e)),
         }
     }
+}
+
+/// The pattern was refused only for looking like an IP address or ending in a numeric label.
+fn numeric_last_label(e: &MxPatternError) -> bool {
+    matches!(
+        e,
+        MxPatternError::Domain {
+            source: DomainError::IpLiteral(_) | DomainError::NumericTld { .. },
+            ..
+        }
+    )
+}
+
+/// RFC 5321 `Domain` (optionally after `*.`): dot-separated LDH labels of 1–63 bytes, no
+/// leading or trailing hyphen, at most 253 bytes; one trailing dot tolerated (POL-09).
+fn is_ldh_domain(value: &str) -> bool {
+    let name = value.strip_suffix('.').unwrap_or(value);
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
 }
 
 /// `max_age`: 1–10 ASCII digits, leading zeros allowed (POL-08).

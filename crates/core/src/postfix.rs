@@ -103,6 +103,9 @@ pub fn policy_reply_with_omission(
     if !enforced {
         return (Reply::NotFound, None);
     }
+    if policy.mx.is_empty() {
+        return (no_acceptable_mx(domain), None);
+    }
     match render_secure(domain, policy, opts) {
         Some((data, omitted)) => (Reply::Ok(data), omitted),
         None => (too_large(domain, opts), None),
@@ -119,6 +122,9 @@ pub fn render(
     match decision {
         Decision::DaneOnly(_) => (Reply::Ok("dane-only".into()), None),
         Decision::Dane(_) => (Reply::Ok("dane".into()), None),
+        Decision::Enforce { policy, .. } if policy.policy.mx.is_empty() => {
+            (no_acceptable_mx(domain), None)
+        }
         Decision::Enforce { policy, .. } => match render_secure(domain, &policy.policy, opts) {
             Some((data, omitted)) => (Reply::Ok(data), omitted),
             None => (too_large(domain, opts), None),
@@ -140,6 +146,15 @@ fn defer_reason(domain: &DomainName, why: &Defer<'_>) -> String {
         Defer::Resolver(why) => (*why).to_string(),
         Defer::PolicyMissing => format!("internal error: policy of {domain} missing"),
     }
+}
+
+/// An enforced policy whose `mx` values can match no host name (all numeric-ending): no MX
+/// is acceptable, so the mail waits (an empty `match=` would let Postfix fall back to its own
+/// default matching).
+fn no_acceptable_mx(domain: &DomainName) -> Reply {
+    Reply::Temp(format!(
+        "MTA-STS policy of {domain} has no mx pattern a host name can match; no MX is acceptable"
+    ))
 }
 
 fn too_large(domain: &DomainName, opts: &RenderOptions) -> Reply {

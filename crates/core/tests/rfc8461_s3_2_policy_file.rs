@@ -202,8 +202,8 @@ fn pol_07_invalid_mx_values_make_the_policy_invalid() {
         "bücher.example",
         "-bad.example.com",
         "a..example.com",
-        "192.0.2.1",
         "[192.0.2.1]",
+        "2001:db8::1",
         "mail_x.example.com",
     ] {
         let e = err(&GOOD.replace("mail.example.com", bad));
@@ -355,4 +355,71 @@ fn policy_parser_is_safe_on_huge_input() {
         text.push_str(&format!("k{i}: v\n"));
     }
     assert_eq!(ok(&text).policy.extensions.len(), 20_000);
+}
+
+#[test]
+fn pol_07_numeric_mx_values_are_valid_syntax_kept_and_match_nothing() {
+    // RFC 5321 `Domain` allows all-numeric labels; no MX host name can match them (a name
+    // ending in a numeric label is not a host name). Refusing the whole policy would fail
+    // open; keeping them changes no match.
+    let p = ok(&with(&[
+        "version: STSv1",
+        "mode: enforce",
+        "mx: mail.example.com",
+        "mx: 192.0.2.1",
+        "mx: *.1.2.3.4",
+        "mx: MAIL.123.",
+        "max_age: 86400",
+    ]));
+    assert_eq!(p.policy.mx.len(), 1);
+    assert_eq!(
+        &*p.policy.unmatchable,
+        ["192.0.2.1", "*.1.2.3.4", "mail.123"]
+    );
+    let warned: Vec<_> = p
+        .warnings
+        .iter()
+        .filter(|w| matches!(w.kind, WarningKind::MxNeverMatches(_)))
+        .map(|w| (w.line, w.kind.checklist_id()))
+        .collect();
+    assert_eq!(warned, [(4, "POL-07"), (5, "POL-07"), (6, "POL-07")]);
+    // Canonical text keeps them, and re-parses to the same policy.
+    let again = ok(&p.policy.render());
+    assert_eq!(again.policy, p.policy);
+    // Only such values: still a valid enforce policy, whose reply defers (no MX acceptable)
+    // instead of answering without MTA-STS.
+    let only = ok(&GOOD.replace("mail.example.com", "192.0.2.1")).policy;
+    assert!(only.mx.is_empty() && only.unmatchable.len() == 1);
+    let d = mtasts_core::DomainName::parse("example.com").expect("domain");
+    let reply =
+        mtasts_core::postfix::policy_reply(&d, &only, &mtasts_core::RenderOptions::default());
+    assert!(
+        reply.to_string().starts_with("TEMP ") && reply.to_string().contains("no MX is acceptable"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn pol_05_a_tab_inside_an_extension_value_is_invalid() {
+    let e = err(&with(&[
+        "version: STSv1",
+        "mode: enforce",
+        "mx: mail.example.com",
+        "max_age: 86400",
+        "x-report: ok\tbad",
+    ]));
+    assert!(
+        e.iter().any(|e| e.line == 5
+            && e.key.as_deref() == Some("x-report")
+            && e.rule == PolicyRule::TabInValue),
+        "{e}"
+    );
+    // Spaces inside are fine; tabs around the value are whitespace after the colon.
+    ok(&with(&[
+        "version: STSv1",
+        "mode: enforce",
+        "mx: mail.example.com",
+        "max_age: 86400",
+        "x-report:\tok fine\t",
+    ]));
 }

@@ -109,6 +109,29 @@ fn is_root() -> bool {
     })
 }
 
+/// Called from `build.rs` of crates whose tests read the real-world corpus: sets
+/// `mtasts_have_realworld` and `MTASTS_REALWORLD_DIR` when `$MTASTS_REALWORLD` or
+/// `../shared/realworld/corpus` beside the checkout exists. It is data beside the project,
+/// not part of it (not copied in), so where absent its tests are reported ignored.
+pub fn emit_realworld() {
+    println!("cargo::rustc-check-cfg=cfg(mtasts_have_realworld)");
+    println!("cargo::rerun-if-env-changed=MTASTS_REALWORLD");
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let dir = std::env::var_os("MTASTS_REALWORLD")
+        .map(PathBuf::from)
+        .or_else(|| {
+            // crates/<crate>/ → the checkout's parent.
+            manifest.map(|m| m.join("../../../shared/realworld/corpus"))
+        });
+    if let Some(dir) = dir {
+        println!("cargo::rerun-if-changed={}", dir.display());
+        if dir.is_dir() {
+            println!("cargo::rustc-cfg=mtasts_have_realworld");
+            println!("cargo::rustc-env=MTASTS_REALWORLD_DIR={}", dir.display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::opted_out;
