@@ -20,7 +20,20 @@ pub fn diagnose(o: &Observations) -> Report {
     let txt_ok = txt(&o.domain, &o.txt, &mut r);
     let policy = policy(o, &mut r);
     r.mx_dnssec = o.mx.status.to_string();
-    if o.mx.records.is_empty() {
+    if o.mx.records.is_empty() && o.mx.status == DnssecStatus::Indeterminate {
+        // No answer at all: whether the domain has MX hosts is unknown, not "none".
+        r.lookups_failed.push(format!("MX {}", o.domain));
+        r.add(
+            "consistency",
+            Level::Error,
+            Code::DnsError,
+            format!(
+                "MX lookup of {} failed (no answer from DNS); its MX hosts are unknown",
+                o.domain
+            ),
+            Some("check the domain's DNS servers (or --nameserver)".into()),
+        );
+    } else if o.mx.records.is_empty() {
         r.add(
             "consistency",
             Level::Warning,
@@ -107,13 +120,16 @@ fn txt(domain: &DomainName, answer: &Result<TxtAnswer, DnsError>, r: &mut Report
             format!("no TXT record at {name}: the domain has no MTA-STS"),
             Some(format!("publish `{name} TXT \"v=STSv1; id=<date>\"`")),
         ),
-        Err(e) => r.add(
-            step,
-            Level::Error,
-            dns_code(e),
-            format!("TXT lookup of {name} failed: {}", Chain(e)),
-            Some("check the domain's DNS servers".into()),
-        ),
+        Err(e) => {
+            r.lookups_failed.push(format!("TXT {name}"));
+            r.add(
+                step,
+                Level::Error,
+                dns_code(e),
+                format!("TXT lookup of {name} failed: {}", Chain(e)),
+                Some("check the domain's DNS servers".into()),
+            );
+        }
     }
     false
 }
@@ -404,7 +420,17 @@ fn tlsrpt(domain: &DomainName, answer: &Result<TxtAnswer, DnsError>, r: &mut Rep
                 ),
             }
         }
-        _ => r.add(
+        Err(e) => {
+            r.lookups_failed.push(format!("TXT {name}"));
+            r.add(
+                "tlsrpt",
+                Level::Warning,
+                dns_code(e),
+                format!("TXT lookup of {name} failed: {}", Chain(e)),
+                Some("check the domain's DNS servers".into()),
+            );
+        }
+        Ok(TxtAnswer::NxDomain | TxtAnswer::NoData) => r.add(
             "tlsrpt",
             Level::Warning,
             Code::TlsrptMissing,
@@ -424,7 +450,14 @@ fn summarise(r: &mut Report, smtp: bool, txt_ok: bool, policy: Option<&Policy>) 
         .max()
         .unwrap_or(Level::Ok);
     let Some(p) = policy.filter(|_| txt_ok) else {
-        r.summary = "no MTA-STS policy in force: senders deliver as if the domain had none".into();
+        r.summary = if r.lookups_failed.is_empty() {
+            "no MTA-STS policy in force: senders deliver as if the domain had none".into()
+        } else {
+            format!(
+                "could not tell: DNS gave no answer for {}; rerun when it answers",
+                r.lookups_failed.join(", ")
+            )
+        };
         return;
     };
     r.mode = Some(p.mode.to_string());

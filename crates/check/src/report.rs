@@ -134,11 +134,17 @@ pub struct Report {
     pub mx_dnssec: String,
     /// The TLS-RPT record.
     pub tlsrpt: TlsRptSection,
+    /// DNS gave no answer for lookups the verdict rests on (the `_mta-sts` TXT, the MX set,
+    /// the TLS-RPT record): what they would have shown is unknown, not absent.
+    pub lookups_failed: Vec<String>,
 }
 
 impl Report {
-    /// Exit status: 0 all ok, 1 warnings only, 2 errors.
+    /// Exit status: 0 all ok, 1 warnings only, 2 errors, 3 could not tell (lookups failed).
     pub fn exit_code(&self) -> u8 {
+        if !self.lookups_failed.is_empty() {
+            return 3;
+        }
         match self.verdict {
             Level::Ok | Level::Info => 0,
             Level::Warning => 1,
@@ -192,6 +198,7 @@ impl Report {
             mx: Vec::new(),
             mx_dnssec: String::new(),
             tlsrpt: TlsRptSection::default(),
+            lookups_failed: Vec::new(),
         }
     }
 

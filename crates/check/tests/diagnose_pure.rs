@@ -124,3 +124,41 @@ fn no_mx_means_the_domain_itself_and_dns_failures_are_named() {
     assert!(c.contains(&Code::MxNone), "{c:?}");
     assert!(c.contains(&Code::DnssecUnknown), "{c:?}");
 }
+
+#[test]
+fn dns_without_answers_is_reported_as_failed_lookups_not_as_missing_records() {
+    let mut o = observed(Err(FetchError::Status(404)), &[]);
+    o.txt = Err(DnsError::Timeout);
+    o.tlsrpt = Err(DnsError::Timeout);
+    o.mx = Answer {
+        status: DnssecStatus::Indeterminate,
+        records: Vec::new(),
+    };
+    let r = diagnose(&o);
+    let c = codes(&o);
+    assert!(!c.contains(&Code::MxNone), "not \"no MX records\": {c:?}");
+    assert!(
+        !c.contains(&Code::TlsrptMissing),
+        "not \"no TLS-RPT record\": {c:?}"
+    );
+    assert_eq!(r.exit_code(), 3, "could not run");
+    assert_eq!(
+        r.lookups_failed,
+        [
+            "TXT _mta-sts.example.test",
+            "MX example.test",
+            "TXT _smtp._tls.example.test"
+        ]
+    );
+    assert!(r.summary.starts_with("could not tell"), "{}", r.summary);
+    // An answer saying there is nothing is still "missing", and decides the verdict.
+    let mut o = observed(Err(FetchError::Status(404)), &[]);
+    o.txt = Ok(TxtAnswer::NxDomain);
+    let r = diagnose(&o);
+    let c = codes(&o);
+    assert!(
+        c.contains(&Code::MxNone) && c.contains(&Code::TlsrptMissing),
+        "{c:?}"
+    );
+    assert_eq!(r.exit_code(), 2);
+}

@@ -36,7 +36,8 @@ enum Command {
     /// Diagnose a domain's MTA-STS the way a sender sees it (TXT, policy, MX, STARTTLS with and
     /// without SNI, DANE, TLS-RPT).
     ///
-    /// Exit status: 0 all ok, 1 warnings only, 2 errors, 3 could not run.
+    /// Exit status: 0 all ok, 1 warnings only, 2 errors, 3 could not run or could not tell
+    /// (DNS gave no answer for the TXT, MX or TLS-RPT lookups).
     Check(check::CheckArgs),
     /// `check` for a list of domains, with CSV or JSON-lines rows and a summary.
     ///

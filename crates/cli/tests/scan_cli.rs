@@ -255,3 +255,30 @@ fn scan_domain_timeout_cuts_a_hanging_domain_and_keeps_the_rest() {
     assert_eq!(row("hang.test")["error_class"], "timeout", "{rows:?}");
     assert_eq!(row("enforce.test")["verdict"], "info", "{rows:?}");
 }
+
+#[test]
+fn check_with_dns_unreachable_says_the_lookups_failed_and_exits_3() {
+    // Nothing listens on the discard port: every query fails at once.
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args([
+            "check",
+            "enforce.test",
+            "--nameserver",
+            "127.0.0.1:9",
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .expect("check");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("TXT lookup of _mta-sts.enforce.test failed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("no MX records") && !text.contains("no TLS-RPT record"),
+        "{text}"
+    );
+    assert!(text.contains("could not tell"), "{text}");
+}
