@@ -75,7 +75,7 @@ pub const TLSPOL_QUERY_WITH_TLSRPT: &str = "QUERYwithTLSRPT";
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct UnixSocket {
-    /// Octal mode as a string, e.g. "0660" (default: 0666 less the umask).
+    /// Octal mode as a string, e.g. "0660" (default: 0666, whatever the umask).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<SocketMode>,
     /// User name or uid.

@@ -783,6 +783,10 @@ fn socket_err(path: &Path, e: impl Into<SocketError>) -> ServerError {
     }
 }
 
+/// Mode of a unix socket when the configuration sets none: any local user may connect (limit
+/// it with `unix_socket.mode`/`group`, or with the directory's permissions).
+pub const DEFAULT_SOCKET_MODE: u32 = 0o666;
+
 fn bind_unix(path: &Path, opts: &UnixSocket) -> Result<Listener, ServerError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
@@ -800,10 +804,11 @@ fn bind_unix(path: &Path, opts: &UnixSocket) -> Result<Listener, ServerError> {
         ));
     }
     let l = UnixListener::bind(path).map_err(|e| socket_err(path, e))?;
-    if let Some(mode) = opts.mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode.0))
-            .map_err(|e| socket_err(path, e))?;
-    }
+    // Set explicitly: a socket's mode otherwise comes from the umask (0755 under root's
+    // 022), and a client such as Postfix's smtp, running as another user, could not connect.
+    let mode = opts.mode.map_or(DEFAULT_SOCKET_MODE, |m| m.0);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| socket_err(path, e))?;
     if opts.owner.is_some() || opts.group.is_some() {
         let uid = opts
             .owner

@@ -1126,3 +1126,25 @@ async fn a_unix_socket_in_a_missing_directory_is_refused_and_nothing_is_created(
     );
     assert!(!missing.exists(), "no directory created");
 }
+
+#[tokio::test]
+async fn a_unix_socket_without_a_configured_mode_is_0666_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("mtasts-sockmode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("s.sock");
+    let config = Config {
+        listen: vec![mtasts_daemon::ListenAddr::Unix(path.clone())],
+        ..Config::default()
+    };
+    // Under root's usual umask (022) a socket would otherwise be 0755: Postfix's smtp (user
+    // postfix) could not connect.
+    let _listeners = mtasts_daemon::bind(&config).await.expect("bind");
+    let mode = std::fs::metadata(&path)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o666, "{mode:o}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
