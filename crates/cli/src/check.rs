@@ -87,7 +87,10 @@ fn check(args: &CheckArgs) -> Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).context("JSON")?);
     } else {
-        print!("{}", render::text(&report, std::io::stdout().is_terminal()));
+        print!(
+            "{}",
+            render::text(&report, colour(std::io::stdout().is_terminal()))
+        );
     }
     Ok(report.exit_code())
 }
@@ -241,4 +244,9 @@ fn scan(args: &ScanArgs) -> Result<()> {
     let _ = sink.flush();
     eprint!("{}", scan::summary(&outcome.rows));
     Ok(())
+}
+
+/// Colour on a terminal unless `NO_COLOR` is set to anything non-empty (no-color.org).
+fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

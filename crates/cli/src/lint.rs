@@ -229,7 +229,12 @@ fn print(report: &Report, json: bool) {
             if let Some(k) = &f.key {
                 place.push_str(&format!("`{k}`: "));
             }
-            println!("  {label}: {place}{} [{}]", f.message, f.rule);
+            // Most messages already end with their rule in parentheses; name it once.
+            if f.message.contains(&format!("({}", f.rule)) {
+                println!("  {label}: {place}{}", f.message);
+            } else {
+                println!("  {label}: {place}{} [{}]", f.message, f.rule);
+            }
         }
     }
     if let Some(n) = &report.normalized {

@@ -237,3 +237,13 @@ fn a_closed_stdout_ends_the_command_quietly() {
         );
     }
 }
+
+#[test]
+fn text_output_names_each_rule_once() {
+    let o = mtasts(
+        &["lint", "policy", "-"],
+        Some("version: STSv1\nmode: Enforce\nmx: mx.example.org\nmax_age: 86400\n"),
+    );
+    let text = stdout(&o);
+    assert_eq!(text.matches("POL-03").count(), 1, "{text}");
+}

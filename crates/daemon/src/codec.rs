@@ -14,8 +14,11 @@ const MAX_DIGITS: usize = 10;
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("netstring length is not a decimal number")]
-    /// The length is not a decimal number that fits.
+    /// The length is not a decimal number.
     BadLength,
+    #[error("netstring length prefix has more than {MAX_DIGITS} digits")]
+    /// The length has more digits than any allowed length needs.
+    LengthTooLong,
     #[error("netstring of {len} bytes exceeds the {max}-byte limit")]
     /// The length is over the limit.
     TooLong {
@@ -64,7 +67,7 @@ impl Decoder for NetstringCodec {
         // Too long a prefix is refused however the bytes arrive (found by fuzzing: eleven
         // digits were accepted when the `:` came in the same read, refused when it came later).
         if digits > MAX_DIGITS {
-            return Err(CodecError::BadLength);
+            return Err(CodecError::LengthTooLong);
         }
         if digits == buf.len() {
             // Only digits so far: wait for more.
@@ -156,6 +159,22 @@ mod tests {
         assert!(
             decode_all(b"99999999999").1.is_some(),
             "endless length prefix"
+        );
+    }
+
+    #[test]
+    fn a_20_digit_length_is_named_as_too_many_digits() {
+        let (_, err) = decode_all(b"00000000000000000001:");
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("more than 10 digits")),
+            "{err:?}"
+        );
+        let (_, err) = decode_all(b"12x:");
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("not a decimal number")),
+            "{err:?}"
         );
     }
 
