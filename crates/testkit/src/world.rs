@@ -504,9 +504,23 @@ impl World {
         let (target, arg) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
         let arg = arg.trim();
         let bad = |why: &str| Error::Config(format!("`{line}`: {why}"));
+        const COMMANDS: [&str; 6] = ["txt", "mx", "policy", "smtp", "count", "latency"];
+        if !COMMANDS.contains(&cmd) {
+            return Err(bad(
+                "unknown command; use txt, mx, policy, smtp, count or latency",
+            ));
+        }
         if target.is_empty() {
             return Err(bad("missing name"));
         }
+        // The reason toml gives, with the column in the table as typed (not in the wrapper).
+        let table_error = |e: toml::de::Error| {
+            let column = e
+                .span()
+                .map(|s| format!(" (column {})", s.start.saturating_sub("v = ".len()) + 1))
+                .unwrap_or_default();
+            bad(&format!("{}{column}", e.message().trim_end()))
+        };
         match cmd {
             "txt" => {
                 self.with_zone(|z| z.clear_type(target, RecordType::TXT));
@@ -537,12 +551,12 @@ impl World {
             }
             "policy" => {
                 let spec: Inline<PolicyHost> =
-                    toml::from_str(&format!("v = {arg}")).map_err(|e| bad(&e.to_string()))?;
+                    toml::from_str(&format!("v = {arg}")).map_err(table_error)?;
                 self.set_policy(target, spec.v)?;
             }
             "smtp" => {
                 let spec: Inline<SmtpHost> =
-                    toml::from_str(&format!("v = {arg}")).map_err(|e| bad(&e.to_string()))?;
+                    toml::from_str(&format!("v = {arg}")).map_err(table_error)?;
                 self.set_smtp(target, spec.v)?;
             }
             "count" => {

@@ -579,3 +579,30 @@ async fn dnssec_simulation_sets_ad_for_secure_names_and_servfails_bogus_ones() {
         "TLSA digest is SHA-256 of the served certificate's SubjectPublicKeyInfo"
     );
 }
+
+#[tokio::test]
+async fn control_errors_say_what_is_wrong() {
+    let w = World::builder()
+        .sts_domain("enforce.test", "1", "enforce", &["mx1.enforce.test"])
+        .build()
+        .await
+        .expect("world");
+    let err = |line: &str| match w.control(line) {
+        Ok(ok) => panic!("{line}: accepted: {ok}"),
+        Err(e) => e.to_string(),
+    };
+    let e = err("bogus");
+    assert!(e.contains("unknown command"), "{e}");
+    let e = err("policy enforce.test {mode = \"testing\"}");
+    assert!(
+        e.contains("unknown field `mode`"),
+        "the reason, not only a position: {e}"
+    );
+    assert!(
+        e.contains("(column 2)"),
+        "the column in the table as typed: {e}"
+    );
+    assert!(!e.contains('\n'), "one line: {e}");
+    let e = err("policy");
+    assert!(e.contains("missing name"), "{e}");
+}
