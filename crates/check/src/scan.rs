@@ -16,14 +16,15 @@ use crate::report::Report;
 /// One scan row (CSV columns in this order).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Row {
-    /// The domain as listed.
+    /// The domain, normalised (as listed when it is not a valid name).
     pub domain: String,
-    /// The mode in force, or `none-published`.
+    /// The mode in force, `none-published`, or `unknown` when the domain was not checked.
     pub mode: String,
     /// The worst finding's level.
     pub verdict: String,
-    /// `true`, `false` or `unknown`.
-    pub deliverable: String,
+    /// Would a compliant sender deliver? `null` (CSV: `unknown`) when no policy is in force or
+    /// the check did not get that far; the same field as `check --json`.
+    pub deliverable: Option<bool>,
     /// The code of the first error, if any.
     pub error_class: String,
     /// Number of MX hosts.
@@ -47,7 +48,7 @@ impl Row {
             domain: r.domain.clone(),
             mode: r.mode.clone().unwrap_or_else(|| "none-published".into()),
             verdict: format!("{:?}", r.verdict).to_ascii_lowercase(),
-            deliverable: r.deliverable.map_or("unknown".into(), |d| d.to_string()),
+            deliverable: r.deliverable,
             error_class: r
                 .error_class()
                 .map(|c| c.as_str())
@@ -64,9 +65,9 @@ impl Row {
     pub fn failed(domain: &str, class: &str) -> Self {
         Self {
             domain: domain.to_string(),
-            mode: String::new(),
+            mode: "unknown".into(),
             verdict: "error".into(),
-            deliverable: "unknown".into(),
+            deliverable: None,
             error_class: class.to_string(),
             mx_count: 0,
             sni_only_count: 0,
@@ -82,7 +83,7 @@ impl Row {
             self.domain,
             self.mode,
             self.verdict,
-            self.deliverable,
+            self.deliverable.map_or("unknown".into(), |d| d.to_string()),
             self.error_class,
             self.mx_count,
             self.sni_only_count,

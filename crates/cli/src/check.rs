@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use mtasts_check::scan::{self, CSV_HEADER, ScanSettings};
 use mtasts_check::{CheckSettings, Checker, render};
@@ -107,9 +107,9 @@ pub struct ScanArgs {
     /// Time limit per domain, in seconds (more than 0, at most 3600).
     #[arg(long, default_value = "120", value_name = "SECS", value_parser = crate::net::seconds_up_to::<3600>)]
     domain_timeout: Duration,
-    /// `csv` or `jsonl`.
-    #[arg(long, default_value = "csv")]
-    format: String,
+    /// Row format.
+    #[arg(long, value_enum, default_value_t = ScanFormat::Csv)]
+    format: ScanFormat,
     /// Write rows here (default: standard output).
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -118,9 +118,22 @@ pub struct ScanArgs {
     resume: bool,
 }
 
+/// How `scan` writes rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ScanFormat {
+    /// Comma-separated, with a header line.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Exit status of a scan stopped by Ctrl-C (128 + SIGINT), as shells report it.
+const INTERRUPTED: u8 = 130;
+
 pub fn run_scan(args: &ScanArgs) -> ExitCode {
     match scan(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Finished::All) => ExitCode::SUCCESS,
+        Ok(Finished::Interrupted) => ExitCode::from(INTERRUPTED),
         Err(e) => {
             eprintln!("mtasts scan: {e:#}");
             ExitCode::from(3)
@@ -128,6 +141,16 @@ pub fn run_scan(args: &ScanArgs) -> ExitCode {
     }
 }
 
+/// How a scan ended.
+enum Finished {
+    All,
+    Interrupted,
+}
+
+/// The domain list: each line through the key parser `check` and the daemon use (so
+/// `ENFORCE.test.`, `[enforce.test]:25` and `bücher.test` name their normalised domain), each
+/// domain once, in first-seen order. A line that names no domain stays as written (its row
+/// says `bad-domain`).
 fn read_domains(file: &PathBuf) -> Result<Vec<String>> {
     let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -137,29 +160,34 @@ fn read_domains(file: &PathBuf) -> Result<Vec<String>> {
         ))
     };
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for line in reader.lines() {
         let line = line.context("reading the domain list")?;
         let d = line.split('#').next().unwrap_or("").trim();
-        if !d.is_empty() {
-            out.push(d.to_string());
+        if d.is_empty() {
+            continue;
+        }
+        let d = policy_domain_from_key(d).map_or_else(|_| d.to_string(), |n| n.to_string());
+        if seen.insert(d.clone()) {
+            out.push(d);
         }
     }
     Ok(out)
 }
 
-fn done_domains(path: &PathBuf, format: &str) -> Result<HashSet<String>> {
+fn done_domains(path: &PathBuf, format: ScanFormat) -> Result<HashSet<String>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(HashSet::new());
     };
     Ok(text
         .lines()
         .filter_map(|l| match format {
-            "jsonl" => serde_json::from_str::<serde_json::Value>(l)
+            ScanFormat::Jsonl => serde_json::from_str::<serde_json::Value>(l)
                 .ok()?
                 .get("domain")?
                 .as_str()
                 .map(str::to_string),
-            _ => l
+            ScanFormat::Csv => l
                 .split(',')
                 .next()
                 .filter(|d| *d != "domain")
@@ -168,13 +196,10 @@ fn done_domains(path: &PathBuf, format: &str) -> Result<HashSet<String>> {
         .collect())
 }
 
-fn scan(args: &ScanArgs) -> Result<()> {
-    if !matches!(args.format.as_str(), "csv" | "jsonl") {
-        bail!("--format must be csv or jsonl");
-    }
+fn scan(args: &ScanArgs) -> Result<Finished> {
     let all = read_domains(&args.file)?;
     let done = match (&args.output, args.resume) {
-        (Some(p), true) => done_domains(p, &args.format)?,
+        (Some(p), true) => done_domains(p, args.format)?,
         _ => HashSet::new(),
     };
     let todo: Vec<String> = all.iter().filter(|d| !done.contains(*d)).cloned().collect();
@@ -192,7 +217,7 @@ fn scan(args: &ScanArgs) -> Result<()> {
         }
         None => Box::new(std::io::stdout()),
     };
-    if args.format == "csv" && done.is_empty() {
+    if args.format == ScanFormat::Csv && done.is_empty() {
         writeln!(sink, "{CSV_HEADER}")?;
     }
     if !done.is_empty() {
@@ -215,7 +240,7 @@ fn scan(args: &ScanArgs) -> Result<()> {
         concurrency: args.concurrency,
         per_domain,
     };
-    let csv = args.format == "csv";
+    let csv = args.format == ScanFormat::Csv;
     let outcome = runtime()?.block_on(scan::scan(
         checker,
         todo,
@@ -243,7 +268,11 @@ fn scan(args: &ScanArgs) -> Result<()> {
     bar.finish_and_clear();
     let _ = sink.flush();
     eprint!("{}", scan::summary(&outcome.rows));
-    Ok(())
+    Ok(if outcome.interrupted {
+        Finished::Interrupted
+    } else {
+        Finished::All
+    })
 }
 
 /// Colour on a terminal unless `NO_COLOR` is set to anything non-empty (no-color.org).

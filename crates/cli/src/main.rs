@@ -41,7 +41,8 @@ enum Command {
     Check(check::CheckArgs),
     /// `check` for a list of domains, with CSV or JSON-lines rows and a summary.
     ///
-    /// Exit status: 0 done (rows carry the verdicts), 3 could not run.
+    /// Exit status: 0 done (rows carry the verdicts), 2 usage error, 3 could not run, 130
+    /// stopped by Ctrl-C (the rows done are kept; `--resume` continues).
     Scan(check::ScanArgs),
     /// Look up a domain's MTA-STS policy through the daemon's code path and explain the result.
     ///

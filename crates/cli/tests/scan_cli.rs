@@ -205,10 +205,19 @@ fn scan_ctrl_c_keeps_partial_rows_and_prints_the_summary() {
         .expect("kill");
     assert!(ok.success());
     let o = child.wait_with_output().expect("wait");
-    assert!(o.status.success(), "{:?}", o.status);
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "interrupted, not success: {:?}",
+        o.status
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("interrupted") && err.contains("| verdict | count |"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("cancelled") && !err.contains("a check failed"),
         "{err}"
     );
     let rows = std::fs::read_to_string(&out).expect("rows");
@@ -281,4 +290,69 @@ fn check_with_dns_unreachable_says_the_lookups_failed_and_exits_3() {
         "{text}"
     );
     assert!(text.contains("could not tell"), "{text}");
+}
+
+#[test]
+fn scan_normalises_and_deduplicates_its_list_and_resume_skips_what_is_done() {
+    let lab = lab("normalise");
+    let dir = std::env::temp_dir().join(format!("mtasts-scan-norm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = dir.join("rows.jsonl");
+    let out_s = out.to_str().expect("path");
+    let list = "ENFORCE.test.\nenforce.test\n[enforce.test]:25\nno-txt.test\nnot a domain\n";
+    let args = ["scan", "-", "--format", "jsonl", "--output", out_s];
+    let o = mtasts(&lab, &args, Some(list));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    };
+    let first = rows(&std::fs::read_to_string(&out).expect("rows"));
+    let mut names: Vec<&str> = first.iter().filter_map(|r| r["domain"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["enforce.test", "no-txt.test", "not a domain"],
+        "{first:?}"
+    );
+    let row = |d: &str| {
+        first
+            .iter()
+            .find(|r| r["domain"] == d)
+            .expect("row")
+            .clone()
+    };
+    // The same types as `check --json`: a boolean, or null when not known.
+    assert_eq!(row("enforce.test")["deliverable"], true);
+    assert!(row("no-txt.test")["deliverable"].is_null());
+    assert_eq!(row("not a domain")["mode"], "unknown");
+    let summary = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !summary.contains("|  |"),
+        "no row without a label: {summary}"
+    );
+    // Resuming with the list written differently: nothing is checked again.
+    let args = [
+        "scan", "-", "--format", "jsonl", "--output", out_s, "--resume",
+    ];
+    let o = mtasts(&lab, &args, Some(list));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = rows(&std::fs::read_to_string(&out).expect("rows"));
+    assert_eq!(after.len(), first.len(), "no row added: {after:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn scan_rejects_an_unknown_format_as_a_usage_error() {
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["scan", "-", "--format", "xml"])
+        .output()
+        .expect("scan");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
