@@ -331,3 +331,53 @@ fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
     assert!(log.contains("stopped"), "{log}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn deferrals_and_failure_answers_are_logged_once_per_domain_plain_answers_are_not() {
+    let lab = common::EphemeralLab::start("decisionlog");
+    let dir = tmp("decisionlog");
+    let config = dir.join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\n[zones.defer]\ndefer_on_failure = true\n",
+            lab.dns,
+            lab.ca().display()
+        ),
+    )
+    .expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["daemon", "--config"])
+        .arg(&config)
+        .arg("--port-map")
+        .arg(lab.ports())
+        .env_remove("RUST_LOG");
+    let mut daemon = Daemon::spawn(cmd);
+    for _ in 0..3 {
+        assert!(ask(daemon.port, "defer txt-servfail.test").starts_with("TEMP "));
+        assert_eq!(ask(daemon.port, "postfix redirect.test"), "NOTFOUND ");
+        assert!(ask(daemon.port, "postfix enforce.test").starts_with("OK secure"));
+    }
+    let (_, log) = daemon.stop("-TERM");
+    let lines = |what: &str, domain: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains(domain))
+            .count()
+    };
+    assert_eq!(
+        lines("WARN", "txt-servfail.test"),
+        1,
+        "one deferral line: {log}"
+    );
+    assert_eq!(
+        lines("delivering without it", "redirect.test"),
+        1,
+        "one failure line: {log}"
+    );
+    assert_eq!(
+        lines("answered", "enforce.test"),
+        0,
+        "plain answers at debug: {log}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

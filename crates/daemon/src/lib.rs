@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod codec;
 pub mod config;
+pub mod decision_log;
 pub mod fuzzing;
 pub mod load;
 pub mod metrics;

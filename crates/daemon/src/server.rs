@@ -198,6 +198,7 @@ pub struct Server<D, F> {
     /// Bumped on every reload, so connections re-read `config` only when it changed.
     config_generation: AtomicU64,
     counters: Counters,
+    decision_log: crate::decision_log::DecisionLog,
     /// Encoded replies of the hot set of domains.
     replies: ReplyCache,
     /// One per open connection, at most `max_connections` (fixed at start).
@@ -245,6 +246,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),
             counters: Counters::default(),
+            decision_log: crate::decision_log::DecisionLog::default(),
             replies: ReplyCache::new(crate::reply_cache::CAPACITY),
             permits: Arc::new(tokio::sync::Semaphore::new(max_connections)),
             max_connections,
@@ -456,7 +458,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         if let Some(o) = omitted {
             tracing::warn!(domain = %domain, omitted = ?o, "reply shortened to fit Postfix's 100,000-byte limit");
         }
-        tracing::debug!(domain = %domain, decision = %decision, reply = %reply, "answered");
+        self.decision_log.record(domain, &decision, &reply);
         reply
     }
 
