@@ -18,20 +18,17 @@ fn require() {
     )
 }
 
-#[cfg_attr(
-    not(mtasts_run_postfix),
-    ignore = "needs root, ip, postfix, python3 (MTASTS_TEST_SKIP opted out)"
-)]
-#[test]
-fn postfix_enforces_mta_sts_through_the_daemon() {
+/// Runs the scenario with Postfix's `smtp_dns_support_level` as `mode` says; its output.
+fn scenario(mode: &str) -> String {
     require();
     let exe = env!("CARGO_BIN_EXE_mtasts");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/postfix/e2e.sh");
-    let name = format!("mtpfx-{}", std::process::id());
+    let name = format!("mtpfx-{mode}-{}", std::process::id());
     let out = Command::new(exe)
         .args(["lab", "run", "--name", &name, "--", "bash"])
         .arg(&script)
         .arg(exe)
+        .arg(mode)
         .output()
         .expect("run the scenario");
     let text = format!(
@@ -41,15 +38,29 @@ fn postfix_enforces_mta_sts_through_the_daemon() {
     );
     println!("{text}");
     assert!(out.status.success(), "scenario failed:\n{text}");
-    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(
+        !Path::new("/run/netns").join(&name).exists(),
+        "lab cleaned up"
+    );
+    text
+}
 
+fn has(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+/// What holds whatever Postfix's DNSSEC setting: MTA-STS enforcement with SNI.
+fn assert_mta_sts_outcomes(text: &str) {
     // 4. postmap sees what Postfix will see.
     assert!(
-        has("POSTMAP secure match=mx1.enforce.test:mx2.enforce.test servername=hostname"),
+        has(
+            text,
+            "POSTMAP secure match=mx1.enforce.test:mx2.enforce.test servername=hostname"
+        ),
         "{text}"
     );
     // 1. Enforce, certificate right only with SNI: delivered, and the MX saw SNI = its name.
-    assert!(has("STATUS sni-only.test sent"), "{text}");
+    assert!(has(text, "STATUS sni-only.test sent"), "{text}");
     assert!(
         text.lines()
             .any(|l| l.starts_with("SESSION host=mx1.sni-only.test ")
@@ -62,14 +73,61 @@ fn postfix_enforces_mta_sts_through_the_daemon() {
         "{text}"
     );
     // 2. Enforce, wrong certificate / MX not in the policy: deferred, then delivered once fixed.
-    assert!(has("STATUS mx-wrong-name.test deferred"), "{text}");
-    assert!(has("STATUS mx-mismatch.test deferred"), "{text}");
-    assert!(has("FIXED mx-wrong-name.test sent"), "{text}");
-    assert!(has("FIXED mx-mismatch.test sent"), "{text}");
+    assert!(has(text, "STATUS mx-wrong-name.test deferred"), "{text}");
+    assert!(has(text, "STATUS mx-mismatch.test deferred"), "{text}");
+    assert!(has(text, "FIXED mx-wrong-name.test sent"), "{text}");
+    assert!(has(text, "FIXED mx-mismatch.test sent"), "{text}");
     // 3. Testing policy with a bad certificate: delivered (no enforcement).
-    assert!(has("STATUS testing-bad-cert.test sent"), "{text}");
+    assert!(has(text, "STATUS testing-bad-cert.test sent"), "{text}");
+}
+
+#[cfg_attr(
+    not(mtasts_run_postfix),
+    ignore = "needs root, ip, postfix, python3 (MTASTS_TEST_SKIP opted out)"
+)]
+#[test]
+fn postfix_with_dnssec_lookups_enforces_dane_and_mta_sts_through_the_daemon() {
+    let text = scenario("dnssec");
     assert!(
-        !Path::new("/run/netns").join(&name).exists(),
-        "lab cleaned up"
+        has(&text, "DNSSEC yes"),
+        "the daemon read smtp_dns_support_level: {text}"
     );
+    assert_mta_sts_outcomes(&text);
+    // DANE takes precedence: the daemon answers dane-only, Postfix verifies the TLSA records.
+    assert!(has(&text, "POSTMAP-DANE dane-only"), "{text}");
+    assert!(has(&text, "STATUS dane.test sent"), "{text}");
+    assert!(has(&text, "STATUS dane-sts.test sent"), "{text}");
+    assert!(
+        has(&text, "STATUS dane-wrong.test deferred"),
+        "TLSA matching no certificate: deferred, never downgraded: {text}"
+    );
+    assert!(
+        text.contains("Verified TLS connection established to mx1.dane.test"),
+        "{text}"
+    );
+}
+
+#[cfg_attr(
+    not(mtasts_run_postfix),
+    ignore = "needs root, ip, postfix, python3 (MTASTS_TEST_SKIP opted out)"
+)]
+#[test]
+fn postfix_without_dnssec_lookups_gets_mta_sts_answers_and_defers_nothing_for_dane() {
+    // Debian's default: Postfix cannot apply `dane`/`dane-only` (it would defer the mail with
+    // "dane-only configured with dnssec lookups disabled"), so the daemon answers as without DANE.
+    let text = scenario("default");
+    assert!(has(&text, "DNSSEC no"), "{text}");
+    assert_mta_sts_outcomes(&text);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("POSTMAP-DANE secure match=")),
+        "the MTA-STS answer for a DANE domain: {text}"
+    );
+    // Without DNSSEC lookups Postfix cannot see TLSA records: the DANE-only domains get
+    // opportunistic TLS (what this Postfix does without mtasts too), and the one with an
+    // MTA-STS policy gets MTA-STS, which its unmatched MX fails: deferred, not downgraded.
+    assert!(has(&text, "STATUS dane.test sent"), "{text}");
+    assert!(has(&text, "STATUS dane-wrong.test sent"), "{text}");
+    assert!(has(&text, "STATUS dane-sts.test deferred"), "{text}");
+    assert!(!text.contains("dnssec lookups disabled"), "{text}");
 }

@@ -5,9 +5,13 @@
 #   STATUS <domain> <status> first delivery outcome per recipient domain
 #   FIXED <domain> <status> outcome after the world was fixed and the queue flushed
 #   SESSION <line>          the lab's record of each SMTP session
+#   DNSSEC <yes|no>         what the daemon read off this Postfix's smtp_dns_support_level
+# Second argument: `dnssec` (smtp_dns_support_level = dnssec, DANE applies) or `default`
+# (Debian's default, no DNSSEC lookups: the daemon must give MTA-STS answers, never `dane`).
 set -euo pipefail
 
 MTASTS="$1"
+MODE="${2:-dnssec}"
 : "${MTASTS_LAB_CA:?run inside mtasts lab run}" "${MTASTS_LAB_NAME:?}"
 WORK=$(mktemp -d /tmp/mtasts-postfix.XXXXXX)
 ETC="$WORK/etc"
@@ -19,25 +23,6 @@ cleanup() {
     if [ "${KEEP_POSTFIX_WORK:-}" = 1 ]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-
-# The daemon: memory cache, the lab's DNS and CA, a short TXT grace so a fixed policy is seen
-# within seconds.
-cat >"$WORK/mtasts.toml" <<EOF
-listen = ["127.0.0.1:8461"]
-cache = "memory"
-nameserver = "127.0.0.1:53"
-ca_file = "$MTASTS_LAB_CA"
-[resolver]
-txt_grace = 1
-negative_ttl = 1
-fetch_backoff = 1
-EOF
-"$MTASTS" daemon --config "$WORK/mtasts.toml" >"$WORK/daemon.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/8461) 2>/dev/null && break
-    sleep 0.05
-done
 
 # A private Postfix instance: own config and queue directories, no chroot, mail accepted on
 # 127.0.0.1:2525, the lab CA as the only trust store, policy from the daemon.
@@ -67,18 +52,41 @@ smtp_tls_security_level = may
 smtp_tls_CAfile = $MTASTS_LAB_CA
 smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
 smtp_tls_loglevel = 1
-# DANE: trust the AD bit of the namespace's resolver (the lab DNS acts as a validating one;
-# /etc/resolv.conf there says trust-ad), as a production host would with a local unbound.
-smtp_dns_support_level = dnssec
 smtp_connect_timeout = 5s
 queue_run_delay = 2s
 minimal_backoff_time = 2s
 maximal_backoff_time = 4s
 EOF
+if [ "$MODE" = dnssec ]; then
+    # DANE: trust the AD bit of the namespace's resolver (the lab DNS acts as a validating one;
+    # /etc/resolv.conf there says trust-ad), as a production host would with a local unbound.
+    postconf -c "$ETC" -e 'smtp_dns_support_level = dnssec'
+fi
 postconf -c "$ETC" -F '*/*/chroot = n'
 postconf -c "$ETC" -M# smtp/inet
 postconf -c "$ETC" -M '127.0.0.1:2525/inet = 127.0.0.1:2525 inet n - n - - smtpd'
 
+# The daemon: memory cache, the lab's DNS and CA, a short TXT grace so a fixed policy is seen
+# within seconds.
+cat >"$WORK/mtasts.toml" <<EOF
+listen = ["127.0.0.1:8461"]
+cache = "memory"
+nameserver = "127.0.0.1:53"
+ca_file = "$MTASTS_LAB_CA"
+[resolver]
+txt_grace = 1
+negative_ttl = 1
+fetch_backoff = 1
+EOF
+# MAIL_CONFIG points postconf (which the daemon asks, as on a real host) at this instance.
+MAIL_CONFIG="$ETC" "$MTASTS" daemon --config "$WORK/mtasts.toml" >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 200); do
+    grep -q "mtasts daemon ready" "$WORK/daemon.log" 2>/dev/null && break
+    sleep 0.05
+done
+
+grep -q 'postfix_dnssec=yes' "$WORK/daemon.log" && echo "DNSSEC yes" || echo "DNSSEC no"
 echo "POSTMAP $(postmap -c "$ETC" -q enforce.test socketmap:inet:127.0.0.1:8461:postfix)"
 echo "POSTMAP-DANE $(postmap -c "$ETC" -q dane-sts.test socketmap:inet:127.0.0.1:8461:postfix)"
 
