@@ -200,6 +200,11 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
         );
         wait_for_stop_signal().await;
         drop(world);
+        // What says "a lab is serving here" goes with it; the CA, hosts and ports files and
+        // the session log stay for inspection.
+        for marker in ["ready", "control.sock"] {
+            let _ = std::fs::remove_file(state_dir.join(marker));
+        }
         Ok(())
     })
 }

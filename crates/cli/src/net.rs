@@ -26,8 +26,9 @@ pub struct NetArgs {
     #[arg(long, default_value = "60", value_name = "SECS", value_parser = seconds_up_to::<600>)]
     pub fetch_timeout: Duration,
     /// Connect to other addresses than DNS says: a file of `PUBLIC_ADDR BOUND_ADDR` lines, as
-    /// `mtasts lab serve --placement ephemeral` writes in ports.txt (testing only).
-    #[arg(long, value_name = "FILE", hide = true)]
+    /// the rootless lab (`mtasts lab serve --placement ephemeral`) writes in DIR/ports.txt.
+    /// For testing against that lab only.
+    #[arg(long, value_name = "FILE")]
     pub port_map: Option<PathBuf>,
 }
 

@@ -199,3 +199,25 @@ fn policy_fetches_ignore_proxy_settings_in_the_environment() {
         "nothing connected to the proxy"
     );
 }
+
+#[test]
+fn the_rootless_lab_removes_its_ready_marker_and_control_socket_on_sigterm() {
+    let mut lab = lab();
+    assert!(lab.dir.join("control.sock").exists());
+    let sent = Command::new("kill")
+        .args(["-TERM", &lab.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = lab.child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(!lab.dir.join("ready").exists(), "ready marker left behind");
+    assert!(
+        !lab.dir.join("control.sock").exists(),
+        "control.sock left behind"
+    );
+    assert!(
+        lab.dir.join("ports.txt").exists(),
+        "the port map stays for inspection"
+    );
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// `mtasts lab serve --placement ephemeral` in a temporary directory; stopped and removed on drop.
 pub struct EphemeralLab {
-    child: Child,
+    pub child: Child,
     pub dir: PathBuf,
     /// The lab DNS server, `IP:PORT`.
     pub dns: String,
