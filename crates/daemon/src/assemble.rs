@@ -90,6 +90,9 @@ pub fn default_sqlite_path() -> PathBuf {
 /// a fresh one started; one that cannot be opened at all (full or read-only disk, no
 /// directory) leaves the daemon on its memory tier — a policy daemon that does not start
 /// makes Postfix defer everything. The second value says whether that fallback happened.
+/// How often a SQLite cache that could not be opened at start is tried again.
+pub const REOPEN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn open_store(config: &Config) -> Result<(Option<AnyStore>, bool), StartError> {
     let CacheSpec::Sqlite(Some(path)) = &config.cache else {
         let store = AnyStore::open_spec(&config.cache, config.resolver.memory_capacity)
@@ -112,8 +115,9 @@ async fn open_store(config: &Config) -> Result<(Option<AnyStore>, bool), StartEr
             Ok((Some(AnyStore::Sqlite(Arc::new(store))), aside.is_some()))
         }
         Err(e) => {
-            tracing::error!(cache = %path.display(), error = %mtasts_core::errors::Chain(&e), "the SQLite cache cannot be opened; running on the memory tier only until restarted (fix the disk, then restart)");
-            Ok((None, true))
+            tracing::error!(cache = %path.display(), error = %mtasts_core::errors::Chain(&e), every = ?REOPEN_INTERVAL, "the SQLite cache cannot be opened; answering from the memory tier and trying to open it again (what is looked up meanwhile is written once it opens)");
+            let reopening = mtasts_store::ReopeningSqlite::new(path, REOPEN_INTERVAL);
+            Ok((Some(AnyStore::ReopeningSqlite(Arc::new(reopening))), true))
         }
     }
 }

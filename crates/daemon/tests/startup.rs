@@ -1,6 +1,7 @@
 //! A bad disk never keeps the daemon from starting (a daemon that is down makes Postfix defer
 //! every delivery): an unreadable cache file is moved aside, an unopenable one leaves the
-//! daemon on its memory tier. Both are counted.
+//! daemon on its memory tier while it is tried again (resolver/tests/txt_and_cache.rs shows
+//! the entries reaching it once it opens). Both are counted.
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
@@ -72,5 +73,12 @@ async fn an_unopenable_cache_leaves_the_daemon_on_its_memory_tier() {
         .expect("starts on memory");
     assert_eq!(fallbacks(&daemon), 1);
     assert_eq!(daemon.listening().len(), 1, "bound and ready to serve");
+    assert!(
+        matches!(
+            daemon.server().resolver().backing(),
+            Some(mtasts_store::AnyStore::ReopeningSqlite(_))
+        ),
+        "the cache is tried again, not given up"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -191,6 +191,11 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         self.inner.flights.len()
     }
 
+    /// The backing store behind the memory tier, if any.
+    pub fn backing(&self) -> Option<&AnyStore> {
+        self.inner.backing.as_ref()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats

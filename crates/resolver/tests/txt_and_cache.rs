@@ -648,3 +648,47 @@ async fn entries_whose_write_failed_are_written_once_the_store_recovers() {
         Some("1".into())
     );
 }
+
+#[tokio::test]
+async fn a_sqlite_cache_unopenable_at_start_is_opened_once_the_disk_is_fixed_and_gets_what_was_looked_up()
+ {
+    let dir = std::env::temp_dir().join(format!("mtasts-reopen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // The cache's directory is a regular file: SQLite cannot open the cache.
+    let blocked = dir.join("state");
+    std::fs::write(&blocked, b"").expect("blocker");
+    let file = blocked.join("cache.sqlite3");
+    let reopening = std::sync::Arc::new(mtasts_store::ReopeningSqlite::new(&file, Duration::ZERO));
+    let store = mtasts_store::AnyStore::ReopeningSqlite(reopening.clone());
+    let w = published("reopen.test", "1", "enforce", 30 * DAY).await;
+    let clock = ManualClock::new(T0);
+    let r = resolver(&w, Some(store), &clock, settings());
+    let l = r.lookup(&d("reopen.test")).await;
+    assert_eq!(
+        l.verdict,
+        Verdict::Policy(Source::Fetched),
+        "answered without the cache"
+    );
+    assert_eq!(r.unsaved_len(), 1, "the entry waits in memory");
+    assert_eq!(r.retry_unsaved().await, 0, "still unopenable");
+    assert!(!reopening.is_open());
+    // The disk is fixed: the directory exists now.
+    std::fs::remove_file(&blocked).expect("unblock");
+    std::fs::create_dir_all(&blocked).expect("directory");
+    assert_eq!(r.retry_unsaved().await, 1, "written once it opens");
+    assert!(reopening.is_open());
+    r.flush().await;
+    let stored = mtasts_store::SqliteStore::open(&file)
+        .await
+        .expect("open the file")
+        .get(&d("reopen.test"))
+        .await
+        .expect("read")
+        .expect("the entry looked up while the cache was down");
+    assert_eq!(
+        stored.policy.as_ref().map(|p| p.id.to_string()),
+        Some("1".into())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@
 mod entry;
 mod memory;
 mod redis_store;
+mod reopen;
 mod sqlite;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 
 use mtasts_core::{DomainName, DomainState, UnixTime};
 pub use redis_store::RedisStore;
+pub use reopen::ReopeningSqlite;
 pub use sqlite::SqliteStore;
 
 /// The default SQLite cache file when `--cache sqlite:` names no path.
@@ -73,6 +75,14 @@ pub enum StoreError {
         path: PathBuf,
         /// What the check said.
         report: String,
+    },
+    #[error("SQLite {}: not open yet (it could not be opened; tried again at most every {every:?})", path.display())]
+    /// A cache that could not be opened, between attempts to open it.
+    NotOpenYet {
+        /// The database file.
+        path: PathBuf,
+        /// How often it is tried.
+        every: Duration,
     },
     #[error("SQLite: the connection lock is poisoned (an earlier operation panicked)")]
     /// An earlier operation panicked while holding the connection.
@@ -208,6 +218,8 @@ pub enum AnyStore {
     Memory(Arc<MemoryStore>),
     /// A SQLite file.
     Sqlite(Arc<SqliteStore>),
+    /// A SQLite file that could not be opened at start, opened again on use.
+    ReopeningSqlite(Arc<ReopeningSqlite>),
     /// A Redis server.
     Redis(Arc<RedisStore>),
 }
@@ -278,7 +290,7 @@ impl AnyStore {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Memory(_) => "memory",
-            Self::Sqlite(_) => "sqlite",
+            Self::Sqlite(_) | Self::ReopeningSqlite(_) => "sqlite",
             Self::Redis(_) => "redis",
         }
     }
@@ -289,6 +301,7 @@ macro_rules! dispatch {
         match $self {
             AnyStore::Memory($s) => $e,
             AnyStore::Sqlite($s) => $e,
+            AnyStore::ReopeningSqlite($s) => $e,
             AnyStore::Redis($s) => $e,
         }
     };
