@@ -285,16 +285,14 @@ fn a_flood_of_bad_frames_logs_one_warning_with_the_peer() {
     );
 }
 
-#[test]
-fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
-    let lab = common::EphemeralLab::start("sigint");
-    let dir = tmp("sigint");
+/// A daemon on the ephemeral `lab` (memory cache, port 0, the default log level), its config
+/// in `dir` with `extra` TOML appended.
+fn lab_daemon(lab: &common::EphemeralLab, dir: &std::path::Path, extra: &str) -> Daemon {
     let config = dir.join("daemon.toml");
-    // A 1 s answer deadline: slow.test (a dripping policy host) is answered at it.
     std::fs::write(
         &config,
         format!(
-            "listen = [\"127.0.0.1:0\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\n[default_zone]\ntimeout = \"1s\"\n",
+            "listen = [\"127.0.0.1:0\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\n{extra}",
             lab.dns,
             lab.ca().display()
         ),
@@ -304,8 +302,17 @@ fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
     cmd.args(["daemon", "--config"])
         .arg(&config)
         .arg("--port-map")
-        .arg(lab.ports());
-    let mut daemon = Daemon::spawn(cmd);
+        .arg(lab.ports())
+        .env_remove("RUST_LOG");
+    Daemon::spawn(cmd)
+}
+
+#[test]
+fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
+    let lab = common::EphemeralLab::start("sigint");
+    let dir = tmp("sigint");
+    // A 1 s answer deadline: slow.test (a dripping policy host) is answered at it.
+    let mut daemon = lab_daemon(&lab, &dir, "[default_zone]\ntimeout = \"1s\"\n");
     let mut s = TcpStream::connect(("127.0.0.1", daemon.port)).expect("connect");
     // Both requests in one write; the first reply means both were read.
     let (a, b) = ("postfix enforce.test", "postfix slow.test");
@@ -336,23 +343,7 @@ fn sigint_stops_cleanly_after_answering_the_request_in_flight() {
 fn deferrals_and_failure_answers_are_logged_once_per_domain_plain_answers_are_not() {
     let lab = common::EphemeralLab::start("decisionlog");
     let dir = tmp("decisionlog");
-    let config = dir.join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = [\"127.0.0.1:0\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\n[zones.defer]\ndefer_on_failure = true\n",
-            lab.dns,
-            lab.ca().display()
-        ),
-    )
-    .expect("config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
-    cmd.args(["daemon", "--config"])
-        .arg(&config)
-        .arg("--port-map")
-        .arg(lab.ports())
-        .env_remove("RUST_LOG");
-    let mut daemon = Daemon::spawn(cmd);
+    let mut daemon = lab_daemon(&lab, &dir, "[zones.defer]\ndefer_on_failure = true\n");
     for _ in 0..3 {
         assert!(ask(daemon.port, "defer txt-servfail.test").starts_with("TEMP "));
         assert_eq!(ask(daemon.port, "postfix redirect.test"), "NOTFOUND ");

@@ -12,9 +12,19 @@ fn lab(tag: &str) -> common::EphemeralLab {
 }
 
 fn mtasts(lab: &common::EphemeralLab, args: &[&str], stdin: Option<&str>) -> Output {
+    mtasts_timeout(lab, args, stdin, "2")
+}
+
+/// [`mtasts`] with its own per-step `--timeout`.
+fn mtasts_timeout(
+    lab: &common::EphemeralLab,
+    args: &[&str],
+    stdin: Option<&str>,
+    timeout: &str,
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
         .args(args)
-        .args(["--nameserver", &lab.dns, "--timeout", "2"])
+        .args(["--nameserver", &lab.dns, "--timeout", timeout])
         .arg("--ca-file")
         .arg(lab.ca())
         .arg("--port-map")
@@ -232,25 +242,12 @@ fn scan_ctrl_c_keeps_partial_rows_and_prints_the_summary() {
 fn scan_domain_timeout_cuts_a_hanging_domain_and_keeps_the_rest() {
     let lab = lab("domaintimeout");
     // Per-step timeouts of 20 s would let hang.test run far longer than its 1 s budget.
-    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(["scan", "-", "--format", "jsonl", "--domain-timeout", "1"])
-        .args(["--nameserver", &lab.dns, "--timeout", "20"])
-        .arg("--ca-file")
-        .arg(lab.ca())
-        .arg("--port-map")
-        .arg(lab.ports())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(b"hang.test\nenforce.test\n")?;
-            c.wait_with_output()
-        })
-        .expect("scan");
+    let o = mtasts_timeout(
+        &lab,
+        &["scan", "-", "--format", "jsonl", "--domain-timeout", "1"],
+        Some("hang.test\nenforce.test\n"),
+        "20",
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
         .lines()

@@ -773,14 +773,19 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for CountingWrites<
     }
 }
 
-#[tokio::test]
-async fn pipelined_answers_from_memory_are_written_together_in_order_and_a_lookup_does_not_hold_them()
- {
-    let w = world().await;
-    let d = start(&w).await;
-    let (mut client, server_side) = tokio::io::duplex(1 << 20);
+/// A connection served by `d` over an in-memory pipe whose server side counts its writes:
+/// the client end, the write count, the connection task and the stop sender keeping it open.
+fn counted_connection(
+    d: &Running,
+) -> (
+    tokio::io::DuplexStream,
+    Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+    watch::Sender<bool>,
+) {
+    let (client, server_side) = tokio::io::duplex(1 << 20);
     let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (_stop, rx) = watch::channel(false);
+    let (stop, rx) = watch::channel(false);
     let conn = tokio::spawn(d.server.clone().serve_connection(
         CountingWrites {
             inner: server_side,
@@ -789,6 +794,15 @@ async fn pipelined_answers_from_memory_are_written_together_in_order_and_a_looku
         "test".into(),
         rx,
     ));
+    (client, writes, conn, stop)
+}
+
+#[tokio::test]
+async fn pipelined_answers_from_memory_are_written_together_in_order_and_a_lookup_does_not_hold_them()
+ {
+    let w = world().await;
+    let d = start(&w).await;
+    let (mut client, writes, conn, _stop) = counted_connection(&d);
     let count = || writes.load(std::sync::atomic::Ordering::SeqCst);
     // Prime the cache: one lookup each, one write each.
     for key in ["enforce.test", "testing.test"] {
@@ -1068,17 +1082,7 @@ async fn dane_and_mta_sts_are_looked_up_at_the_same_time() {
 async fn a_pipelined_batch_is_written_in_pieces_of_at_most_64_kib_plus_one_reply() {
     let w = world().await;
     let d = start(&w).await;
-    let (mut client, server_side) = tokio::io::duplex(1 << 20);
-    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (_stop, rx) = watch::channel(false);
-    let conn = tokio::spawn(d.server.clone().serve_connection(
-        CountingWrites {
-            inner: server_side,
-            writes: writes.clone(),
-        },
-        "test".into(),
-        rx,
-    ));
+    let (mut client, writes, conn, _stop) = counted_connection(&d);
     let count = || writes.load(std::sync::atomic::Ordering::SeqCst);
     client
         .write_all(&frame("nodane big.test"))
