@@ -15,6 +15,15 @@ fn d(s: &str) -> DomainName {
     DomainName::parse(s).expect("domain")
 }
 
+/// DANE checks against the world's DNS with the default lifetimes, on `clock`.
+fn checker(w: &World, clock: &ManualClock) -> DaneResolver {
+    DaneResolver::new(
+        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
+        DaneSettings::default(),
+    )
+    .with_clock(Arc::new(clock.clone()))
+}
+
 #[tokio::test]
 async fn decisions_live_for_their_ttl_on_the_injected_clock() {
     let w = World::builder()
@@ -29,11 +38,7 @@ async fn decisions_live_for_their_ttl_on_the_injected_clock() {
         .await
         .expect("world");
     let clock = ManualClock::new(1_900_000_000);
-    let dane = DaneResolver::new(
-        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
-        DaneSettings::default(),
-    )
-    .with_clock(Arc::new(clock.clone()));
+    let dane = checker(&w, &clock);
     let mx = |name: &str| w.dns_queries(name, RecordType::MX);
 
     for (domain, ttl, want) in [
@@ -71,11 +76,7 @@ async fn an_unanswered_dane_check_falls_back_to_the_last_verdict_and_bogus_never
         .await
         .expect("world");
     let clock = ManualClock::new(1_900_000_000);
-    let dane = DaneResolver::new(
-        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
-        DaneSettings::default(),
-    )
-    .with_clock(Arc::new(clock.clone()));
+    let dane = checker(&w, &clock);
     assert_eq!(dane.check(&d("dane.test")).await.code(), "dane-only");
     assert_eq!(dane.check(&d("plain.test")).await.code(), "not-applicable");
     // The resolver now answers SERVFAIL for everything, also with checking disabled: no
@@ -162,11 +163,7 @@ async fn a_domain_that_drops_dane_is_counted_and_logged_as_a_possible_downgrade(
         .await
         .expect("world");
     let clock = ManualClock::new(1_900_000_000);
-    let dane = DaneResolver::new(
-        DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client"),
-        DaneSettings::default(),
-    )
-    .with_clock(Arc::new(clock.clone()));
+    let dane = checker(&w, &clock);
     assert_eq!(dane.check(&d("drop.test")).await.code(), "dane-only");
     assert_eq!(dane.check(&d("plain.test")).await.code(), "not-applicable");
     // The TLSA record goes (authenticated denial): DANE no longer applies.
