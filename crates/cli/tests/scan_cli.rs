@@ -353,3 +353,34 @@ fn scan_rejects_an_unknown_format_as_a_usage_error() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn check_colours_a_terminal_unless_no_color_is_set() {
+    // `script` gives the command a terminal; util-linux is on every Debian machine.
+    let lab = lab("nocolor");
+    let cmd = format!(
+        "{} check enforce.test --no-smtp --nameserver {} --ca-file {} --port-map {}",
+        env!("CARGO_BIN_EXE_mtasts"),
+        lab.dns,
+        lab.ca().display(),
+        lab.ports().display()
+    );
+    let on_terminal = |no_color: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]);
+        match no_color {
+            Some(v) => c.env("NO_COLOR", v),
+            None => c.env_remove("NO_COLOR"),
+        };
+        String::from_utf8_lossy(&c.output().expect("script").stdout).into_owned()
+    };
+    assert!(on_terminal(None).contains('\u{1b}'), "colour on a terminal");
+    assert!(
+        !on_terminal(Some("1")).contains('\u{1b}'),
+        "NO_COLOR=1: none"
+    );
+    assert!(
+        on_terminal(Some("")).contains('\u{1b}'),
+        "an empty NO_COLOR does not count"
+    );
+}
