@@ -11,7 +11,9 @@ use mtasts_core::policy::WarningKind;
 use mtasts_core::txt::parse_record;
 
 fn files(kind: &str) -> Vec<std::path::PathBuf> {
-    let root = option_env!("MTASTS_REALWORLD_DIR").expect("set by build.rs with the corpus");
+    let Some(root) = option_env!("MTASTS_REALWORLD_DIR") else {
+        panic!("MTASTS_REALWORLD_DIR is set by build.rs when the corpus is there");
+    };
     let dir = Path::new(root).join(kind);
     let mut v: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
