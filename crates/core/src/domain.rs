@@ -178,7 +178,7 @@ fn reject_ip_literal(name: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn check_ldh(name: &str) -> Result<(), DomainError> {
+pub(crate) fn check_ldh(name: &str) -> Result<(), DomainError> {
     if name.len() > MAX_NAME_LEN {
         return Err(DomainError::NameTooLong {
             name: name.to_string(),

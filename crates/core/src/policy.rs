@@ -485,19 +485,15 @@ fn numeric_last_label(e: &MxPatternError) -> bool {
     )
 }
 
-/// RFC 5321 `Domain` (optionally after `*.`): dot-separated LDH labels of 1–63 bytes, no
-/// leading or trailing hyphen, at most 253 bytes; one trailing dot tolerated (POL-09).
+/// RFC 5321 `Domain` (optionally after `*.`, one trailing dot tolerated, POL-09): the names'
+/// LDH rules, where an all-numeric last label is allowed.
 fn is_ldh_domain(value: &str) -> bool {
     let name = value.strip_suffix('.').unwrap_or(value);
     let name = name.strip_prefix("*.").unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|l| {
-            (1..=63).contains(&l.len())
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
+    matches!(
+        crate::domain::check_ldh(&name.to_ascii_lowercase()),
+        Ok(()) | Err(DomainError::NumericTld { .. })
+    )
 }
 
 /// `max_age`: 1–10 ASCII digits, leading zeros allowed (POL-08).
