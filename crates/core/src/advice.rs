@@ -94,7 +94,7 @@ pub fn policy_advice(policy: &Policy, domain: Option<&DomainName>) -> Vec<Advice
             continue;
         }
         let base = p.base();
-        let labels: Vec<&str> = base.labels().collect();
+        let labels: Vec<&str> = base.split('.').collect();
         let broad = labels.len() == 1
             || (labels.len() == 2
                 && PUBLIC_SECOND_LEVEL.contains(&labels[0])
@@ -108,7 +108,7 @@ pub fn policy_advice(policy: &Policy, domain: Option<&DomainName>) -> Vec<Advice
             .iter()
             .any(|q| !q.is_wildcard() && q.base() == base);
         let about_own_name = match domain {
-            Some(d) => d == base,
+            Some(d) => d.as_str() == base,
             None => labels.len() == 2,
         };
         if about_own_name && !base_listed {

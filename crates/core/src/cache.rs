@@ -81,7 +81,7 @@ pub enum TxtLookup {
     /// Authoritatively nothing usable (DNS-01, TXT-05, TXT-06).
     Absent(Absence),
     /// SERVFAIL, timeout, REFUSED, bogus DNSSEC (DNS-02, DNS-04); the text says which.
-    TempFail(String),
+    TempFail(Box<str>),
 }
 
 /// Why there is no usable record; kept apart for logs and metrics (DNS-03).
@@ -333,9 +333,9 @@ pub fn on_txt(
         (TxtLookup::Absent(why), None) => {
             TxtPlan::Done(Verdict::NoPolicy(NoPolicyReason::NoRecord(why.clone())))
         }
-        (TxtLookup::TempFail(why), None) => {
-            TxtPlan::Done(Verdict::NoPolicy(NoPolicyReason::DnsFailure(why.clone())))
-        }
+        (TxtLookup::TempFail(why), None) => TxtPlan::Done(Verdict::NoPolicy(
+            NoPolicyReason::DnsFailure(why.to_string()),
+        )),
     };
     next.txt = Some((now, lookup));
     (next, plan)

@@ -1,6 +1,7 @@
 //! Domain names in the one form every comparison, cache key and URL uses:
 //! A-labels, ASCII lowercase, no trailing root dot (checklist `norm()`, DOM-05).
 
+use compact_str::CompactString;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -72,9 +73,10 @@ pub enum DomainError {
     },
 }
 
-/// A normalised domain name: A-labels, lowercase, no trailing dot.
+/// A normalised domain name: A-labels, lowercase, no trailing dot. Names of up to 24 bytes
+/// (most) are held inline: parsing a Postfix key and caching a name allocate nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DomainName(Box<str>);
+pub struct DomainName(CompactString);
 
 impl DomainName {
     /// Normalises a host or domain name as found in DNS data, configuration or a Postfix key.
@@ -86,15 +88,19 @@ impl DomainName {
         }
         reject_ip_literal(trimmed)?;
         let ascii = if trimmed.is_ascii() {
-            trimmed.to_ascii_lowercase()
+            let mut lower = CompactString::from(trimmed);
+            lower.make_ascii_lowercase();
+            lower
         } else {
-            idna::domain_to_ascii_strict(trimmed).map_err(|_| DomainError::InvalidIdn {
-                name: trimmed.to_string(),
-            })?
+            idna::domain_to_ascii_strict(trimmed)
+                .map(CompactString::from)
+                .map_err(|_| DomainError::InvalidIdn {
+                    name: trimmed.to_string(),
+                })?
         };
         check_ldh(&ascii)?;
         check_a_labels(&ascii)?;
-        Ok(Self(ascii.into_boxed_str()))
+        Ok(Self(ascii))
     }
 
     /// Parses a name that must already be written in A-labels (policy `mx` values).

@@ -2,14 +2,17 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 use crate::domain::{DomainError, DomainName};
 
 /// One `mx` pattern: an exact host name, or `*.` and a domain covering exactly one more label.
+/// Held as its normalised text (`*.` included), inline up to 24 bytes: a cached policy's
+/// patterns are one allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MxPattern {
-    wildcard: bool,
-    base: DomainName,
-}
+pub struct MxPattern(CompactString);
+
+const WILDCARD: &str = "*.";
 
 /// Why an `mx` value is not a valid pattern (POL-07).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,44 +68,44 @@ impl MxPattern {
             pattern: input.to_string(),
             source,
         })?;
-        Ok(Self { wildcard, base })
+        let mut text = CompactString::with_capacity(base.as_str().len() + 2);
+        if wildcard {
+            text.push_str(WILDCARD);
+        }
+        text.push_str(base.as_str());
+        Ok(Self(text))
     }
 
     /// Whether this is a `*.` pattern.
     pub fn is_wildcard(&self) -> bool {
-        self.wildcard
+        self.0.starts_with(WILDCARD)
     }
 
-    /// The domain after `*.`, or the whole host for an exact pattern.
-    pub fn base(&self) -> &DomainName {
-        &self.base
+    /// The domain after `*.`, or the whole host for an exact pattern (normalised).
+    pub fn base(&self) -> &str {
+        self.0.strip_prefix(WILDCARD).unwrap_or(&self.0)
     }
 
     /// Whether `host` (already normalised) is allowed by this pattern (MXM-02, MXM-03, MXM-04).
     pub fn matches(&self, host: &DomainName) -> bool {
-        if self.wildcard {
-            host.parent() == Some(self.base.as_str())
-        } else {
-            host == &self.base
+        match self.0.strip_prefix(WILDCARD) {
+            Some(base) => host.parent() == Some(base),
+            None => host.as_str() == self.0,
         }
     }
 
     /// Postfix's `match=` form: `*.x` becomes `.x`, which Postfix applies at any depth (PFX-23).
     pub fn postfix_match(&self) -> String {
-        if self.wildcard {
-            format!(".{}", self.base)
-        } else {
-            self.base.to_string()
+        match self.0.strip_prefix(WILDCARD) {
+            Some(base) => format!(".{base}"),
+            None => self.0.to_string(),
         }
     }
 }
 
 impl fmt::Display for MxPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.wildcard {
-            f.write_str("*.")?;
-        }
-        f.write_str(self.base.as_str())
+        f.write_str(&self.0)
     }
 }
 

@@ -62,16 +62,31 @@ pub struct Policy {
     /// Patterns in file order, duplicates kept as written. (Boxed slices: a cached policy
     /// carries no spare capacity.)
     pub mx: Box<[MxPattern]>,
+    /// What few policies have, behind one pointer that is null for most: every cached
+    /// policy carries this field.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rare {
+    unmatchable: Box<[String]>,
+    extensions: Box<[(String, String)]>,
+}
+
+impl Policy {
     /// `mx` values that are valid RFC 5321 domains but can never match an MX host name (the
     /// last label all digits: `1.2.3.4`, `*.1.2.3.4`, `mail.123`), lower case, in file order.
     /// Kept so the policy stays what was published: a policy whose only patterns are these
     /// matches no MX (mail is deferred), rather than being invalid (which would fail open).
-    pub unmatchable: Box<[String]>,
-    /// Extension fields (first occurrence of each name), ignored by senders (POL-05).
-    pub extensions: Box<[(String, String)]>,
-}
+    pub fn unmatchable(&self) -> &[String] {
+        self.rare.as_ref().map_or(&[], |r| &r.unmatchable)
+    }
 
-impl Policy {
+    /// Extension fields (first occurrence of each name), ignored by senders (POL-05).
+    pub fn extensions(&self) -> &[(String, String)] {
+        self.rare.as_ref().map_or(&[], |r| &r.extensions)
+    }
+
     /// Parses a policy body. Warnings are returned beside a valid policy; an invalid policy
     /// gives every problem found, in line order.
     pub fn parse(text: &str) -> Result<Parsed, PolicyErrors> {
@@ -107,14 +122,15 @@ impl Policy {
 
     /// The canonical lines without terminators, as TLS-RPT's `policy-string` lists them (JSON-06).
     pub fn lines(&self) -> Vec<String> {
-        let mut lines =
-            Vec::with_capacity(3 + self.mx.len() + self.unmatchable.len() + self.extensions.len());
+        let mut lines = Vec::with_capacity(
+            3 + self.mx.len() + self.unmatchable().len() + self.extensions().len(),
+        );
         lines.push("version: STSv1".to_string());
         lines.push(format!("mode: {}", self.mode));
         lines.extend(self.mx.iter().map(|p| format!("mx: {p}")));
-        lines.extend(self.unmatchable.iter().map(|u| format!("mx: {u}")));
+        lines.extend(self.unmatchable().iter().map(|u| format!("mx: {u}")));
         lines.push(format!("max_age: {}", self.max_age));
-        lines.extend(self.extensions.iter().map(|(k, v)| format!("{k}: {v}")));
+        lines.extend(self.extensions().iter().map(|(k, v)| format!("{k}: {v}")));
         lines
     }
 }
@@ -359,8 +375,12 @@ fn parse(text: &str) -> Result<Parsed, PolicyErrors> {
                 mode,
                 max_age,
                 mx: b.mx.into_boxed_slice(),
-                unmatchable: b.unmatchable.into_boxed_slice(),
-                extensions: b.extensions.into_boxed_slice(),
+                rare: (!b.unmatchable.is_empty() || !b.extensions.is_empty()).then(|| {
+                    Box::new(Rare {
+                        unmatchable: b.unmatchable.into_boxed_slice(),
+                        extensions: b.extensions.into_boxed_slice(),
+                    })
+                }),
             },
             warnings: b.warnings,
         }),

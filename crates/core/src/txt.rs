@@ -133,7 +133,7 @@ pub enum Discovery {
     Multiple(usize),
     #[error("the `v=STSv1` record is invalid: {0} (TXT-06: no policy)")]
     /// The one record is invalid.
-    Invalid(TxtError),
+    Invalid(Box<TxtError>),
 }
 
 /// Joins the character-strings of one TXT RR without separators (TXT-03).
@@ -171,7 +171,7 @@ where
     if extra > 0 {
         return Err(Discovery::Multiple(extra + 1));
     }
-    parse_record(&first).map_err(Discovery::Invalid)
+    parse_record(&first).map_err(|e| Discovery::Invalid(Box::new(e)))
 }
 
 /// Parses one joined record by the RFC 8461 §3.1 ABNF.

@@ -434,7 +434,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             },
             Ok(TxtAnswer::NxDomain) => TxtLookup::Absent(Absence::NxDomain),
             Ok(TxtAnswer::NoData) => TxtLookup::Absent(Absence::NoData),
-            Err(e) => TxtLookup::TempFail(Chain(&e).to_string()),
+            Err(e) => TxtLookup::TempFail(Chain(&e).to_string().into()),
         }
     }
 

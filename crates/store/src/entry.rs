@@ -66,7 +66,7 @@ pub fn encode(state: &DomainState) -> Result<String, StoreError> {
             // The parse error's detail is not kept; after a restart the record is looked up again.
             TxtLookup::Absent(Absence::Discovery(Discovery::Invalid(_))) => return None,
             TxtLookup::TempFail(reason) => TxtKind::TempFail {
-                reason: reason.clone(),
+                reason: reason.to_string(),
             },
         };
         Some(TxtEntry { at: *at, kind })
@@ -121,7 +121,7 @@ pub fn decode(text: &str) -> Result<DomainState, StoreError> {
             TxtKind::Multiple { count } => {
                 TxtLookup::Absent(Absence::Discovery(Discovery::Multiple(count)))
             }
-            TxtKind::TempFail { reason } => TxtLookup::TempFail(reason),
+            TxtKind::TempFail { reason } => TxtLookup::TempFail(reason.into()),
         };
         (t.at, lookup)
     });

@@ -18,7 +18,16 @@ const SHARDS: usize = 16;
 
 struct Slot {
     state: Arc<DomainState>,
-    refresh_at: Option<UnixTime>,
+    /// [`NEVER`] for none: a plain integer keeps the LRU node in a smaller allocation class.
+    refresh_at: UnixTime,
+}
+
+const NEVER: UnixTime = UnixTime::MAX;
+
+impl Slot {
+    fn refresh_at(&self) -> Option<UnixTime> {
+        (self.refresh_at != NEVER).then_some(self.refresh_at)
+    }
 }
 
 /// Keys are shared with the due index (one allocation per domain name).
@@ -42,14 +51,14 @@ impl Shard {
     }
 
     fn unindex(&mut self, key: &Key, slot: &Slot) {
-        if let Some(at) = slot.refresh_at {
+        if let Some(at) = slot.refresh_at() {
             self.due.remove(&(at, key.clone()));
         }
     }
 
     fn insert(&mut self, key: Key, slot: Slot) {
         if slot.state.policy.is_some() {
-            if let Some(at) = slot.refresh_at {
+            if let Some(at) = slot.refresh_at() {
                 self.due.insert((at, key.clone()));
             }
             // At the bound, the least recently used policy goes, and leaves the index.
@@ -137,7 +146,8 @@ impl MemoryStore {
                 .unwrap_or_else(|| Arc::new(domain.clone()));
             let slot = Slot {
                 state,
-                refresh_at: meta.refresh_at,
+                // A refresh at the end of time is never due either.
+                refresh_at: meta.refresh_at.unwrap_or(NEVER),
             };
             shard.insert(key, slot);
         }
@@ -322,13 +332,13 @@ mod tests {
                 shard
                     .policies
                     .iter()
-                    .filter_map(|(k, s)| s.refresh_at.map(|at| (at, DomainName::clone(k)))),
+                    .filter_map(|(k, s)| s.refresh_at().map(|at| (at, DomainName::clone(k)))),
             );
             let indexed = shard.due.len();
             let with_time = shard
                 .policies
                 .iter()
-                .filter(|(_, s)| s.refresh_at.is_some())
+                .filter(|(_, s)| s.refresh_at().is_some())
                 .count();
             assert_eq!(
                 indexed, with_time,
