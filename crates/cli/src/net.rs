@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use mtasts_resolver::{NetEndpoints, NetResolver, ResolverSettings};
-use mtasts_store::AnyStore;
+use mtasts_resolver::NetEndpoints;
 
 /// How to reach DNS and policy hosts.
 #[derive(Debug, Clone, Args)]
@@ -76,15 +75,7 @@ impl NetArgs {
                 Some(p) => read_port_map(p)?,
                 None => HashMap::new(),
             },
+            trust: mtasts_resolver::TrustHandle::default(),
         })
-    }
-
-    /// A resolver with the system clock over `store`.
-    pub fn resolver(
-        &self,
-        store: Option<AnyStore>,
-        settings: ResolverSettings,
-    ) -> Result<NetResolver> {
-        Ok(self.endpoints()?.resolver(store, settings)?)
     }
 }

@@ -9,6 +9,7 @@ use clap::Args;
 use mtasts_core::Decision;
 use mtasts_core::postfix::policy_domain_from_key;
 use mtasts_daemon::{Config, DecisionReport, Server};
+use mtasts_resolver::TrustHandle;
 use mtasts_resolver::{DaneResolver, DaneSettings, DnssecClient, ResolverSettings};
 use mtasts_store::AnyStore;
 
@@ -91,7 +92,11 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
             refresh: false,
             ..ResolverSettings::default()
         };
-        let resolver = args.net.resolver(Some(store), settings)?;
+        // Conditional trust as the daemon applies it: the fetch and the answer share the rules.
+        let trust = TrustHandle::new(config.trust_table().context("conditional trust")?);
+        let mut endpoints = args.net.endpoints()?;
+        endpoints.trust = trust.clone();
+        let resolver = endpoints.resolver(Some(store), settings)?;
         let dane = if config.zone(&args.map).dane {
             let server = args.dane_nameserver.or(args.net.nameserver);
             let timeout = args.net.dns_timeout;
@@ -102,7 +107,7 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
         } else {
             None
         };
-        let server = Server::new(resolver.clone(), dane, config);
+        let server = Server::with_trust(resolver.clone(), dane, config, trust);
         let explanation = server.explain(&args.map, &domain, true).await;
         resolver.flush().await;
         anyhow::Ok(explanation)
@@ -143,6 +148,15 @@ fn print_text(r: &DecisionReport) {
         println!("max_age:   {} s", p.max_age);
         println!("fetched:   {}", p.fetched_at);
         println!("expires:   {}", p.expires_at);
+    }
+    if let Some(t) = &r.trust {
+        println!(
+            "trust:     rule {} ({}{}): {}",
+            t.rule,
+            t.mode,
+            if t.applied { "" } else { ", not applied" },
+            t.anchors.join(", ")
+        );
     }
     println!("source:    {}", r.source);
     println!("postfix:   {}", r.postfix);

@@ -9,6 +9,7 @@ use std::fmt;
 use crate::cache::{CachedPolicy, NoPolicyReason, Verdict};
 use crate::dane::{DaneCoverage, DaneDecision};
 use crate::policy::Mode;
+use crate::trust::TrustAnchors;
 
 /// What is known about DANE for the destination when the answer is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,9 @@ pub enum Decision<'a> {
         policy: &'a CachedPolicy,
         /// A `testing` policy enforced by the zone's `strict_testing`.
         strict: bool,
+        /// The conditional trust configured for the domain: its MX certificates are verified
+        /// with these anchors (and the policy host was).
+        trust: Option<&'a TrustAnchors>,
     },
     /// A `testing` policy: deliver as without, report failures (RFC 8461 §5).
     Testing(&'a CachedPolicy),
@@ -122,7 +126,19 @@ pub enum Decision<'a> {
 }
 
 /// The decision for one delivery: DANE first (RFC 8461 §2), then MTA-STS, then the profile.
+/// No conditional trust: see [`decide_with_trust`].
 pub fn decide<'a>(dane: DaneFinding<'a>, sts: StsFinding<'a>, profile: Profile) -> Decision<'a> {
+    decide_with_trust(dane, sts, profile, None)
+}
+
+/// [`decide`] for a domain with conditional trust configured (`trust`): an enforced policy
+/// carries it. DANE still comes first: its TLSA records, not the anchors, authenticate.
+pub fn decide_with_trust<'a>(
+    dane: DaneFinding<'a>,
+    sts: StsFinding<'a>,
+    profile: Profile,
+    trust: Option<&'a TrustAnchors>,
+) -> Decision<'a> {
     let policy = match sts {
         StsFinding::Lookup { policy, .. } => policy,
         StsFinding::Pending => None,
@@ -174,10 +190,12 @@ pub fn decide<'a>(dane: DaneFinding<'a>, sts: StsFinding<'a>, profile: Profile) 
             Mode::Enforce => Decision::Enforce {
                 policy: p,
                 strict: false,
+                trust,
             },
             Mode::Testing if profile.strict_testing => Decision::Enforce {
                 policy: p,
                 strict: true,
+                trust,
             },
             Mode::Testing => Decision::Testing(p),
             Mode::None => Decision::NoPolicy(NoPolicy::ModeNone(p)),
@@ -212,6 +230,14 @@ impl Decision<'_> {
         match self {
             Self::Enforce { policy, .. } | Self::Testing(policy) => Some(policy),
             Self::NoPolicy(NoPolicy::ModeNone(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The conditional trust the decision applies, if any.
+    pub fn trust(&self) -> Option<&TrustAnchors> {
+        match self {
+            Self::Enforce { trust, .. } => *trust,
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 //! - [`dane`]: whether DANE governs a destination, so MTA-STS never weakens it;
 //! - [`decision`]: the one decision (DANE × MTA-STS × zone profile) every front end renders;
 //! - [`tlsrpt`]: the TLS-RPT record (RFC 8460 §3);
+//! - [`trust`]: extra trust anchors for some policy domains only;
 //! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
 //! - [`advice`]: legal-but-unwise choices, for linting and checking;
 //! - [`domain`]: the normalised domain names all of them share;
@@ -28,14 +29,16 @@ pub mod mx;
 pub mod policy;
 pub mod postfix;
 pub mod tlsrpt;
+pub mod trust;
 pub mod txt;
 
 pub use cache::{
     CacheSettings, CachedPolicy, DomainState, FetchFailure, TxtLookup, UnixTime, Verdict,
 };
-pub use decision::{DaneFinding, Decision, Profile, StsFinding, decide};
+pub use decision::{DaneFinding, Decision, Profile, StsFinding, decide, decide_with_trust};
 pub use domain::{DomainError, DomainName};
 pub use mx::{MxPattern, MxPatternError};
 pub use policy::{Mode, Parsed, Policy, PolicyError, PolicyErrors, PolicyRule, PolicyWarning};
 pub use postfix::{RenderOptions, Reply};
+pub use trust::{DomainPattern, TrustAnchors, TrustMode, TrustRules};
 pub use txt::{Discovery, StsRecord, TxtError};

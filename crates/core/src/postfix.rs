@@ -125,10 +125,13 @@ pub fn render(
         Decision::Enforce { policy, .. } if policy.policy.mx.is_empty() => {
             (no_acceptable_mx(domain), None)
         }
-        Decision::Enforce { policy, .. } => match render_secure(domain, &policy.policy, opts) {
-            Some((data, omitted)) => (Reply::Ok(data), omitted),
-            None => (too_large(domain, opts), None),
-        },
+        Decision::Enforce { policy, trust, .. } => {
+            let tafile = trust.map(|t| t.postfix_tafile.as_slice()).unwrap_or(&[]);
+            match render_secure_with(domain, &policy.policy, tafile, opts) {
+                Some((data, omitted)) => (Reply::Ok(data), omitted),
+                None => (too_large(domain, opts), None),
+            }
+        }
         Decision::Testing(_) | Decision::NoPolicy(_) => (Reply::NotFound, None),
         Decision::Defer(why) => (Reply::Temp(defer_reason(domain, why)), None),
     }
@@ -173,6 +176,18 @@ pub fn render_secure(
     policy: &Policy,
     opts: &RenderOptions,
 ) -> Option<(String, Option<Omission>)> {
+    render_secure_with(domain, policy, &[], opts)
+}
+
+/// [`render_secure`] with per-destination trust anchors: `tafile=f1,f2`, which
+/// Postfix uses instead of its CA file for this destination. The files are never dropped to
+/// fit the limit: without them the certificate would be checked against other anchors.
+pub fn render_secure_with(
+    domain: &DomainName,
+    policy: &Policy,
+    tafile: &[String],
+    opts: &RenderOptions,
+) -> Option<(String, Option<Omission>)> {
     let mut unique = HashSet::with_capacity(policy.mx.len());
     let matches: Vec<String> = policy
         .mx
@@ -181,7 +196,12 @@ pub fn render_secure(
         .filter(|m| unique.insert(m.clone()))
         .collect();
     let servername = if opts.sni { " servername=hostname" } else { "" };
-    let bare = format!("secure match={}{servername}", matches.join(":"));
+    let anchors = if tafile.is_empty() {
+        String::new()
+    } else {
+        format!(" tafile={}", tafile.join(","))
+    };
+    let bare = format!("secure match={}{servername}{anchors}", matches.join(":"));
     let fits = |s: &str| reply_len(s) <= opts.max_reply;
     if !opts.tlsrpt {
         return fits(&bare).then_some((bare, None));

@@ -204,3 +204,77 @@ fn pfx_03_key_shapes_normalise_to_the_policy_domain() {
         );
     }
 }
+
+/// Conditional trust: an enforced policy carries the rule's `tafile=`; DANE does not (its
+/// TLSA records authenticate), and the files survive the size limit (dropping them would
+/// verify the MX against other anchors).
+#[test]
+fn conditional_trust_adds_tafile_to_enforced_policies_only() {
+    use mtasts_core::cache::{CachedPolicy, Source, Verdict};
+    use mtasts_core::dane::{DaneCoverage, DaneDecision};
+    use mtasts_core::{DaneFinding, Profile, StsFinding, TrustAnchors, TrustMode};
+    let cached = CachedPolicy {
+        policy: example(),
+        id: "1".into(),
+        fetched_at: 0,
+    };
+    let trust = TrustAnchors {
+        name: "corp".into(),
+        mode: TrustMode::Only,
+        anchor_files: vec!["/etc/mtasts/a.pem".into(), "/etc/mtasts/b.pem".into()],
+        postfix_tafile: vec!["/etc/mtasts/a.pem".into(), "/etc/mtasts/b.pem".into()],
+    };
+    let verdict = Verdict::Policy(Source::Cached);
+    let sts = StsFinding::Lookup {
+        verdict: &verdict,
+        policy: Some(&cached),
+    };
+    let opts = RenderOptions {
+        tlsrpt: true,
+        ..RenderOptions::default()
+    };
+    let d = mtasts_core::decide_with_trust(DaneFinding::Off, sts, Profile::default(), Some(&trust));
+    assert_eq!(d.trust(), Some(&trust));
+    let (reply, _) = mtasts_core::postfix::render(&domain(), &d, &opts);
+    assert!(
+        reply.payload().starts_with(
+            "OK secure match=mail.example.com:.example.net servername=hostname \
+             tafile=/etc/mtasts/a.pem,/etc/mtasts/b.pem policy_type=sts"
+        ),
+        "{reply}"
+    );
+    let bare = RenderOptions {
+        max_reply: 120,
+        ..opts
+    };
+    let (reply, omitted) = mtasts_core::postfix::render(&domain(), &d, &bare);
+    assert_eq!(omitted, Some(Omission::TlsrptAttributes));
+    assert!(
+        reply
+            .payload()
+            .ends_with(" tafile=/etc/mtasts/a.pem,/etc/mtasts/b.pem"),
+        "{reply}"
+    );
+    let dane = DaneDecision::Dane(DaneCoverage::Partial);
+    let d = mtasts_core::decide_with_trust(
+        DaneFinding::Decided(&dane),
+        sts,
+        Profile::default(),
+        Some(&trust),
+    );
+    assert_eq!(d.trust(), None);
+    assert_eq!(
+        mtasts_core::postfix::render(&domain(), &d, &opts)
+            .0
+            .payload(),
+        "OK dane-only"
+    );
+    // Without a rule, the same decision renders as before.
+    let d = mtasts_core::decide(DaneFinding::Off, sts, Profile::default());
+    assert!(
+        !mtasts_core::postfix::render(&domain(), &d, &opts)
+            .0
+            .payload()
+            .contains("tafile")
+    );
+}

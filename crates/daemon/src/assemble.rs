@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mtasts_resolver::{
     DaneResolver, DaneSettings, DnssecClient, EndpointError, HickoryDns, HttpsFetcher,
-    NetEndpoints, NoValidatingResolver,
+    NetEndpoints, NoValidatingResolver, TrustHandle,
 };
 use mtasts_store::{AnyStore, CacheSpec, SqliteStore, StoreError};
 use tokio::net::TcpListener;
@@ -44,6 +44,9 @@ pub enum StartError {
     #[error("setting up the resolver")]
     /// DNS or the trust for policy hosts could not be set up.
     Endpoints(#[from] EndpointError),
+    #[error("setting up conditional trust")]
+    /// A `[[trust]]` rule could not be set up.
+    Trust(#[source] crate::load::ConfigError),
     #[error(
         "DANE checks need a validating resolver (set dane_nameserver, or dane = false in the zones)"
     )]
@@ -131,12 +134,14 @@ impl Daemon {
             config.cache = CacheSpec::Sqlite(Some(default_sqlite_path()));
         }
         let (store, fallback) = open_store(&config).await?;
+        let trust = TrustHandle::new(config.trust_table().map_err(StartError::Trust)?);
         let endpoints = NetEndpoints {
             nameserver: config.nameserver,
             ca_file: config.ca_file.clone(),
             dns_timeout: config.resolver.dns_timeout,
             fetch_timeout: config.resolver.fetch_timeout,
             connect_map: options.connect_map,
+            trust: trust.clone(),
         };
         let resolver = endpoints.resolver(store, config.resolver_settings())?;
         let dane =
@@ -160,7 +165,7 @@ impl Daemon {
             None => None,
         };
         let cache = config.cache.clone();
-        let server = Server::new(resolver, dane, config);
+        let server = Server::with_trust(resolver, dane, config, trust);
         if fallback {
             server.counters().store_fallbacks.inc();
         }

@@ -64,6 +64,36 @@ pub struct Config {
     /// default zone.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub zones: BTreeMap<String, Zone>,
+    /// Conditional trust: `[[trust]]` rules, each extra anchors for some policy domains only
+    /// (first matching rule wins; see docs/conditional-trust.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trust: Vec<TrustRule>,
+}
+
+/// One `[[trust]]` rule.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustRule {
+    /// A name for logs, `mtasts query` and the bundle file.
+    pub name: String,
+    /// Policy domains: `example.com`, or `*.example.com` for every name below it.
+    pub domains: Vec<String>,
+    /// `only` (the anchors replace the web PKI for these domains) or `additional`.
+    #[serde(default = "default_trust_mode")]
+    pub mode: String,
+    /// PEM files of CA certificates.
+    pub anchors: Vec<PathBuf>,
+    /// With `additional`: where to write the bundle Postfix reads (`tafile=`): the web PKI
+    /// bundle followed by the anchors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postfix_bundle: Option<PathBuf>,
+    /// With `additional`: the web PKI as Postfix should see it (default: Debian's bundle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_pki_bundle: Option<PathBuf>,
+}
+
+fn default_trust_mode() -> String {
+    "only".into()
 }
 
 /// postfix-tlspol's map name for answers without TLSRPT attributes.
@@ -237,6 +267,7 @@ impl Default for Config {
             resolver: ResolverConfig::default(),
             default_zone: Zone::default(),
             zones: BTreeMap::new(),
+            trust: Vec::new(),
         }
     }
 }

@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mtasts_core::{DomainPattern, TrustMode};
+use mtasts_resolver::trust::DEFAULT_WEB_PKI_BUNDLE;
+use mtasts_resolver::{RuleError, TrustSpec, TrustTable};
+
 use crate::config::Config;
 use crate::pmsr::{self, PmsrError};
 use crate::values::ListenAddr;
@@ -57,6 +61,15 @@ pub enum ConfigError {
         field: String,
         /// The rule it breaks.
         reason: String,
+    },
+    #[error("trust rule `{rule}`")]
+    /// A `[[trust]]` rule's anchors could not be read or used.
+    Trust {
+        /// The rule's name.
+        rule: String,
+        #[source]
+        /// Why.
+        source: mtasts_resolver::TrustError,
     },
 }
 
@@ -130,7 +143,110 @@ impl Config {
                 "at least one connection is needed",
             ));
         }
+        self.trust_specs()?;
         Ok(())
+    }
+
+    /// The `[[trust]]` rules as the resolver takes them, each checked: known mode, valid
+    /// domain patterns, at least one anchor, file names Postfix can take in `tafile=`.
+    pub fn trust_specs(&self) -> Result<Vec<TrustSpec>, ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        self.trust
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let field = |f: &str| format!("trust[{i}] ({}).{f}", rule.name);
+                if rule.name.is_empty()
+                    || !rule
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                {
+                    return Err(invalid(
+                        &field("name"),
+                        "a name of letters, digits, `-`, `_` and `.` is needed",
+                    ));
+                }
+                if !names.insert(rule.name.as_str()) {
+                    return Err(invalid(&field("name"), "two rules have this name"));
+                }
+                let mode = match rule.mode.as_str() {
+                    "only" => TrustMode::Only,
+                    "additional" => TrustMode::Additional,
+                    other => {
+                        return Err(invalid(
+                            &field("mode"),
+                            format!("`{other}`: `only` or `additional`"),
+                        ));
+                    }
+                };
+                if rule.domains.is_empty() {
+                    return Err(invalid(&field("domains"), "at least one domain is needed"));
+                }
+                let domains = rule
+                    .domains
+                    .iter()
+                    .map(|d| {
+                        DomainPattern::parse(d).map_err(|e| {
+                            invalid(&field("domains"), format!("`{d}`: {e}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if rule.anchors.is_empty() {
+                    return Err(invalid(&field("anchors"), "at least one PEM file is needed"));
+                }
+                // Postfix splits `tafile=` at commas and white space.
+                let postfix_safe = |p: &Path| {
+                    let s = p.to_string_lossy();
+                    p.is_absolute() && !s.contains(|c: char| c == ',' || c.is_whitespace())
+                };
+                if let Some(bad) = rule.anchors.iter().find(|p| !postfix_safe(p)) {
+                    return Err(invalid(
+                        &field("anchors"),
+                        format!(
+                            "{}: an absolute path without commas or white space is needed (Postfix reads it from tafile=)",
+                            bad.display()
+                        ),
+                    ));
+                }
+                match (&rule.postfix_bundle, mode) {
+                    (None, TrustMode::Additional) => {
+                        return Err(invalid(
+                            &field("postfix_bundle"),
+                            "mode \"additional\" needs a file to write Postfix's bundle to (tafile= replaces Postfix's CA file, so the bundle holds the web PKI and the anchors)",
+                        ));
+                    }
+                    (Some(p), _) if !postfix_safe(p) => {
+                        return Err(invalid(
+                            &field("postfix_bundle"),
+                            format!(
+                                "{}: an absolute path without commas or white space is needed",
+                                p.display()
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                Ok(TrustSpec {
+                    name: rule.name.clone(),
+                    domains,
+                    mode,
+                    anchors: rule.anchors.clone(),
+                    postfix_bundle: rule.postfix_bundle.clone(),
+                    web_pki_bundle: rule
+                        .web_pki_bundle
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(DEFAULT_WEB_PKI_BUNDLE)),
+                })
+            })
+            .collect()
+    }
+
+    /// Reads the anchors of every `[[trust]]` rule (and writes Postfix's bundles).
+    pub fn trust_table(&self) -> Result<TrustTable, ConfigError> {
+        let specs = self.trust_specs()?;
+        TrustTable::build(&specs, self.ca_file.as_deref())
+            .map_err(|RuleError { rule, source }| ConfigError::Trust { rule, source })
     }
 }
 

@@ -37,6 +37,24 @@ pub struct DecisionReport {
     pub dane: Option<DaneReport>,
     /// The decision for the zone, DANE and MTA-STS together.
     pub zone: ZoneDecision,
+    /// The conditional trust configured for the domain (`null`: none, the web PKI alone).
+    pub trust: Option<TrustReport>,
+}
+
+/// The conditional trust rule covering the domain.
+#[derive(Debug, Serialize)]
+pub struct TrustReport {
+    /// The rule's name.
+    pub rule: String,
+    /// `only` (the anchors replace the web PKI) or `additional`.
+    pub mode: &'static str,
+    /// The anchor files.
+    pub anchors: Vec<String>,
+    /// What Postfix's `tafile=` names.
+    pub postfix_tafile: Vec<String>,
+    /// Whether the decision applies it (an enforced MTA-STS policy; DANE and no-policy
+    /// decisions do not use it).
+    pub applied: bool,
 }
 
 /// The policy in force.
@@ -132,7 +150,15 @@ impl DecisionReport {
             Verdict::Defer(_) => "deferred",
         };
         let combined = e.decision();
+        let trust = e.trust.as_deref().map(|t| TrustReport {
+            rule: t.name.clone(),
+            mode: t.mode.as_str(),
+            anchors: t.anchor_files.clone(),
+            postfix_tafile: t.postfix_tafile.clone(),
+            applied: combined.trust().is_some(),
+        });
         Self {
+            trust,
             domain: l.domain.to_string(),
             decision,
             reason_code,

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mtasts_core::dane::DaneDecision;
-use mtasts_core::decision::{DaneFinding, StsFinding, decide};
+use mtasts_core::decision::{DaneFinding, StsFinding, decide_with_trust};
 use mtasts_core::postfix::{self, KeyRejection, Reply, policy_domain_from_key};
-use mtasts_core::{Decision, DomainName};
-use mtasts_resolver::{Counter, DaneResolver, Dns, Fetch, Lookup, Resolver};
+use mtasts_core::{Decision, DomainName, TrustAnchors};
+use mtasts_resolver::{Counter, DaneResolver, Dns, Fetch, Lookup, Resolver, TrustHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
@@ -171,6 +171,8 @@ pub struct Explanation {
     pub dane: Option<Arc<DaneDecision>>,
     /// The MTA-STS lookup.
     pub lookup: Lookup,
+    /// The conditional trust configured for the domain, if any.
+    pub trust: Option<Arc<TrustAnchors>>,
 }
 
 impl Explanation {
@@ -180,7 +182,12 @@ impl Explanation {
             .dane
             .as_deref()
             .map_or(DaneFinding::Off, DaneFinding::Decided);
-        decide(dane, sts_finding(&self.lookup), self.zone.profile())
+        decide_with_trust(
+            dane,
+            sts_finding(&self.lookup),
+            self.zone.profile(),
+            self.trust.as_deref(),
+        )
     }
 
     /// The Postfix reply the daemon gives for it.
@@ -195,6 +202,8 @@ pub struct Server<D, F> {
     resolver: Resolver<D, F>,
     dane: Option<DaneResolver>,
     config: RwLock<Arc<Config>>,
+    /// Conditional trust, shared with the fetcher: both apply the same rules.
+    trust: TrustHandle,
     /// Bumped on every reload, so connections re-read `config` only when it changed.
     config_generation: AtomicU64,
     counters: Counters,
@@ -237,12 +246,25 @@ impl Listener {
 }
 
 impl<D: Dns, F: Fetch> Server<D, F> {
-    /// A server; `dane` enables DANE awareness for zones with `dane = true`.
+    /// A server; `dane` enables DANE awareness for zones with `dane = true`. No conditional
+    /// trust: see [`Server::with_trust`].
     pub fn new(resolver: Resolver<D, F>, dane: Option<DaneResolver>, config: Config) -> Arc<Self> {
+        Self::with_trust(resolver, dane, config, TrustHandle::default())
+    }
+
+    /// [`Server::new`] with the conditional trust in force, the handle the resolver's fetcher
+    /// was given (a reload replaces the rules for both).
+    pub fn with_trust(
+        resolver: Resolver<D, F>,
+        dane: Option<DaneResolver>,
+        config: Config,
+        trust: TrustHandle,
+    ) -> Arc<Self> {
         let max_connections = config.max_connections.max(1);
         Arc::new(Self {
             resolver,
             dane,
+            trust,
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),
             counters: Counters::default(),
@@ -293,6 +315,18 @@ impl<D: Dns, F: Fetch> Server<D, F> {
                 "changed, but in effect only after a restart: {}",
                 pending.join(", ")
             ));
+        }
+        if old.trust != new.trust || old.ca_file != new.ca_file {
+            match new.trust_table() {
+                Ok(table) => {
+                    self.trust.set(Arc::new(table));
+                    notes.push(format!("trust: {} rule(s) in force", new.trust.len()));
+                }
+                Err(e) => notes.push(format!(
+                    "trust: {}; the previous rules stay in force",
+                    mtasts_core::errors::Chain(&e)
+                )),
+            }
         }
         match self.config.write() {
             Ok(mut c) => *c = Arc::new(new),
@@ -449,7 +483,9 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         dane: DaneFinding<'_>,
         sts: StsFinding<'_>,
     ) -> Reply {
-        let decision = decide(dane, sts, zone.profile());
+        let table = self.trust.get();
+        let trust = table.find(domain).map(|rule| &*rule.anchors);
+        let decision = decide_with_trust(dane, sts, zone.profile(), trust);
         if decision.hit_deadline() {
             self.counters.deadline_hits.inc();
             tracing::info!(domain = %domain, deadline = ?zone.deadline(), decision = %decision, "answer deadline reached; lookup continues in the background");
@@ -483,6 +519,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         };
         let (dane, lookup) = tokio::join!(dane, sts);
         Explanation {
+            trust: self.trust.get().find(domain).map(|r| r.anchors.clone()),
             map: map.to_string(),
             postfix: config.postfix_version,
             zone,

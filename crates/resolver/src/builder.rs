@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::dns::{Dns, DnsError, HickoryDns};
 use crate::fetch::{Fetch, FetchSettings, HttpsFetcher, TrustError, client_config};
 use crate::resolver::{Resolver, ResolverSettings};
+use crate::trust::TrustHandle;
 
 /// A [`Resolver`] in the making: `Resolver::builder(dns, fetch).store(s).build()`.
 pub struct ResolverBuilder<D, F> {
@@ -85,6 +86,8 @@ pub struct NetEndpoints {
     pub fetch_timeout: Duration,
     /// Connect to other addresses than DNS says (the lab's ephemeral ports).
     pub connect_map: HashMap<SocketAddr, SocketAddr>,
+    /// Conditional trust for some policy domains (replaced on reload through the handle).
+    pub trust: TrustHandle,
 }
 
 impl Default for NetEndpoints {
@@ -95,6 +98,7 @@ impl Default for NetEndpoints {
             dns_timeout: Duration::from_secs(5),
             fetch_timeout: FetchSettings::default().total_timeout,
             connect_map: HashMap::new(),
+            trust: TrustHandle::default(),
         }
     }
 }
@@ -127,7 +131,8 @@ impl NetEndpoints {
                 connect_map: self.connect_map.clone(),
                 ..FetchSettings::default()
             },
-        );
+        )
+        .with_trust(self.trust.clone());
         Ok(Resolver::builder(dns, fetch))
     }
 

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::dns::{Dns, DnsError};
+use crate::trust::TrustHandle;
 
 /// Limits of one fetch.
 #[derive(Debug, Clone)]
@@ -267,12 +268,40 @@ pub enum TrustError {
     #[error("TLS protocol versions")]
     /// rustls refused the protocol versions.
     Versions(#[source] rustls::Error),
+    #[error("trust rule `{rule}`: mode \"additional\" needs a file for Postfix's bundle")]
+    /// A rule in additional mode has nowhere to write Postfix's bundle.
+    NoBundle {
+        /// The rule.
+        rule: String,
+    },
+    #[error("reading {}", path.display())]
+    /// A file for a bundle could not be read.
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        #[source]
+        /// Why.
+        source: std::io::Error,
+    },
+    #[error("writing Postfix's trust bundle {}", path.display())]
+    /// Postfix's bundle could not be written.
+    WriteBundle {
+        /// The file.
+        path: PathBuf,
+        #[source]
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Builds the rustls client config: the web PKI roots (webpki-roots, so results do not depend
 /// on the host's CA bundle) plus the PEM certificates of `extra_ca_file`.
 pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TrustError> {
-    let roots = root_store(extra_ca_file)?;
+    client_config_with(root_store(extra_ca_file)?)
+}
+
+/// The rustls client config for policy hosts verified with `roots` alone.
+pub fn client_config_with(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, TrustError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -291,20 +320,7 @@ pub fn root_store(extra_ca_file: Option<&Path>) -> Result<rustls::RootCertStore,
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_ca_file {
-        let read = |source| TrustError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .map_err(read)?
-            .collect::<Result<_, _>>()
-            .map_err(read)?;
-        if certs.is_empty() {
-            return Err(TrustError::Empty {
-                path: path.to_path_buf(),
-            });
-        }
-        for c in certs {
+        for c in read_pem_certificates(path)? {
             roots.add(c).map_err(|source| TrustError::Rejected {
                 path: path.to_path_buf(),
                 source,
@@ -314,10 +330,30 @@ pub fn root_store(extra_ca_file: Option<&Path>) -> Result<rustls::RootCertStore,
     Ok(roots)
 }
 
+/// The PEM certificates of `path`; at least one.
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TrustError> {
+    let read = |source| TrustError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(read)?
+        .collect::<Result<_, _>>()
+        .map_err(read)?;
+    if certs.is_empty() {
+        return Err(TrustError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
 /// The real fetcher.
 pub struct HttpsFetcher<D> {
     dns: Arc<D>,
     tls: TlsConnector,
+    /// Domains verified with their own anchors instead of `tls`.
+    trust: TrustHandle,
     settings: FetchSettings,
 }
 
@@ -335,8 +371,15 @@ impl<D: Dns> HttpsFetcher<D> {
         Self {
             dns,
             tls: TlsConnector::from(tls),
+            trust: TrustHandle::default(),
             settings,
         }
+    }
+
+    /// Verifies the domains of `trust`'s rules with their anchors (conditional trust).
+    pub fn with_trust(mut self, trust: TrustHandle) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// Connects to the first address of `host` that accepts; `known` are addresses already
@@ -403,8 +446,11 @@ impl<D: Dns> HttpsFetcher<D> {
             host: host.clone(),
             source: Arc::new(e),
         })?;
-        let tls = self
-            .tls
+        let connector = match self.trust.get().find(domain) {
+            Some(rule) => TlsConnector::from(rule.tls.clone()),
+            None => self.tls.clone(),
+        };
+        let tls = connector
             .connect(name, tcp)
             .await
             .map_err(|e| tls_error(&host, e))?;

@@ -13,6 +13,7 @@ pub mod resolver;
 pub mod single_flight;
 pub mod testing;
 pub mod throttle;
+pub mod trust;
 
 pub use builder::{EndpointError, NetEndpoints, ResolverBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -22,11 +23,12 @@ pub use dns::{Dns, DnsError, HickoryDns, TxtAnswer};
 pub use dnssec::{DnssecClient, NoValidatingResolver};
 pub use fetch::{
     ConnectFailure, ConnectFailures, Fetch, FetchError, FetchSettings, Fetched, HttpsFetcher,
-    TrustError, client_config, root_store,
+    TrustError, client_config, client_config_with, read_pem_certificates, root_store,
 };
 pub use resolver::{Lookup, Origin, Resolver, ResolverSettings, Stats, describe_verdict};
 pub use single_flight::{Flight, SingleFlight};
 pub use throttle::Throttle;
+pub use trust::{DomainTrust, RuleError, TrustHandle, TrustSpec, TrustTable};
 
 /// The resolver as the binaries use it.
 pub type NetResolver = Resolver<HickoryDns, HttpsFetcher<HickoryDns>>;

@@ -78,6 +78,12 @@ impl TestCa {
         self.trusted.pem()
     }
 
+    /// The second CA's certificate, PEM: a private CA that only conditional trust makes
+    /// clients accept, for the domains configured with it.
+    pub fn untrusted_pem(&self) -> String {
+        self.untrusted.pem()
+    }
+
     /// The trusted CA certificate, DER.
     pub fn der(&self) -> CertificateDer<'static> {
         self.trusted.der().clone()

@@ -192,6 +192,9 @@ impl WorldBuilder {
         let dir = temp_dir()?;
         let ca_file = dir.join("ca.pem");
         ca.write_pem(&ca_file)?;
+        let private_ca_file = dir.join("private-ca.pem");
+        std::fs::write(&private_ca_file, ca.untrusted_pem())
+            .map_err(|e| Error::Io(format!("{}: {e}", private_ca_file.display())))?;
 
         // Every fake host gets its own loopback address, so per-host behaviour (e.g. an MX
         // without STARTTLS) is decided by where the client connected, as on the real internet.
@@ -299,6 +302,7 @@ impl WorldBuilder {
             ca,
             dir,
             ca_file,
+            private_ca_file,
             dns_addr,
             dns,
             https: https_hosts,
@@ -332,6 +336,7 @@ pub struct World {
     ca: TestCa,
     dir: PathBuf,
     ca_file: PathBuf,
+    private_ca_file: PathBuf,
     dns_addr: SocketAddr,
     dns: Arc<DnsState>,
     https: BTreeMap<String, HostEntry<HttpsHostState>>,
@@ -366,6 +371,14 @@ impl World {
     /// A PEM file with the test CA certificate, for `--ca-file`.
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
+    }
+
+    /// A PEM file with the second CA (the one [`CertKind::UntrustedCa`] certificates come
+    /// from), for conditional trust tests.
+    ///
+    /// [`CertKind::UntrustedCa`]: crate::CertKind::UntrustedCa
+    pub fn private_ca_file(&self) -> &Path {
+        &self.private_ca_file
     }
 
     /// How long `build` took.
