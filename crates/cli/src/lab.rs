@@ -168,6 +168,9 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
             .await
             .context("starting the lab servers")?;
         std::fs::copy(world.ca_file(), state_dir.join("ca.pem")).context("writing ca.pem")?;
+        // The second CA, trusted by nobody unless configured for some domains.
+        std::fs::copy(world.private_ca_file(), state_dir.join("private-ca.pem"))
+            .context("writing private-ca.pem")?;
         let mut hosts = String::new();
         for (host, ip) in world.hosts() {
             hosts.push_str(&format!("{ip} {host}\n"));
@@ -542,6 +545,10 @@ fn run_in_lab(name: &str, arg: &CatalogArg, command: &[String]) -> Result<ExitCo
         .args(["netns", "exec", name])
         .args(command)
         .env("MTASTS_LAB_CA", lab.ca_file())
+        .env(
+            "MTASTS_LAB_PRIVATE_CA",
+            lab.state_dir.join("private-ca.pem"),
+        )
         .env("MTASTS_LAB_DNS", "127.0.0.1:53")
         .env("MTASTS_LAB_NAME", name)
         .env("MTASTS_LAB_STATE", &lab.state_dir)

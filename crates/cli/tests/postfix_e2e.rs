@@ -79,6 +79,29 @@ fn assert_mta_sts_outcomes(text: &str) {
     assert!(has(text, "FIXED mx-mismatch.test sent"), "{text}");
     // 3. Testing policy with a bad certificate: delivered (no enforcement).
     assert!(has(text, "STATUS testing-bad-cert.test sent"), "{text}");
+    // 5. Conditional trust: the lab's second CA is configured for private-ca.test alone. Its
+    // policy is fetched, the answer names the anchor file, Postfix verifies the MX with it.
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("POSTMAP-TRUST secure match=mx1.private-ca.test servername=hostname tafile=/tmp/mtasts-postfix.")
+            && l.contains("/private-ca.pem")),
+        "{text}"
+    );
+    assert!(has(text, "STATUS private-ca.test sent"), "{text}");
+    assert!(
+        text.contains("Verified TLS connection established to mx1.private-ca.test"),
+        "{text}"
+    );
+    // The CA did not become global: the neighbour it also certifies gets no policy from
+    // mtasts (its policy host is refused), and Postfix does not verify its MX either...
+    assert!(has(text, "POSTMAP-TRUST-OTHER notfound"), "{text}");
+    assert!(has(text, "STATUS private-ca-other.test sent"), "{text}");
+    assert!(
+        text.contains("Untrusted TLS connection established to mx1.private-ca-other.test"),
+        "{text}"
+    );
+    // ...and an enforced domain whose MX that CA certifies is deferred, as before.
+    assert!(has(text, "STATUS mx-untrusted.test deferred"), "{text}");
 }
 
 #[cfg_attr(

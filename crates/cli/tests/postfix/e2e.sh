@@ -6,13 +6,14 @@
 #   FIXED <domain> <status> outcome after the world was fixed and the queue flushed
 #   SESSION <line>          the lab's record of each SMTP session
 #   DNSSEC <yes|no>         what the daemon read off this Postfix's smtp_dns_support_level
+#   POSTMAP-TRUST[-OTHER]   the answers for the domain with conditional trust and its neighbour
 # Second argument: `dnssec` (smtp_dns_support_level = dnssec, DANE applies) or `default`
 # (Debian's default, no DNSSEC lookups: the daemon must give MTA-STS answers, never `dane`).
 set -euo pipefail
 
 MTASTS="$1"
 MODE="${2:-dnssec}"
-: "${MTASTS_LAB_CA:?run inside mtasts lab run}" "${MTASTS_LAB_NAME:?}"
+: "${MTASTS_LAB_CA:?run inside mtasts lab run}" "${MTASTS_LAB_NAME:?}" "${MTASTS_LAB_PRIVATE_CA:?}"
 WORK=$(mktemp -d /tmp/mtasts-postfix.XXXXXX)
 ETC="$WORK/etc"
 DAEMON_PID=
@@ -67,7 +68,10 @@ postconf -c "$ETC" -M# smtp/inet
 postconf -c "$ETC" -M '127.0.0.1:2525/inet = 127.0.0.1:2525 inet n - n - - smtpd'
 
 # The daemon: memory cache, the lab's DNS and CA, a short TXT grace so a fixed policy is seen
-# within seconds.
+# within seconds. Conditional trust: the lab's second CA for private-ca.test only (a copy
+# Postfix's unprivileged smtp process can read).
+cp "$MTASTS_LAB_PRIVATE_CA" "$WORK/private-ca.pem"
+chmod 0644 "$WORK/private-ca.pem"
 cat >"$WORK/mtasts.toml" <<EOF
 listen = ["127.0.0.1:8461"]
 cache = "memory"
@@ -77,6 +81,10 @@ ca_file = "$MTASTS_LAB_CA"
 txt_grace = 1
 negative_ttl = 1
 fetch_backoff = 1
+[[trust]]
+name = "lab-private"
+domains = ["private-ca.test"]
+anchors = ["$WORK/private-ca.pem"]
 EOF
 # MAIL_CONFIG points postconf (which the daemon asks, as on a real host) at this instance.
 MAIL_CONFIG="$ETC" "$MTASTS" daemon --config "$WORK/mtasts.toml" >"$WORK/daemon.log" 2>&1 &
@@ -89,6 +97,8 @@ done
 grep -q 'postfix_dnssec=yes' "$WORK/daemon.log" && echo "DNSSEC yes" || echo "DNSSEC no"
 echo "POSTMAP $(postmap -c "$ETC" -q enforce.test socketmap:inet:127.0.0.1:8461:postfix)"
 echo "POSTMAP-DANE $(postmap -c "$ETC" -q dane-sts.test socketmap:inet:127.0.0.1:8461:postfix)"
+echo "POSTMAP-TRUST $(postmap -c "$ETC" -q private-ca.test socketmap:inet:127.0.0.1:8461:postfix)"
+echo "POSTMAP-TRUST-OTHER $(postmap -c "$ETC" -q private-ca-other.test socketmap:inet:127.0.0.1:8461:postfix || echo notfound)"
 
 postfix -c "$ETC" set-permissions >/dev/null 2>&1 || true
 postfix -c "$ETC" start >"$WORK/start.log" 2>&1 || { cat "$WORK/start.log" >&2; exit 1; }
@@ -97,7 +107,7 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 
-DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test dane.test dane-wrong.test dane-sts.test)
+DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test dane.test dane-wrong.test dane-sts.test private-ca.test private-ca-other.test mx-untrusted.test)
 python3 - "${DOMAINS[@]}" <<'PY'
 import smtplib, sys
 with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as s:
@@ -150,4 +160,4 @@ while [ $SECONDS -lt $deadline ]; do
     sleep 0.05
 done
 sed 's/^/SESSION /' "$SESSIONS"
-grep -E "status=|Verified|Untrusted|Trusted|certificate verification failed|server certificate" "$WORK/maillog" | sed 's/^/MAILLOG /' || true
+grep -E "status=|Verified|Untrusted|Trusted|certificate verification failed|server certificate|not trusted" "$WORK/maillog" | sed 's/^/MAILLOG /' || true
