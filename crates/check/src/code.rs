@@ -63,6 +63,7 @@ codes! {
     TlsOk => "tls-ok",
     CertInvalid => "cert-invalid",
     CertExpiring => "cert-expiring",
+    CaNotWebPki => "ca-not-web-pki",
     SniOnly => "sni-only",
     NoSniOk => "no-sni-ok",
     NoSniProbeFailed => "no-sni-probe-failed",

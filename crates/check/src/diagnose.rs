@@ -227,6 +227,9 @@ fn policy_certificate(host: &str, tls: Option<&TlsOutcome>, r: &mut Report) -> O
             Some("renew it".into()),
         );
     }
+    if t.pkix_error.is_none() {
+        outside_web_pki("policy", host, t, r);
+    }
     Some(cert)
 }
 
@@ -498,6 +501,28 @@ fn summarise(r: &mut Report, smtp: bool, txt_ok: bool, policy: Option<&Policy>) 
     }
 }
 
+/// A certificate valid only because its CA was given (`--ca-file`): say which CA, and that
+/// senders need it configured, for this domain alone if they can (conditional trust).
+fn outside_web_pki(step: &str, host: &str, tls: &TlsOutcome, r: &mut Report) {
+    if tls.web_pki_issuer != Some(false) {
+        return;
+    }
+    let issuer = tls
+        .chain
+        .first()
+        .map(|c| c.issuer.clone())
+        .unwrap_or_default();
+    r.add(
+        step,
+        Level::Info,
+        Code::CaNotWebPki,
+        format!(
+            "{host}: certificate issued by {issuer}, which is not a web PKI root: only senders configured to trust that CA accept it (with mtasts, a [[trust]] rule for this domain)"
+        ),
+        None,
+    );
+}
+
 fn describe_cert(c: &CertInfo) -> String {
     if c.dns_names.is_empty() {
         format!("no DNS names, subject {}", c.subject)
@@ -623,13 +648,16 @@ fn diagnose_address(
                 "install a publicly trusted certificate covering {host}"
             )),
         ),
-        None => r.add(
-            step,
-            Level::Ok,
-            Code::TlsOk,
-            format!("{host} [{at}] with SNI: valid certificate ({desc}), {proto}"),
-            None,
-        ),
+        None => {
+            r.add(
+                step,
+                Level::Ok,
+                Code::TlsOk,
+                format!("{host} [{at}] with SNI: valid certificate ({desc}), {proto}"),
+                None,
+            );
+            outside_web_pki(step, host, tls, r);
+        }
     }
     if let Some(c) = cert.filter(|c| c.expires_in < EXPIRY_WARNING && c.expires_in > 0) {
         r.add(

@@ -86,6 +86,10 @@ pub struct TlsOutcome {
     pub chain: Vec<CertInfo>,
     /// PKIX verdict for the expected name: `None` valid, else why not.
     pub pkix_error: Option<String>,
+    /// Whether the chain leads to a root of the web PKI (webpki-roots, without `--ca-file`):
+    /// `false` means senders accept it only with the issuing CA configured (conditional trust
+    /// or a CA file); `None` when no certificate was presented.
+    pub web_pki_issuer: Option<bool>,
     /// Handshake or connection error.
     pub error: Option<String>,
 }
@@ -171,6 +175,7 @@ where
         cipher: None,
         chain: Vec::new(),
         pkix_error: None,
+        web_pki_issuer: None,
         error: None,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -234,7 +239,39 @@ where
             .collect();
     }
     out.pkix_error = capture.verdict.lock().ok().and_then(|v| v.clone());
+    if let (Ok(chain), Ok(name)) = (capture.chain.lock(), ServerName::try_from(name.to_string()))
+        && let Some((leaf, rest)) = chain.split_first()
+    {
+        out.web_pki_issuer = Some(issued_under_web_pki(leaf, rest, &name));
+    }
     out
+}
+
+/// Whether `leaf` chains to a web PKI root: any verdict but "unknown issuer" (a wrong name or
+/// an expired certificate still names a known CA).
+fn issued_under_web_pki(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    name: &ServerName<'_>,
+) -> bool {
+    static WEB_PKI: std::sync::OnceLock<Option<Arc<WebPkiServerVerifier>>> =
+        std::sync::OnceLock::new();
+    let verifier = WEB_PKI.get_or_init(|| {
+        let roots = mtasts_resolver::root_store(None).ok()?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .ok()
+    });
+    let Some(verifier) = verifier else {
+        return false;
+    };
+    !matches!(
+        verifier.verify_server_cert(leaf, intermediates, name, &[], UnixTime::now()),
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature
+        ))
+    )
 }
 
 /// One SMTP connection: banner, EHLO, STARTTLS, TLS.

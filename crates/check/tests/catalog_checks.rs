@@ -105,6 +105,13 @@ const EXPECT: &[(&str, &[&str], Level, Option<bool>)] = &[
         Level::Error,
         None,
     ),
+    ("private-ca.test", &["webpki-invalid"], Level::Error, None),
+    (
+        "private-ca-other.test",
+        &["webpki-invalid"],
+        Level::Error,
+        None,
+    ),
     (
         "policy-self-signed.test",
         &["webpki-invalid"],
@@ -460,6 +467,57 @@ async fn starttls_injection_expiring_certificates_and_a_missing_tlsrpt_record_ar
     let c = codes(&expiring);
     assert!(
         !c.contains(&"starttls-injection") && !c.contains(&"tlsrpt-missing"),
+        "{c:?}"
+    );
+}
+
+/// Conditional trust's diagnosis: a certificate that is valid only because its CA was given
+/// (`--ca-file`, the lab CA, no web PKI root) is reported with its issuer, for the policy host
+/// and each MX; one from an unknown CA is invalid, not this.
+#[tokio::test]
+async fn check_names_the_issuer_outside_the_web_pki() {
+    let catalog = Catalog::builtin().expect("catalog");
+    let world = catalog.world().build().await.expect("world");
+    let checker = Checker::new(CheckSettings {
+        nameserver: Some(world.dns_addr()),
+        ca_file: Some(world.ca_file().to_path_buf()),
+        timeout: Duration::from_secs(5),
+        smtp: true,
+        connect_map: world.port_map(),
+    })
+    .expect("checker");
+    let r = checker
+        .check(&DomainName::parse("enforce.test").expect("domain"))
+        .await;
+    let found: Vec<(&str, &str)> = r
+        .findings
+        .iter()
+        .filter(|f| f.code.as_str() == "ca-not-web-pki")
+        .map(|f| (f.step.as_str(), f.message.as_str()))
+        .collect();
+    assert!(
+        found.iter().any(|(step, m)| *step == "policy"
+            && m.starts_with("mta-sts.enforce.test: certificate issued by CN=mtasts test CA")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(step, m)| step.starts_with("mx ") && m.starts_with("mx1.enforce.test:")),
+        "{found:?}"
+    );
+    let mx = &r.mx[0].addresses[0].with_sni;
+    assert_eq!(mx.tls.as_ref().and_then(|t| t.web_pki_issuer), Some(false));
+    let untrusted = checker
+        .check(&DomainName::parse("mx-untrusted.test").expect("domain"))
+        .await;
+    let c = codes(&untrusted);
+    assert!(c.contains(&"cert-invalid"), "{c:?}");
+    assert!(
+        !untrusted
+            .findings
+            .iter()
+            .any(|f| f.code.as_str() == "ca-not-web-pki" && f.step.starts_with("mx ")),
         "{c:?}"
     );
 }
