@@ -373,3 +373,102 @@ impl Drop for TempDir {
 fn name(s: &str) -> DomainName {
     DomainName::parse(s).expect("name")
 }
+
+/// PEM `PUBLIC KEY` of a SubjectPublicKeyInfo, as `openssl x509 -pubkey` writes it.
+fn public_key_pem(spki: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in spki.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|l| std::str::from_utf8(l).expect("ascii"))
+        .collect();
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+#[tokio::test]
+async fn a_pinned_key_admits_its_self_signed_policy_host_only() {
+    let w = World::builder()
+        .txt("_mta-sts.pinned.test", "v=STSv1; id=1;")
+        .policy(
+            "pinned.test",
+            PolicyHost {
+                cert: CertKind::SelfSigned,
+                ..PolicyHost::ok(POLICY_PRIVATE)
+            },
+        )
+        .txt("_mta-sts.unpinned.test", "v=STSv1; id=1;")
+        .policy(
+            "unpinned.test",
+            PolicyHost {
+                cert: CertKind::SelfSigned,
+                ..PolicyHost::ok(POLICY_PRIVATE)
+            },
+        )
+        .build()
+        .await
+        .expect("world");
+    let dir = TempDir::new("pinned");
+    let pin = dir.0.join("pinned-key.pem");
+    std::fs::write(
+        &pin,
+        public_key_pem(&w.policy_spki("pinned.test").expect("spki")),
+    )
+    .expect("write pin");
+    let config = Config {
+        trust: vec![rule(
+            "pins",
+            &["pinned.test", "unpinned.test"],
+            "only",
+            &[&pin],
+        )],
+        ..Config::default()
+    };
+    let s = server(&w, config);
+    assert_eq!(
+        s.answer(&request("pinned.test")).await.payload(),
+        format!(
+            "OK secure match=mx.private.test servername=hostname tafile={}",
+            pin.display()
+        )
+    );
+    // Covered by the same rule, but its own key is not pinned: refused.
+    let e = s.explain("postfix", &name("unpinned.test"), false).await;
+    assert_eq!(
+        e.lookup
+            .fetch_error
+            .as_ref()
+            .expect("refused")
+            .failure()
+            .result_type(),
+        "sts-webpki-invalid"
+    );
+    // A file with neither a certificate nor a key is refused, naming it.
+    let empty = dir.0.join("empty.pem");
+    std::fs::write(&empty, "nothing here\n").expect("write");
+    let bad = Config {
+        trust: vec![rule("pins", &["pinned.test"], "only", &[&empty])],
+        ..Config::default()
+    };
+    let text = mtasts_core::errors::Chain(&bad.trust_table().expect_err("no anchors")).to_string();
+    assert!(
+        text.contains("no PEM certificates or public keys"),
+        "{text}"
+    );
+}

@@ -283,6 +283,15 @@ pub enum TrustError {
         /// Why.
         source: std::io::Error,
     },
+    #[error("anchor file {}: no PEM certificates or public keys", path.display())]
+    /// An anchor file holds neither a certificate nor a public key.
+    NoAnchors {
+        /// The file.
+        path: PathBuf,
+    },
+    #[error("pinned keys: {0}")]
+    /// The verifier for the rule's CA certificates could not be built.
+    Verifier(#[source] rustls::client::VerifierBuilderError),
     #[error("writing Postfix's trust bundle {}", path.display())]
     /// Postfix's bundle could not be written.
     WriteBundle {
@@ -302,17 +311,38 @@ pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, 
 
 /// The rustls client config for policy hosts verified with `roots` alone.
 pub fn client_config_with(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, TrustError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(TrustError::Versions)?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    Ok(finish(config))
+}
+
+/// The rustls client config for policy hosts verified by `verifier` (pinned keys).
+pub fn client_config_with_verifier(
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+) -> Result<Arc<ClientConfig>, TrustError> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(TrustError::Versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(finish(config))
+}
+
+/// The crypto every policy fetch uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn finish(mut config: ClientConfig) -> Arc<ClientConfig> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // Every fetch is a full handshake: a policy host's certificate is validated each time
     // (PHC-01), never taken on trust from a resumed session. Fetches are rare; nothing is lost.
     config.resumption = rustls::client::Resumption::disabled();
-    Ok(Arc::new(config))
+    Arc::new(config)
 }
 
 /// The web PKI roots plus the PEM certificates of `extra_ca_file`.

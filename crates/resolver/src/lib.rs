@@ -9,6 +9,7 @@ pub mod dane;
 pub mod dns;
 pub mod dnssec;
 pub mod fetch;
+pub mod pinned;
 pub mod resolver;
 pub mod single_flight;
 pub mod testing;

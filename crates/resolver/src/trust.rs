@@ -7,10 +7,14 @@ use std::sync::{Arc, RwLock};
 
 use mtasts_core::{DomainName, DomainPattern, TrustAnchors, TrustMode, TrustRules};
 use rustls::ClientConfig;
-use rustls_pki_types::CertificateDer;
+use rustls::client::WebPkiServerVerifier;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
 
-use crate::fetch::{TrustError, client_config_with, read_pem_certificates, root_store};
+use crate::fetch::{
+    TrustError, client_config_with, client_config_with_verifier, provider, root_store,
+};
+use crate::pinned::PinnedVerifier;
 
 /// One configured rule, as read from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,14 +84,34 @@ impl TrustTable {
             TrustMode::Only => rustls::RootCertStore::empty(),
             TrustMode::Additional => root_store(extra_ca_file)?,
         };
+        let mut pins: Vec<Vec<u8>> = Vec::new();
         for path in &spec.anchors {
-            for der in read_pem_certificates(path)? {
+            let (certs, keys) = read_anchors(path)?;
+            for der in certs {
                 roots.add(der).map_err(|source| TrustError::Rejected {
                     path: path.clone(),
                     source,
                 })?;
             }
+            pins.extend(keys);
         }
+        let tls = if pins.is_empty() {
+            client_config_with(roots)?
+        } else {
+            let provider = provider();
+            let chains = if roots.is_empty() {
+                None
+            } else {
+                Some(
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(TrustError::Verifier)?,
+                )
+            };
+            let verifier =
+                PinnedVerifier::new(chains, pins, provider.signature_verification_algorithms);
+            client_config_with_verifier(Arc::new(verifier))?
+        };
         let anchor_files: Vec<String> = spec
             .anchors
             .iter()
@@ -112,7 +136,7 @@ impl TrustTable {
                 anchor_files,
                 postfix_tafile,
             }),
-            tls: client_config_with(roots)?,
+            tls,
         })
     }
 
@@ -125,6 +149,30 @@ impl TrustTable {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+}
+
+/// The CA certificates and the pinned public keys (SubjectPublicKeyInfo DER) of one anchor
+/// file; at least one of either.
+fn read_anchors(path: &Path) -> Result<(Vec<CertificateDer<'static>>, Vec<Vec<u8>>), TrustError> {
+    let read = |source| TrustError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(read)?
+        .collect::<Result<_, _>>()
+        .map_err(read)?;
+    let keys: Vec<Vec<u8>> = SubjectPublicKeyInfoDer::pem_file_iter(path)
+        .map_err(read)?
+        .map(|k| k.map(|k| k.as_ref().to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(read)?;
+    if certs.is_empty() && keys.is_empty() {
+        return Err(TrustError::NoAnchors {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((certs, keys))
 }
 
 /// Writes `web_pki` then the anchors to `bundle`, through a temporary file renamed into place,

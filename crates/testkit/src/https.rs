@@ -127,6 +127,8 @@ pub struct HttpsHostState {
     pub failed_handshakes: Mutex<Vec<TlsRecord>>,
     /// Every request received.
     pub requests: Mutex<Vec<HttpRequest>>,
+    /// The SubjectPublicKeyInfo (DER) of the certificate presented (for pinning tests).
+    pub spki: Mutex<Vec<u8>>,
 }
 
 /// Starts one policy host on `addr`.
@@ -178,7 +180,10 @@ pub async fn serve(
 /// Issues and installs the certificate the host's spec asks for.
 pub fn install_cert(state: &HttpsHostState, ca: &TestCa) -> Result<(), Error> {
     let kind = state.spec.lock().map(|s| s.cert).unwrap_or_default();
-    let cert = ca.issue(&state.host, kind)?;
+    let (cert, spki) = ca.issue_with_spki(&state.host, kind)?;
+    if let Ok(mut s) = state.spki.lock() {
+        *s = spki;
+    }
     let by_name = HashMap::from([(state.host.clone(), cert.clone())]);
     state.certs.replace(by_name, Some(cert));
     Ok(())

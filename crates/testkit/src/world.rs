@@ -235,6 +235,7 @@ impl WorldBuilder {
                 certs: Arc::default(),
                 failed_handshakes: Mutex::new(Vec::new()),
                 requests: Mutex::new(Vec::new()),
+                spki: Mutex::new(Vec::new()),
             });
             let bound = https::serve(
                 SocketAddr::new(IpAddr::V4(ip), https_port),
@@ -410,6 +411,13 @@ impl World {
         self.https
             .get(&format!("mta-sts.{}", dns::key(domain)))
             .map(|(_, _, bound)| *bound)
+    }
+
+    /// The SubjectPublicKeyInfo (DER) of the certificate `mta-sts.<domain>` presents now.
+    pub fn policy_spki(&self, domain: &str) -> Option<Vec<u8>> {
+        self.https
+            .get(&format!("mta-sts.{}", dns::key(domain)))
+            .and_then(|(state, _, _)| state.spki.lock().ok().map(|s| s.clone()))
     }
 
     /// Queries the DNS server answered or dropped for (`name`, `rtype`).
