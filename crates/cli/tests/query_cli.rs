@@ -221,3 +221,48 @@ fn the_rootless_lab_removes_its_ready_marker_and_control_socket_on_sigterm() {
         "the port map stays for inspection"
     );
 }
+
+/// Conditional trust from the daemon's config: `query --config` fetches the private-CA domain
+/// with the rule's anchors and says which rule applied, in text and JSON.
+#[test]
+fn query_shows_the_conditional_trust_that_applied() {
+    let lab = lab();
+    let private_ca = lab.dir.join("private-ca.pem");
+    let config = lab.dir.join("trust.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[trust]]\nname = \"lab-private\"\ndomains = [\"private-ca.test\"]\nanchors = [\"{}\"]\n",
+            private_ca.display()
+        ),
+    )
+    .expect("config");
+    let config = config.to_string_lossy().into_owned();
+    let o = query(&lab, "private-ca.test", &["--config", &config, "--no-dane"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "trust:     rule lab-private (only): {}",
+            private_ca.display()
+        )),
+        "{text}"
+    );
+    let v = json(&query(
+        &lab,
+        "private-ca.test",
+        &["--config", &config, "--no-dane", "--json"],
+    ));
+    assert_eq!(v["trust"]["rule"].as_str(), Some("lab-private"));
+    assert_eq!(v["trust"]["applied"].as_bool(), Some(true));
+    assert!(
+        v["postfix"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(&format!("tafile={}", private_ca.display()))),
+        "{v}"
+    );
+    // Without the config the same domain's policy host is refused.
+    let v = json(&query(&lab, "private-ca.test", &["--no-dane", "--json"]));
+    assert_eq!(v["reason_code"].as_str(), Some("fetch-failed"));
+    assert!(v["trust"].is_null(), "{v}");
+}
