@@ -7,6 +7,7 @@
 //! - [`dane`]: whether DANE governs a destination, so MTA-STS never weakens it;
 //! - [`decision`]: the one decision (DANE × MTA-STS × zone profile) every front end renders;
 //! - [`tlsrpt`]: the TLS-RPT record (RFC 8460 §3);
+//! - [`report`]: received TLS-RPT reports (RFC 8460 §4) and their summary;
 //! - [`trust`]: extra trust anchors for some policy domains only;
 //! - [`postfix`]: answers for Postfix's `smtp_tls_policy_maps`;
 //! - [`advice`]: legal-but-unwise choices, for linting and checking;
@@ -28,6 +29,7 @@ pub mod fuzzing;
 pub mod mx;
 pub mod policy;
 pub mod postfix;
+pub mod report;
 pub mod tlsrpt;
 pub mod trust;
 pub mod txt;
