@@ -97,3 +97,45 @@ write("policy", policy)
 write("txt", txt)
 write("mx", mx_case)
 write("postfix_key", postfix_key)
+
+def report():
+    """An RFC 8460 §4 report, with the quirks real senders have (RCV-03, RCV-04, JSON-08)."""
+    import json
+    day = rng.randint(16000, 21000)
+    iso = lambda d, zone: __import__("datetime").datetime.fromtimestamp(d * 86400, __import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + zone
+    zone = rng.choice(["Z", "Z", "+00:00", ""])
+    ip = lambda: rng.choice([f"192.0.2.{rng.randint(1, 254)}", f"2001:db8::{rng.randint(1, 9999):x}", ""])
+    policies = []
+    for _ in range(rng.randint(1, 4)):
+        ptype = rng.choice(["sts", "sts", "tlsa", "no-policy-found", "other-type"])
+        dom = host(unicode=False).lower()
+        pol = {"policy-type": ptype, "policy-domain": dom}
+        if rng.random() < 0.7:
+            pol["policy-string"] = ["version: STSv1", f"mode: {rng.choice(['enforce', 'testing'])}", f"mx: {pattern().lower()}", "max_age: 604800"]
+        r = rng.random()
+        if r < 0.4:
+            pol["mx-host"] = [pattern().lower() for _ in range(rng.randint(1, 3))]
+        elif r < 0.6:
+            pol["mx-host"] = pattern().lower()
+        details = []
+        for _ in range(rng.randint(0, 4)):
+            d = {"result-type": rng.choice(["starttls-not-supported", "certificate-expired", "validation-failure", "sts-policy-fetch-error", "new-kind"]),
+                 "failed-session-count": rng.randint(0, 1000)}
+            for k, v in [("sending-mta-ip", ip()), ("receiving-ip", ip()), ("receiving-mx-hostname", host(unicode=False).lower()),
+                         ("failure-reason-code", rng.choice(["X509_V_ERR", None, ""])), ("receiving-mx-helo", host(unicode=False))]:
+                if rng.random() < 0.7:
+                    d[k] = v
+            details.append(d)
+        summary = {"total-successful-session-count": rng.randint(0, 100000), "total-failure-session-count": sum(d["failed-session-count"] for d in details)}
+        p = {"policy": pol, "summary": summary}
+        if details or rng.random() < 0.5:
+            p["failure-details"] = details
+        policies.append(p)
+    rep = {"organization-name": rng.choice(["Google Inc.", "Microsoft Corporation", "Mail.ru", "Company-X"]),
+           "date-range": {"start-datetime": iso(day, zone), "end-datetime": iso(day + 1, zone)},
+           "contact-info": rng.choice(["smtp-tls-reporting@example.com", ""]),
+           "report-id": f"{day}-{rng.randint(0, 10**9)}@example.com",
+           "policies": policies}
+    return json.dumps(rep, indent=rng.choice([None, 2]))
+
+write("tlsrpt_report", report)

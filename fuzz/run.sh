@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 RUNS=${1:-10000000}
 [ $# -gt 0 ] && shift
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(txt policy mx netstring postfix_key)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(txt policy mx netstring postfix_key tlsrpt_report)
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"

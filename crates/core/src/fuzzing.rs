@@ -69,3 +69,33 @@ pub fn postfix_key(data: &[u8]) -> bool {
     assert!(!domain.as_str().contains(['\r', '\n', ' ', ',']));
     true
 }
+
+/// Report parsing never panics and stays within its bounds; a usable report's summary holds
+/// exactly its counts. True when the report was usable, so the summary was checked.
+pub fn tlsrpt_report(data: &[u8]) -> bool {
+    use crate::report::{MAX_FAILURE_DETAILS, MAX_POLICIES, parse_report, summarize};
+    let Ok(parsed) = parse_report(data) else {
+        return false;
+    };
+    let r = &parsed.report;
+    assert!(r.policies.len() <= MAX_POLICIES);
+    assert!(
+        r.policies
+            .iter()
+            .all(|p| p.failures.len() <= MAX_FAILURE_DETAILS)
+    );
+    let mut totals = std::collections::BTreeMap::new();
+    summarize(r, &mut totals);
+    let sum = |f: fn(&crate::report::PolicyResult) -> u64| {
+        r.policies.iter().fold(0u64, |a, p| a.saturating_add(f(p)))
+    };
+    let successful = totals
+        .values()
+        .fold(0u64, |a, s| a.saturating_add(s.successful));
+    assert_eq!(successful, sum(|p| p.successful));
+    assert!(
+        totals.values().all(|s| s.reports == 1),
+        "one report counts once per key"
+    );
+    true
+}

@@ -54,3 +54,8 @@ fn replay_mx_corpus() {
 fn replay_postfix_key_corpus() {
     check("postfix_key", mtasts_core::fuzzing::postfix_key);
 }
+
+#[test]
+fn replay_tlsrpt_report_corpus() {
+    check("tlsrpt_report", mtasts_core::fuzzing::tlsrpt_report);
+}
