@@ -6,6 +6,7 @@ mod lab;
 mod lint;
 mod net;
 mod query;
+mod tlsrpt;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,10 @@ enum Command {
     ///
     /// Exit status: 0 a decision (policy or none), 3 temporary failure, 2 usage or setup error.
     Query(query::QueryArgs),
+    /// TLS reports (RFC 8460) for a receiving domain: store them, summarise them.
+    ///
+    /// Exit status: per subcommand (see `mtasts tlsrpt ingest --help`); 2 usage or store error.
+    Tlsrpt(tlsrpt::TlsrptArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,7 +63,11 @@ fn main() -> ExitCode {
     let prints_and_exits = match &cli.command {
         Command::Daemon(_) => false,
         Command::Lab(args) => args.prints_and_exits(),
-        Command::Lint(_) | Command::Check(_) | Command::Scan(_) | Command::Query(_) => true,
+        Command::Lint(_)
+        | Command::Check(_)
+        | Command::Scan(_)
+        | Command::Query(_)
+        | Command::Tlsrpt(_) => true,
     };
     if prints_and_exits {
         sigpipe::reset();
@@ -73,6 +82,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(&args),
         Command::Check(args) => check::run_check(&args),
         Command::Scan(args) => check::run_scan(&args),
+        Command::Tlsrpt(args) => tlsrpt::run(&args),
     }
 }
 

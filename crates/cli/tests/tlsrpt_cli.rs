@@ -1,0 +1,252 @@
+//! `mtasts tlsrpt ingest --db sqlite:PATH FILE…` and `mtasts tlsrpt summary --db sqlite:PATH
+//! --json`, exactly as written: every real report in `../shared/realworld/corpus/tlsrpt-report/`
+//! ingested, the summary checked against counts this test computes from the JSON itself;
+//! duplicates stored once; gzip, a gzip bomb and junk.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("mtasts-tlsrpt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("dir");
+        Self(p)
+    }
+    fn db(&self) -> String {
+        format!("sqlite:{}", self.0.join("reports.db").display())
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn mtasts(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(args)
+        .output()
+        .expect("run mtasts")
+}
+
+fn ingest(db: &str, files: &[PathBuf]) -> Output {
+    let mut args = vec!["tlsrpt", "ingest", "--db", db];
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    mtasts(&args)
+}
+
+fn summary(db: &str) -> serde_json::Value {
+    let o = mtasts(&["tlsrpt", "summary", "--db", db, "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("summary JSON")
+}
+
+/// (policy domain, type) → (successful, failed, reports, failures by type), from the files'
+/// JSON directly, each (organisation, report-id) once.
+type Expected = BTreeMap<(Option<String>, String), (u64, u64, u64, BTreeMap<String, u64>)>;
+
+fn expected(files: &[PathBuf]) -> Expected {
+    let mut out = Expected::new();
+    let mut seen = BTreeSet::new();
+    for f in files {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(f).expect("read")).expect("json");
+        let id = (
+            v["organization-name"].as_str().unwrap_or("").to_string(),
+            v["report-id"].as_str().expect("id").to_string(),
+        );
+        if !seen.insert(id) {
+            continue;
+        }
+        let mut keys_here = BTreeSet::new();
+        for p in v["policies"].as_array().expect("policies") {
+            let key = (
+                p["policy"]["policy-domain"]
+                    .as_str()
+                    .map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+                p["policy"]["policy-type"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_string(),
+            );
+            let e = out.entry(key.clone()).or_default();
+            e.0 += p["summary"]["total-successful-session-count"]
+                .as_u64()
+                .unwrap_or(0);
+            e.1 += p["summary"]["total-failure-session-count"]
+                .as_u64()
+                .unwrap_or(0);
+            for d in p["failure-details"].as_array().cloned().unwrap_or_default() {
+                *e.3.entry(d["result-type"].as_str().unwrap_or("unknown").to_string())
+                    .or_default() += d["failed-session-count"].as_u64().unwrap_or(0);
+            }
+            if keys_here.insert(key) {
+                e.2 += 1;
+            }
+        }
+    }
+    out
+}
+
+fn actual(v: &serde_json::Value) -> Expected {
+    let mut out = Expected::new();
+    for d in v["domains"].as_array().expect("domains") {
+        let by_type = d["failures_by_type"]
+            .as_object()
+            .expect("failures_by_type")
+            .iter()
+            .map(|(k, n)| (k.clone(), n.as_u64().expect("count")))
+            .collect();
+        out.insert(
+            (
+                d["policy_domain"].as_str().map(str::to_string),
+                d["policy_type"].as_str().expect("type").to_string(),
+            ),
+            (
+                d["successful"].as_u64().expect("successful"),
+                d["failed"].as_u64().expect("failed"),
+                d["reports"].as_u64().expect("reports"),
+                by_type,
+            ),
+        );
+    }
+    out
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let Some(root) = option_env!("MTASTS_REALWORLD_DIR") else {
+        panic!("MTASTS_REALWORLD_DIR is set by build.rs when the corpus is there");
+    };
+    let dir = Path::new(root).join("tlsrpt-report");
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[cfg_attr(
+    not(mtasts_have_realworld),
+    ignore = "../shared/realworld/corpus is not beside the checkout (or set MTASTS_REALWORLD)"
+)]
+#[test]
+fn every_real_report_is_ingested_and_summarised_as_its_json_says() {
+    let dir = Dir::new("corpus");
+    let db = dir.db();
+    let files = corpus();
+    let o = ingest(&db, &files);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let want = expected(&files);
+    assert_eq!(actual(&summary(&db)), want);
+    // Every file again: nothing new stored, the same summary.
+    let o = ingest(&db, &files);
+    let again = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        again.contains(&format!(
+            "0 stored, {} duplicate(s), 0 refused",
+            files.len()
+        )),
+        "{again}"
+    );
+    assert_eq!(actual(&summary(&db)), want);
+}
+
+const REPORT: &str = r#"{"organization-name":"Example Inc.","contact-info":"tlsrpt@example.net",
+"report-id":"r-1","date-range":{"start-datetime":"2026-11-30T00:00:00Z","end-datetime":"2026-12-01T00:00:00Z"},
+"policies":[{"policy":{"policy-type":"sts","policy-domain":"example.com","mx-host":"*.mx.example.com",
+"policy-string":["version: STSv1","mode: enforce","mx: *.mx.example.com","max_age: 604800"]},
+"summary":{"total-successful-session-count":90,"total-failure-session-count":10},
+"failure-details":[{"result-type":"certificate-expired","sending-mta-ip":"192.0.2.1",
+"receiving-mx-hostname":"a.mx.example.com","failed-session-count":10}]}]}"#;
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+#[test]
+fn gzip_duplicates_bombs_and_junk() {
+    let dir = Dir::new("quirks");
+    let db = dir.db();
+    let write = |name: &str, data: &[u8]| {
+        let p = dir.0.join(name);
+        std::fs::write(&p, data).expect("write");
+        p
+    };
+    let plain = write("example.net!example.com!1.json", REPORT.as_bytes());
+    let gz = write("same-report.json.gz", &gzip(REPORT.as_bytes()));
+    let other = write(
+        "other.json.gz",
+        &gzip(REPORT.replace("\"r-1\"", "\"r-2\"").as_bytes()),
+    );
+    let bomb = write("bomb.json.gz", &gzip(&vec![b' '; 21 * 1024 * 1024]));
+    let junk = write("junk.json", b"<html>not a report</html>");
+    let o = ingest(&db, &[plain, gz, other, bomb, junk]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "some refused: {text}");
+    assert!(
+        text.contains("same-report.json.gz: duplicate of report r-1 from Example Inc."),
+        "{text}"
+    );
+    assert!(
+        text.contains("bomb.json.gz: refused: decompresses to more than 20971520 bytes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("junk.json: refused: unusable report: not JSON"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 stored, 1 duplicate(s), 2 refused"),
+        "{text}"
+    );
+    let v = summary(&db);
+    let d = &v["domains"][0];
+    assert_eq!(d["policy_domain"], "example.com");
+    assert_eq!(
+        (d["successful"].as_u64(), d["failed"].as_u64()),
+        (Some(180), Some(20))
+    );
+    assert_eq!(d["failures_by_type"]["certificate-expired"], 20);
+    assert_eq!(d["failures_by_mx"]["a.mx.example.com"], 20);
+    assert_eq!(d["reports"], 2);
+    // --domain and --since select.
+    let o = mtasts(&[
+        "tlsrpt",
+        "summary",
+        "--db",
+        &db,
+        "--json",
+        "--domain",
+        "other.example",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["domains"].as_array().map(Vec::len), Some(0));
+    let o = mtasts(&["tlsrpt", "summary", "--db", &db, "--json", "--since", "1s"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v["domains"].as_array().map(Vec::len),
+        Some(0),
+        "reports of 2026-11-30 are older than 1 s"
+    );
+    // A bad --db is a usage error naming the form.
+    let o = mtasts(&["tlsrpt", "summary", "--db", "postgres://x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sqlite:PATH"));
+}

@@ -1,0 +1,9 @@
+//! TLS-RPT (RFC 8460) for receiving domains: reports taken in ([`intake`]), kept
+//! ([`store`]) and summarised (through `mtasts_core::report`).
+#![warn(missing_docs)]
+
+pub mod intake;
+pub mod store;
+
+pub use intake::{IntakeError, Received, receive};
+pub use store::{DbError, DbSpec, Filter, ReportDb, Stored};
