@@ -30,6 +30,26 @@ enum TlsrptCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Receive reports POSTed to `rua=https://…` (RFC 8460 §5.4): `201` once stored, `200`
+    /// when already stored, `405`/`415`/`413`/`400` for what is not a report.
+    ///
+    /// HTTPS with `--cert` and `--key`; without them plain HTTP, for use behind a
+    /// TLS-terminating proxy only. Stops on SIGTERM or SIGINT. Exit status: 0 stopped, 2 setup
+    /// error.
+    Receive {
+        /// The report store, `sqlite:PATH`.
+        #[arg(long)]
+        db: DbSpec,
+        /// Where to listen, `IP:PORT`.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// Certificate chain (PEM) for HTTPS.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// Private key (PEM) for HTTPS.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+    },
     /// Successful and failed sessions per policy domain and policy type, failures by result
     /// type, MX host and sending MTA, reporting organisations and the policies senders saw.
     ///
@@ -53,6 +73,12 @@ enum TlsrptCommand {
 pub fn run(args: &TlsrptArgs) -> ExitCode {
     let result = match &args.command {
         TlsrptCommand::Ingest { db, files } => ingest(db, files),
+        TlsrptCommand::Receive {
+            db,
+            listen,
+            cert,
+            key,
+        } => receive_https(db, *listen, cert.as_deref().zip(key.as_deref())),
         TlsrptCommand::Summary {
             db,
             domain,
@@ -74,6 +100,77 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<_, _>>())
+        .with_context(|| format!("--cert {}", cert.display()))?;
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "--cert {}: no PEM certificates",
+        cert.display()
+    );
+    let key =
+        PrivateKeyDer::from_pem_file(key).with_context(|| format!("--key {}", key.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("--cert and --key do not make a usable pair")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+fn receive_https(
+    db: &DbSpec,
+    listen: std::net::SocketAddr,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<ExitCode> {
+    let acceptor = tls.map(|(c, k)| tls_acceptor(c, k)).transpose()?;
+    let store = ReportDb::open(db).context("opening the report store")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let local = listener.local_addr().context("local address")?;
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        if acceptor.is_none() {
+            eprintln!(
+                "mtasts tlsrpt receive: plain HTTP (no --cert/--key): put it behind a TLS-terminating proxy"
+            );
+        }
+        let server = tokio::spawn(mtasts_tlsrpt::serve(
+            listener,
+            acceptor,
+            mtasts_tlsrpt::Intake::new(store),
+            rx,
+        ));
+        eprintln!("mtasts tlsrpt receive ready on {scheme}://{local}/");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = stop.send(true);
+        let _ = server.await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ingest(db: &DbSpec, files: &[PathBuf]) -> Result<ExitCode> {

@@ -250,3 +250,54 @@ fn gzip_duplicates_bombs_and_junk() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("sqlite:PATH"));
 }
+
+/// `mtasts tlsrpt receive`: a report POSTed to the running command is stored (201), shows in
+/// the summary, and SIGTERM stops it cleanly.
+#[test]
+fn receive_stores_a_posted_report_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = Dir::new("receive");
+    let db = dir.db();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["tlsrpt", "receive", "--db", &db, "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut addr = None;
+    for _ in 0..5 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("mtasts tlsrpt receive ready on http://")
+        {
+            addr = Some(rest.trim_end_matches('/').to_string());
+            break;
+        }
+    }
+    let addr = addr.expect("ready line with the address");
+    let body = gzip(REPORT.as_bytes());
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/tlsrpt+gzip\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("head");
+    s.write_all(&body).expect("body");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 201 "), "{answer}");
+    let pid = i32::try_from(child.id()).expect("pid");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    let v = summary(&db);
+    assert_eq!(v["domains"][0]["policy_domain"], "example.com");
+    assert_eq!(v["domains"][0]["reports"], 1);
+}

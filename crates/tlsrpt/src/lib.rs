@@ -2,8 +2,10 @@
 //! ([`store`]) and summarised (through `mtasts_core::report`).
 #![warn(missing_docs)]
 
+pub mod http;
 pub mod intake;
 pub mod store;
 
+pub use http::{Intake, serve};
 pub use intake::{IntakeError, Received, receive};
 pub use store::{DbError, DbSpec, Filter, ReportDb, Stored};
