@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use mtasts_core::errors::Chain;
-use mtasts_tlsrpt::{DbSpec, Filter, ReportDb, Stored, receive};
+use mtasts_tlsrpt::{DbSpec, Filter, ReportDb, Stored, receive, report_from_message};
 use serde::Serialize;
 
 #[derive(Debug, Args)]
@@ -18,7 +18,8 @@ pub struct TlsrptArgs {
 
 #[derive(Debug, Subcommand)]
 enum TlsrptCommand {
-    /// Store reports from files: `.json` or `.json.gz` (gzip recognised by its content).
+    /// Store reports from files: `.json` or `.json.gz` (gzip recognised by its content), or
+    /// archived report messages `.eml` (the report part is taken; DKIM is not checked).
     ///
     /// Exit status: 0 every file stored or already stored, 1 some file unusable (the others
     /// are stored), 2 the store cannot be opened.
@@ -186,6 +187,22 @@ fn ingest(db: &DbSpec, files: &[PathBuf]) -> Result<ExitCode> {
                 continue;
             }
         };
+        // An archived message: the report part, DKIM not checked (archives only).
+        let is_mail = file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+        let (bytes, mail) = if is_mail {
+            match report_from_message(&bytes) {
+                Ok(m) => (m.report.clone(), Some(m)),
+                Err(e) => {
+                    println!("{name}: refused: {}", Chain(&e));
+                    refused += 1;
+                    continue;
+                }
+            }
+        } else {
+            (bytes, None)
+        };
         let received = match receive(&bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -194,6 +211,19 @@ fn ingest(db: &DbSpec, files: &[PathBuf]) -> Result<ExitCode> {
                 continue;
             }
         };
+        // META-01: the report's own fields win over the message's headers; say when they differ.
+        if let Some(d) = mail.as_ref().and_then(|m| m.report_domain.as_ref())
+            && !received
+                .parsed
+                .report
+                .policies
+                .iter()
+                .any(|p| p.policy_domain.as_deref() == Some(d.as_str()))
+        {
+            println!(
+                "  note: TLS-Report-Domain {d} names no policy domain of the report; the report wins (META-01)"
+            );
+        }
         let report = &received.parsed.report;
         match store
             .store(&received, &format!("file:{name}"), now())

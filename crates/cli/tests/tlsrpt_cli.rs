@@ -301,3 +301,92 @@ fn receive_stores_a_posted_report_and_stops_on_sigterm() {
     assert_eq!(v["domains"][0]["policy_domain"], "example.com");
     assert_eq!(v["domains"][0]["reports"], 1);
 }
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out.as_bytes()
+        .chunks(76)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// A report message as RFC 8460 §5.3 describes it (MAIL-01, MAIL-02), with the report part's
+/// media type and name as given.
+fn report_mail(report: &str, media: &str, filename: &str, report_domain: &str) -> String {
+    format!(
+        "From: tlsrpt@example.net\r\nTo: tlsrpt@example.com\r\nSubject: Report Domain: example.com Submitter: example.net Report-ID: <r-1@example.net>\r\n\
+TLS-Report-Domain: {report_domain}\r\nTLS-Report-Submitter: example.net\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=\"tlsrpt\"; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThis is an aggregate TLS report from example.net\r\n\
+--b1\r\nContent-Type: {media}\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"{filename}\"\r\n\r\n{}\r\n--b1--\r\n",
+        base64(&gzip(report.as_bytes()))
+    )
+}
+
+#[test]
+fn archived_report_messages_are_ingested() {
+    let dir = Dir::new("eml");
+    let db = dir.db();
+    let write = |name: &str, data: &str| {
+        let p = dir.0.join(name);
+        std::fs::write(&p, data).expect("write");
+        p
+    };
+    let rfc = write(
+        "rfc.eml",
+        &report_mail(
+            REPORT,
+            "application/tlsrpt+gzip",
+            "example.net!example.com!1!2.json.gz",
+            "example.com",
+        ),
+    );
+    let octet = write(
+        "octet.eml",
+        &report_mail(
+            &REPORT.replace("\"r-1\"", "\"r-2\""),
+            "application/octet-stream",
+            "example.net!example.com!1!2!x.json.gz",
+            "elsewhere.example",
+        ),
+    );
+    let none = write(
+        "plain.eml",
+        "From: a@example.net\r\nSubject: hello\r\n\r\nno report here\r\n",
+    );
+    let o = ingest(&db, &[rfc, octet, none]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("rfc.eml: stored report r-1 from Example Inc."),
+        "{text}"
+    );
+    assert!(
+        text.contains("octet.eml: stored report r-2 from Example Inc."),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: TLS-Report-Domain elsewhere.example names no policy domain of the report; the report wins (META-01)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("plain.eml: refused: no report part"),
+        "{text}"
+    );
+    assert_eq!(summary(&db)["domains"][0]["reports"], 2);
+}

@@ -4,8 +4,10 @@
 
 pub mod http;
 pub mod intake;
+pub mod mail;
 pub mod store;
 
 pub use http::{Intake, serve};
 pub use intake::{IntakeError, Received, receive};
+pub use mail::{MailError, ReportMail, report_from_message};
 pub use store::{DbError, DbSpec, Filter, ReportDb, Stored};
