@@ -78,6 +78,15 @@ const DANE_UNAVAILABLE: &str =
 
 /// The Postfix reply for one combination under `profile`.
 fn reply(dane: Dane, sts: Sts, profile: Profile) -> String {
+    reply_with_trust(dane, sts, profile, None)
+}
+
+fn reply_with_trust(
+    dane: Dane,
+    sts: Sts,
+    profile: Profile,
+    trust: Option<&mtasts_core::TrustAnchors>,
+) -> String {
     let domain = DomainName::parse("d.test").expect("valid");
     let dane_decision = match dane {
         Dane::AllUsable => Some(DaneDecision::DaneOnly),
@@ -122,7 +131,7 @@ fn reply(dane: Dane, sts: Sts, profile: Profile) -> String {
             policy: policy.as_ref(),
         },
     };
-    let decision = decide(dane_finding, sts_finding, profile);
+    let decision = mtasts_core::decide_with_trust(dane_finding, sts_finding, profile, trust);
     render(&domain, &decision, &RenderOptions::default())
         .0
         .payload()
@@ -256,4 +265,47 @@ fn decision_codes_and_deadline_flags() {
     assert_eq!((d.code(), d.hit_deadline()), ("defer", true));
     let d = decide(DaneFinding::Off, StsFinding::Pending, Profile::default());
     assert_eq!((d.code(), d.hit_deadline()), ("none", true));
+}
+
+/// Conditional trust never changes which decision is made: every row of every profile answers
+/// as without it, except that an MTA-STS `secure` answer names the rule's anchors.
+#[test]
+fn conditional_trust_only_adds_tafile_to_secure_answers() {
+    let trust = mtasts_core::TrustAnchors {
+        name: "corp".into(),
+        mode: mtasts_core::TrustMode::Only,
+        anchor_files: vec!["/ta.pem".into()],
+        postfix_tafile: vec!["/ta.pem".into()],
+    };
+    let profiles = [
+        Profile::default(),
+        Profile {
+            strict_testing: true,
+            ..Profile::default()
+        },
+        Profile {
+            defer_on_failure: true,
+            ..Profile::default()
+        },
+    ];
+    let mut failures = Vec::new();
+    for profile in profiles {
+        for dane in DANE {
+            for sts in STS {
+                let without = reply(dane, sts, profile);
+                let with = reply_with_trust(dane, sts, profile, Some(&trust));
+                let want = if without.starts_with("OK secure ") {
+                    format!("{without} tafile=/ta.pem")
+                } else {
+                    without.clone()
+                };
+                if with != want {
+                    failures.push(format!(
+                        "{profile:?} {dane:?} × {sts:?}: got `{with}`, want `{want}`"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
