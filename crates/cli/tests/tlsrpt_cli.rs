@@ -226,6 +226,14 @@ fn gzip_duplicates_bombs_and_junk() {
     assert_eq!(d["failures_by_type"]["certificate-expired"], 20);
     assert_eq!(d["failures_by_mx"]["a.mx.example.com"], 20);
     assert_eq!(d["reports"], 2);
+    let o = mtasts(&["tlsrpt", "summary", "--db", &db]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("example.com (sts): 180 successful, 20 failed (10.0%), 2 report(s) from Example Inc. (2)"),
+        "{text}"
+    );
+    assert!(text.contains("  certificate-expired: 20"), "{text}");
+    assert!(text.contains("  mx a.mx.example.com: 20 failed"), "{text}");
     // --domain and --since select.
     let o = mtasts(&[
         "tlsrpt",
