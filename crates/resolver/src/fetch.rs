@@ -362,20 +362,25 @@ pub fn root_store(extra_ca_file: Option<&Path>) -> Result<rustls::RootCertStore,
 
 /// The PEM certificates of `path`; at least one.
 pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TrustError> {
-    let read = |source| TrustError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(read)?
-        .collect::<Result<_, _>>()
-        .map_err(read)?;
+    let certs = read_pem::<CertificateDer<'static>>(path)?;
     if certs.is_empty() {
         return Err(TrustError::Empty {
             path: path.to_path_buf(),
         });
     }
     Ok(certs)
+}
+
+/// Every PEM section of type `T` in `path` (others are skipped); possibly none.
+pub(crate) fn read_pem<T: PemObject>(path: &Path) -> Result<Vec<T>, TrustError> {
+    let read = |source| TrustError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    T::pem_file_iter(path)
+        .map_err(read)?
+        .collect::<Result<_, _>>()
+        .map_err(read)
 }
 
 /// The real fetcher.

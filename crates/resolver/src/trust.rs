@@ -12,7 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
 
 use crate::fetch::{
-    TrustError, client_config_with, client_config_with_verifier, provider, root_store,
+    TrustError, client_config_with, client_config_with_verifier, provider, read_pem, root_store,
 };
 use crate::pinned::PinnedVerifier;
 
@@ -154,19 +154,11 @@ impl TrustTable {
 /// The CA certificates and the pinned public keys (SubjectPublicKeyInfo DER) of one anchor
 /// file; at least one of either.
 fn read_anchors(path: &Path) -> Result<(Vec<CertificateDer<'static>>, Vec<Vec<u8>>), TrustError> {
-    let read = |source| TrustError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(read)?
-        .collect::<Result<_, _>>()
-        .map_err(read)?;
-    let keys: Vec<Vec<u8>> = SubjectPublicKeyInfoDer::pem_file_iter(path)
-        .map_err(read)?
-        .map(|k| k.map(|k| k.as_ref().to_vec()))
-        .collect::<Result<_, _>>()
-        .map_err(read)?;
+    let certs = read_pem::<CertificateDer<'static>>(path)?;
+    let keys: Vec<Vec<u8>> = read_pem::<SubjectPublicKeyInfoDer<'static>>(path)?
+        .iter()
+        .map(|k| k.as_ref().to_vec())
+        .collect();
     if certs.is_empty() && keys.is_empty() {
         return Err(TrustError::NoAnchors {
             path: path.to_path_buf(),
