@@ -311,22 +311,10 @@ fn receive_stores_a_posted_report_and_stops_on_sigterm() {
 }
 
 fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out.as_bytes()
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(data)
+        .as_bytes()
         .chunks(76)
         .map(|l| String::from_utf8_lossy(l).into_owned())
         .collect::<Vec<_>>()

@@ -146,15 +146,7 @@ async fn the_ca_does_not_become_global() {
     );
     // ...not for a neighbour certified by the same CA.
     let e = s.explain("postfix", &name("neighbour.test"), false).await;
-    assert_eq!(
-        e.lookup
-            .fetch_error
-            .as_ref()
-            .expect("refused")
-            .failure()
-            .result_type(),
-        "sts-webpki-invalid"
-    );
+    assert_eq!(refusal(&e), "sts-webpki-invalid");
     assert_eq!(
         s.answer(&request("neighbour.test")).await.payload(),
         "NOTFOUND "
@@ -180,15 +172,7 @@ async fn only_replaces_the_web_pki_for_its_domains() {
     };
     let s = server(&w2, only);
     let e = s.explain("postfix", &name("ordinary.test"), false).await;
-    assert_eq!(
-        e.lookup
-            .fetch_error
-            .as_ref()
-            .expect("refused")
-            .failure()
-            .result_type(),
-        "sts-webpki-invalid"
-    );
+    assert_eq!(refusal(&e), "sts-webpki-invalid");
     // `additional` keeps the web PKI (here the daemon's ca_file, the lab CA) for them.
     let dir = TempDir::new("additional");
     let web_pki = dir.0.join("web-pki.pem");
@@ -376,21 +360,8 @@ fn name(s: &str) -> DomainName {
 
 /// PEM `PUBLIC KEY` of a SubjectPublicKeyInfo, as `openssl x509 -pubkey` writes it.
 fn public_key_pem(spki: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::new();
-    for chunk in spki.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                b64.push('=');
-            }
-        }
-    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(spki);
     let lines: Vec<&str> = b64
         .as_bytes()
         .chunks(64)
@@ -450,15 +421,7 @@ async fn a_pinned_key_admits_its_self_signed_policy_host_only() {
     );
     // Covered by the same rule, but its own key is not pinned: refused.
     let e = s.explain("postfix", &name("unpinned.test"), false).await;
-    assert_eq!(
-        e.lookup
-            .fetch_error
-            .as_ref()
-            .expect("refused")
-            .failure()
-            .result_type(),
-        "sts-webpki-invalid"
-    );
+    assert_eq!(refusal(&e), "sts-webpki-invalid");
     // A file with neither a certificate nor a key is refused, naming it.
     let empty = dir.0.join("empty.pem");
     std::fs::write(&empty, "nothing here\n").expect("write");
@@ -471,4 +434,14 @@ async fn a_pinned_key_admits_its_self_signed_policy_host_only() {
         text.contains("no PEM certificates or public keys"),
         "{text}"
     );
+}
+
+/// The TLS-RPT result type of the lookup's failed fetch.
+fn refusal(e: &mtasts_daemon::Explanation) -> &'static str {
+    e.lookup
+        .fetch_error
+        .as_ref()
+        .expect("refused")
+        .failure()
+        .result_type()
 }
