@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -94,13 +94,6 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn tls_acceptor(
@@ -226,7 +219,11 @@ fn ingest(db: &DbSpec, files: &[PathBuf]) -> Result<ExitCode> {
         }
         let report = &received.parsed.report;
         match store
-            .store(&received, &format!("file:{name}"), now())
+            .store(
+                &received,
+                &format!("file:{name}"),
+                mtasts_tlsrpt::unix_now(),
+            )
             .with_context(|| format!("storing {name}"))?
         {
             Stored::New(_) => {
@@ -292,7 +289,7 @@ fn summary(
     let store = ReportDb::open(db).context("opening the report store")?;
     let filter = Filter {
         domain: domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
-        since: since.map(|s| now().saturating_sub(s.as_secs())),
+        since: since.map(|s| mtasts_tlsrpt::unix_now().saturating_sub(s.as_secs())),
     };
     let totals = store.summary(&filter).context("reading the report store")?;
     let domains: Vec<DomainJson> = totals

@@ -444,11 +444,9 @@ fn policy_result(
 
 fn count(m: &Map<String, Value>, key: &str, at: &str, w: &mut Warnings) -> u64 {
     match m.get(key) {
-        Some(v) if v.as_u64().is_some() => v.as_u64().unwrap_or(0),
-        None | Some(Value::Null) => {
-            // A sender that saw no session of a kind may leave its count out.
-            0
-        }
+        // A sender that saw no session of a kind may leave its count out.
+        None | Some(Value::Null) => 0,
+        Some(v) if let Some(n) = v.as_u64() => n,
         Some(v) => {
             w.add(
                 &format!("{at}.{key}"),

@@ -9,7 +9,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
-use mtasts_core::UnixTime;
 use mtasts_core::errors::Chain;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -26,41 +25,16 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 const MEDIA_TYPES: [&str; 2] = ["application/tlsrpt+gzip", "application/tlsrpt+json"];
 
-/// What the intake counted since it started.
-#[derive(Debug, Default)]
-pub struct IntakeCounters {
-    /// Reports stored.
-    pub stored: std::sync::atomic::AtomicU64,
-    /// Reports already stored.
-    pub duplicates: std::sync::atomic::AtomicU64,
-    /// Requests refused (wrong method, media type, size, unusable report).
-    pub refused: std::sync::atomic::AtomicU64,
-}
-
-/// The intake: the store and its counters, shared by every connection.
+/// The intake: the store, shared by every connection.
 #[derive(Debug)]
 pub struct Intake {
     db: Mutex<ReportDb>,
-    /// Counters.
-    pub counters: IntakeCounters,
-    clock: fn() -> UnixTime,
-}
-
-fn system_now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Intake {
     /// An intake storing into `db`.
     pub fn new(db: ReportDb) -> Arc<Self> {
-        Arc::new(Self {
-            db: Mutex::new(db),
-            counters: IntakeCounters::default(),
-            clock: system_now,
-        })
+        Arc::new(Self { db: Mutex::new(db) })
     }
 
     /// Answers one request (the whole body already bounded by the caller).
@@ -69,11 +43,7 @@ impl Intake {
         req: Request<Incoming>,
         peer: String,
     ) -> Response<Full<Bytes>> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let refuse = |status: StatusCode, text: String| {
-            self.counters.refused.fetch_add(1, Relaxed);
-            reply(status, text)
-        };
+        let refuse = reply;
         if req.method() != Method::POST {
             let mut r = refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -132,7 +102,7 @@ impl Intake {
             }
             Err(e) => return refuse(StatusCode::BAD_REQUEST, Chain(&e).to_string()),
         };
-        let now = (self.clock)();
+        let now = crate::unix_now();
         let this = self.clone();
         let source = format!("https:{peer}");
         let stored = tokio::task::spawn_blocking(move || {
@@ -144,14 +114,8 @@ impl Intake {
         })
         .await;
         match stored {
-            Ok(Ok(Stored::New(_))) => {
-                self.counters.stored.fetch_add(1, Relaxed);
-                reply(StatusCode::CREATED, "stored\n".into())
-            }
-            Ok(Ok(Stored::Duplicate)) => {
-                self.counters.duplicates.fetch_add(1, Relaxed);
-                reply(StatusCode::OK, "already stored\n".into())
-            }
+            Ok(Ok(Stored::New(_))) => reply(StatusCode::CREATED, "stored\n".into()),
+            Ok(Ok(Stored::Duplicate)) => reply(StatusCode::OK, "already stored\n".into()),
             // Not stored: a 5xx makes the sender try again later (RETRY-01).
             Ok(Err(e)) => {
                 tracing::error!(error = %Chain(&e), "a TLS report could not be stored");

@@ -11,3 +11,11 @@ pub use http::{Intake, serve};
 pub use intake::{IntakeError, Received, receive};
 pub use mail::{MailError, ReportMail, report_from_message};
 pub use store::{DbError, DbSpec, Filter, ReportDb, Stored};
+
+/// Seconds since the epoch, from the system clock (when a report was received).
+pub fn unix_now() -> mtasts_core::UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
