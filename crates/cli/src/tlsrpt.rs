@@ -18,17 +18,29 @@ pub struct TlsrptArgs {
 
 #[derive(Debug, Subcommand)]
 enum TlsrptCommand {
-    /// Store reports from files: `.json` or `.json.gz` (gzip recognised by its content), or
-    /// archived report messages `.eml` (the report part is taken; DKIM is not checked).
+    /// Store reports: one report message on stdin, as an MTA's pipe delivers it (DKIM
+    /// checked), or files: `.json`/`.json.gz` reports and archived `.eml` messages (DKIM not
+    /// checked).
     ///
-    /// Exit status: 0 every file stored or already stored, 1 some file unusable (the others
+    /// A message on stdin must carry a valid DKIM signature of its reporting domain
+    /// (TLS-Report-Submitter, else From; RCV-01); one without is kept among the ignored
+    /// messages, not as a report. Exit status, as sysexits(3) for the MTA: 0 stored,
+    /// duplicate or ignored; 65 signed but unusable, or oversized (bounce); 75 DKIM key or
+    /// store unavailable (the MTA retries).
+    ///
+    /// With files: 0 every file stored or already stored, 1 some file unusable (the others
     /// are stored), 2 the store cannot be opened.
     Ingest {
         /// The report store, `sqlite:PATH`.
         #[arg(long)]
         db: DbSpec,
-        /// Report files.
-        #[arg(required = true)]
+        /// DNS server for DKIM keys (IP:PORT); default: the servers in /etc/resolv.conf.
+        #[arg(long, value_name = "IP:PORT")]
+        nameserver: Option<std::net::SocketAddr>,
+        /// DNS timeout per query, in seconds (more than 0, at most 60).
+        #[arg(long, default_value = "5", value_name = "SECS", value_parser = crate::net::seconds_up_to::<60>)]
+        dns_timeout: Duration,
+        /// Report files; none: one message on stdin.
         files: Vec<PathBuf>,
     },
     /// Receive reports POSTed to `rua=https://…` (RFC 8460 §5.4): `201` once stored, `200`
@@ -73,7 +85,13 @@ enum TlsrptCommand {
 
 pub fn run(args: &TlsrptArgs) -> ExitCode {
     let result = match &args.command {
-        TlsrptCommand::Ingest { db, files } => ingest(db, files),
+        TlsrptCommand::Ingest {
+            db,
+            nameserver,
+            dns_timeout,
+            files,
+        } if files.is_empty() => return ingest_stdin(db, *nameserver, *dns_timeout),
+        TlsrptCommand::Ingest { db, files, .. } => ingest(db, files),
         TlsrptCommand::Receive {
             db,
             listen,
@@ -167,6 +185,62 @@ fn receive_https(
     Ok(ExitCode::SUCCESS)
 }
 
+/// One message from the MTA. Every way out is a sysexits code: a setup failure is a
+/// temporary one too, so the MTA keeps the message until the operator mends it.
+fn ingest_stdin(
+    db: &DbSpec,
+    nameserver: Option<std::net::SocketAddr>,
+    dns_timeout: Duration,
+) -> ExitCode {
+    use mtasts_tlsrpt::Outcome;
+    use mtasts_tlsrpt::live::sysexits;
+    let outcome = (|| -> Result<Outcome> {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::io::stdin().lock(),
+                u64::try_from(mtasts_tlsrpt::intake::MAX_RECEIVED_BYTES).unwrap_or(u64::MAX) + 1,
+            ),
+            &mut raw,
+        )
+        .context("reading the message from stdin")?;
+        let verifier = mtasts_tlsrpt::DkimVerifier::new(nameserver, dns_timeout)?;
+        let mut store = ReportDb::open(db).context("opening the report store")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        Ok(runtime.block_on(mtasts_tlsrpt::ingest_message(
+            &raw,
+            &verifier,
+            &mut store,
+            mtasts_tlsrpt::unix_now(),
+        )))
+    })();
+    match outcome {
+        Ok(outcome) => {
+            match &outcome {
+                Outcome::Stored {
+                    report_id,
+                    organization,
+                    signer,
+                } => println!("stored report {report_id} from {organization} (DKIM d={signer})"),
+                Outcome::Duplicate { report_id } => {
+                    println!("duplicate of report {report_id}, already stored")
+                }
+                Outcome::Ignored { reason } => println!("ignored (kept aside): {reason}"),
+                Outcome::Refused { reason } => println!("refused: {reason}"),
+                Outcome::TryLater { reason } => println!("try again later: {reason}"),
+            }
+            ExitCode::from(outcome.exit_code())
+        }
+        Err(e) => {
+            println!("try again later: {e:#}");
+            ExitCode::from(sysexits::TEMPFAIL)
+        }
+    }
+}
+
 fn ingest(db: &DbSpec, files: &[PathBuf]) -> Result<ExitCode> {
     let mut store = ReportDb::open(db).context("opening the report store")?;
     let (mut stored, mut duplicates, mut refused) = (0, 0, 0);
@@ -258,6 +332,8 @@ fn ingest(db: &DbSpec, files: &[PathBuf]) -> Result<ExitCode> {
 #[derive(Debug, Serialize)]
 struct SummaryJson {
     domains: Vec<DomainJson>,
+    /// Messages kept aside, not counted (no valid DKIM, no usable report).
+    ignored_messages: Vec<mtasts_tlsrpt::IgnoredMessage>,
 }
 
 #[derive(Debug, Serialize)]
@@ -292,6 +368,9 @@ fn summary(
         since: since.map(|s| mtasts_tlsrpt::unix_now().saturating_sub(s.as_secs())),
     };
     let totals = store.summary(&filter).context("reading the report store")?;
+    let ignored = store
+        .ignored(filter.since)
+        .context("reading the report store")?;
     let domains: Vec<DomainJson> = totals
         .into_iter()
         .map(|((policy_domain, policy_type), s)| DomainJson {
@@ -317,12 +396,22 @@ fn summary(
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&SummaryJson { domains }).context("encoding JSON")?
+            serde_json::to_string_pretty(&SummaryJson {
+                domains,
+                ignored_messages: ignored
+            })
+            .context("encoding JSON")?
         );
         return Ok(ExitCode::SUCCESS);
     }
     if domains.is_empty() {
         println!("no reports");
+    }
+    if !ignored.is_empty() {
+        println!(
+            "{} message(s) kept aside, not counted (no valid DKIM signature or no usable report)",
+            ignored.len()
+        );
     }
     for d in &domains {
         let total = d.successful + d.failed;

@@ -5,28 +5,14 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("mtasts-tlsrpt-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("dir");
-        Self(p)
-    }
-    fn db(&self) -> String {
-        format!("sqlite:{}", self.0.join("reports.db").display())
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::ReportDir as Dir;
 
 fn mtasts(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mtasts"))

@@ -78,16 +78,7 @@ pub struct HickoryDns {
 impl HickoryDns {
     /// Queries `nameserver` (UDP, then TCP on truncation), or the servers of /etc/resolv.conf.
     pub fn new(nameserver: Option<SocketAddr>, timeout: Duration) -> Result<Self, DnsError> {
-        let (config, mut opts) = match nameserver {
-            Some(addr) => {
-                let mut config = ResolverConfig::new();
-                config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
-                config.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
-                (config, ResolverOpts::default())
-            }
-            None => hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| DnsError::SystemConfig(Arc::new(e)))?,
-        };
+        let (config, mut opts) = resolver_config(nameserver)?;
         opts.cache_size = 0;
         opts.timeout = timeout;
         opts.attempts = 2;
@@ -100,6 +91,23 @@ impl HickoryDns {
                 .with_options(opts)
                 .build();
         Ok(Self { resolver })
+    }
+}
+
+/// Which servers to ask: `nameserver` (UDP, then TCP), or those of /etc/resolv.conf with its
+/// options. Every hickory resolver of mtasts starts here.
+pub fn resolver_config(
+    nameserver: Option<SocketAddr>,
+) -> Result<(ResolverConfig, ResolverOpts), DnsError> {
+    match nameserver {
+        Some(addr) => {
+            let mut config = ResolverConfig::new();
+            config.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
+            config.add_name_server(NameServerConfig::new(addr, Protocol::Tcp));
+            Ok((config, ResolverOpts::default()))
+        }
+        None => hickory_resolver::system_conf::read_system_conf()
+            .map_err(|e| DnsError::SystemConfig(Arc::new(e))),
     }
 }
 

@@ -2,15 +2,19 @@
 //! ([`store`]) and summarised (through `mtasts_core::report`).
 #![warn(missing_docs)]
 
+pub mod dkim;
 pub mod http;
 pub mod intake;
+pub mod live;
 pub mod mail;
 pub mod store;
 
+pub use dkim::{DkimVerifier, Unverified, Verdict};
 pub use http::{Intake, serve};
 pub use intake::{IntakeError, Received, receive};
-pub use mail::{MailError, ReportMail, report_from_message};
-pub use store::{DbError, DbSpec, Filter, ReportDb, Stored};
+pub use live::{Outcome, ingest_message};
+pub use mail::{MailError, ReportMail, read_message, report_from_message};
+pub use store::{DbError, DbSpec, Filter, IgnoredMessage, ReportDb, Stored};
 
 /// Seconds since the epoch, from the system clock (when a report was received).
 pub fn unix_now() -> mtasts_core::UnixTime {

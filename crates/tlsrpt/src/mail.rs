@@ -2,8 +2,8 @@
 //! message, found by its media type (`application/tlsrpt+gzip` or `+json`) or, for senders
 //! that label it otherwise, by a `.json`/`.json.gz` file name. MIME parsing is mail-parser's.
 //!
-//! This reads archived messages (`mtasts tlsrpt ingest FILE.eml`); it does not verify DKIM,
-//! which a message arriving live must pass (RCV-01) before it is stored.
+//! Finding the report does not verify DKIM: a message arriving live must also pass
+//! [`crate::dkim`] (RCV-01) before it is stored; archives (`ingest FILE.eml`) are taken as they are.
 
 use mail_parser::{MessageParser, MimeHeaders};
 
@@ -40,12 +40,28 @@ pub struct ReportMail {
     pub report_domain: Option<String>,
     /// `TLS-Report-Submitter` (MAIL-02), if present.
     pub submitter: Option<String>,
+    /// The first From address, if any.
+    pub from: Option<String>,
+}
+
+impl ReportMail {
+    /// Who reports: the submitter header, else the From domain (see [`crate::dkim`]).
+    pub fn reporting_domain(&self) -> Option<String> {
+        crate::dkim::reporting_domain(self.submitter.as_deref(), self.from.as_deref())
+    }
 }
 
 const MEDIA_SUBTYPES: [&str; 2] = ["tlsrpt+gzip", "tlsrpt+json"];
 
 /// Finds the report in `raw`, an RFC 5322 message.
 pub fn report_from_message(raw: &[u8]) -> Result<ReportMail, MailError> {
+    let (mail, found) = read_message(raw)?;
+    found.map(|()| mail)
+}
+
+/// Reads `raw`'s headers and its report part: the headers even when there is no report (the
+/// caller still needs to know who sent it), an empty `report` then.
+pub fn read_message(raw: &[u8]) -> Result<(ReportMail, Result<(), MailError>), MailError> {
     if raw.len() > MAX_RECEIVED_BYTES {
         return Err(MailError::TooLarge {
             size: raw.len(),
@@ -73,16 +89,27 @@ pub fn report_from_message(raw: &[u8]) -> Result<ReportMail, MailError> {
             })
         })
     };
-    let part = by_type.or_else(by_name).ok_or(MailError::NoReport)?;
+    let part = by_type.or_else(by_name);
     let text = |name: &str| {
         message
             .header_raw(name)
             .map(|v| v.trim().to_ascii_lowercase())
             .filter(|v| !v.is_empty())
     };
-    Ok(ReportMail {
-        report: part.contents().to_vec(),
+    let mail = ReportMail {
+        report: part.map(|p| p.contents().to_vec()).unwrap_or_default(),
         report_domain: text("TLS-Report-Domain"),
         submitter: text("TLS-Report-Submitter"),
-    })
+        from: message
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(str::to_string),
+    };
+    let found = if part.is_some() {
+        Ok(())
+    } else {
+        Err(MailError::NoReport)
+    };
+    Ok((mail, found))
 }

@@ -55,6 +55,17 @@ pub enum Stored {
     Duplicate,
 }
 
+/// A message that arrived as a report and was kept aside (see [`ReportDb::store_ignored`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IgnoredMessage {
+    /// When it arrived.
+    pub received_at: UnixTime,
+    /// Its reporting domain, if it named one.
+    pub reporting_domain: Option<String>,
+    /// Why it is not a report.
+    pub reason: String,
+}
+
 /// Which reports a summary covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -88,6 +99,13 @@ CREATE TABLE IF NOT EXISTS report_policies (
 );
 CREATE INDEX IF NOT EXISTS report_policies_domain ON report_policies (policy_domain);
 CREATE INDEX IF NOT EXISTS reports_end ON reports (end_time);
+CREATE TABLE IF NOT EXISTS ignored_messages (
+    id INTEGER PRIMARY KEY,
+    received_at INTEGER NOT NULL,
+    reporting_domain TEXT,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
 ";
 
 /// The SQLite report store.
@@ -192,6 +210,53 @@ impl ReportDb {
         }
         tx.commit().map_err(&err)?;
         Ok(Stored::New(id))
+    }
+
+    /// Keeps a message that arrived as a report but is not stored as one (no valid DKIM
+    /// signature, no usable report), with why: nothing received is lost, and an operator can
+    /// look at it (`sqlite3 … 'SELECT raw FROM ignored_messages'`).
+    pub fn store_ignored(
+        &mut self,
+        raw: &[u8],
+        reporting_domain: Option<&str>,
+        reason: &str,
+        now: UnixTime,
+    ) -> Result<i64, DbError> {
+        self.conn
+            .execute(
+                "INSERT INTO ignored_messages (received_at, reporting_domain, reason, raw)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    i64::try_from(now).unwrap_or(i64::MAX),
+                    reporting_domain,
+                    reason,
+                    raw
+                ],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The ignored messages received at or after `since`, oldest first.
+    pub fn ignored(&self, since: Option<UnixTime>) -> Result<Vec<IgnoredMessage>, DbError> {
+        let since = since.map_or(i64::MIN, |t| i64::try_from(t).unwrap_or(i64::MAX));
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT received_at, reporting_domain, reason FROM ignored_messages
+                 WHERE received_at >= ?1 ORDER BY id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![since], |row| {
+                Ok(IgnoredMessage {
+                    received_at: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                    reporting_domain: row.get(1)?,
+                    reason: row.get(2)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// How many reports are stored.

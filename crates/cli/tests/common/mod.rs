@@ -267,3 +267,27 @@ impl Daemon {
         (status, self.log())
     }
 }
+
+/// A temporary directory holding a report store; removed on drop.
+pub struct ReportDir(pub PathBuf);
+
+impl ReportDir {
+    /// A new empty one; `tag` keeps parallel tests apart.
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("mtasts-reports-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("dir");
+        Self(p)
+    }
+
+    /// `--db` for a SQLite store in it.
+    pub fn db(&self) -> String {
+        format!("sqlite:{}", self.0.join("reports.db").display())
+    }
+}
+
+impl Drop for ReportDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
