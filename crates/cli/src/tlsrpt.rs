@@ -31,7 +31,7 @@ enum TlsrptCommand {
     /// With files: 0 every file stored or already stored, 1 some file unusable (the others
     /// are stored), 2 the store cannot be opened.
     Ingest {
-        /// The report store, `sqlite:PATH`.
+        /// The report store: `sqlite:PATH`, or `postgres://USER@HOST[:PORT]/DB`.
         #[arg(long)]
         db: DbSpec,
         /// DNS server for DKIM keys (IP:PORT); default: the servers in /etc/resolv.conf.
@@ -50,7 +50,7 @@ enum TlsrptCommand {
     /// TLS-terminating proxy only. Stops on SIGTERM or SIGINT. Exit status: 0 stopped, 2 setup
     /// error.
     Receive {
-        /// The report store, `sqlite:PATH`.
+        /// The report store: `sqlite:PATH`, or `postgres://USER@HOST[:PORT]/DB`.
         #[arg(long)]
         db: DbSpec,
         /// Where to listen, `IP:PORT`.
@@ -68,7 +68,7 @@ enum TlsrptCommand {
     ///
     /// Exit status: 0 printed, 2 the store cannot be read.
     Summary {
-        /// The report store, `sqlite:PATH`.
+        /// The report store: `sqlite:PATH`, or `postgres://USER@HOST[:PORT]/DB`.
         #[arg(long)]
         db: DbSpec,
         /// Only this policy domain.
@@ -210,12 +210,14 @@ fn ingest_stdin(
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        Ok(runtime.block_on(mtasts_tlsrpt::ingest_message(
+        // DNS async, the store blocking: one after the other, never the store inside the runtime.
+        let checked = runtime.block_on(mtasts_tlsrpt::check_message(&raw, &verifier));
+        Ok(mtasts_tlsrpt::file_message(
+            checked,
             &raw,
-            &verifier,
             &mut store,
             mtasts_tlsrpt::unix_now(),
-        )))
+        ))
     })();
     match outcome {
         Ok(outcome) => {
@@ -362,7 +364,7 @@ fn summary(
     since: Option<Duration>,
     json: bool,
 ) -> Result<ExitCode> {
-    let store = ReportDb::open(db).context("opening the report store")?;
+    let mut store = ReportDb::open(db).context("opening the report store")?;
     let filter = Filter {
         domain: domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
         since: since.map(|s| mtasts_tlsrpt::unix_now().saturating_sub(s.as_secs())),

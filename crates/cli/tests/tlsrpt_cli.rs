@@ -240,7 +240,7 @@ fn gzip_duplicates_bombs_and_junk() {
         "reports of 2026-11-30 are older than 1 s"
     );
     // A bad --db is a usage error naming the form.
-    let o = mtasts(&["tlsrpt", "summary", "--db", "postgres://x"]);
+    let o = mtasts(&["tlsrpt", "summary", "--db", "mysql://x"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("sqlite:PATH"));
 }
@@ -371,4 +371,65 @@ fn archived_report_messages_are_ingested() {
         "{text}"
     );
     assert_eq!(summary(&db)["domains"][0]["reports"], 2);
+}
+
+/// The same files into a real PostgreSQL (started here) and into SQLite: the same summary,
+/// and the counts the files themselves give.
+#[cfg_attr(
+    not(mtasts_run_postgres),
+    ignore = "needs PostgreSQL's server programs (MTASTS_TEST_SKIP opted out)"
+)]
+#[test]
+fn postgres_store_gives_the_summary_sqlite_gives() {
+    let server = mtasts_testkit::PostgresServer::start().expect("PostgreSQL");
+    let dir = Dir::new("postgres");
+    let mut files = Vec::new();
+    for (i, domain) in ["example.com", "example.org", "example.com"]
+        .iter()
+        .enumerate()
+    {
+        let p = dir.0.join(format!("r{i}.json"));
+        let report = REPORT.replace("\"r-1\"", &format!("\"r-{i}\"")).replace(
+            "\"policy-domain\":\"example.com\"",
+            &format!("\"policy-domain\":\"{domain}\""),
+        );
+        std::fs::write(&p, report).expect("write");
+        files.push(p);
+    }
+    #[cfg(mtasts_have_realworld)]
+    files.extend(corpus());
+    let pg = server.url();
+    let sqlite = dir.db();
+    for db in [&pg, &sqlite] {
+        let o = ingest(db, &files);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    let o = ingest(&pg, &files[..1]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("0 stored, 1 duplicate(s), 0 refused"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(summary(&pg), summary(&sqlite));
+    assert_eq!(actual(&summary(&pg)), expected(&files));
+    // A server that is not there: the store cannot be opened, exit 2, and the URL's password
+    // is not printed.
+    let down = format!(
+        "postgres://mtasts:hunter2@127.0.0.1:{}/postgres",
+        server.port()
+    );
+    drop(server);
+    let o = mtasts(&["tlsrpt", "summary", "--db", &down]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("report store postgres://127.0.0.1/postgres"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
 }

@@ -311,3 +311,34 @@ async fn dns_or_store_failure_asks_the_mta_to_retry_and_bad_signed_data_bounces(
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(summary(&db)["domains"][0]["reports"], 1);
 }
+
+/// The same pipe into a real PostgreSQL (the store is used outside the async DNS part).
+#[cfg_attr(
+    not(mtasts_run_postgres),
+    ignore = "needs PostgreSQL's server programs (MTASTS_TEST_SKIP opted out)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_and_unsigned_messages_into_postgres() {
+    let lab = lab().await;
+    let server = mtasts_testkit::PostgresServer::start().expect("PostgreSQL");
+    let db = server.url();
+    let raw = message("reporter.example", REPORT);
+    let o = ingest(
+        &lab,
+        &db,
+        sign_rsa(&raw, "reporter.example", "rsa", false).as_bytes(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("stored report REPORT-ID"), "{}", text(&o));
+    let o = ingest(&lab, &db, raw.as_bytes()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("ignored (kept aside)"), "{}", text(&o));
+    let v = summary(&db);
+    assert_eq!(v["domains"][0]["successful"], 90);
+    assert_eq!(
+        v["ignored_messages"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+}

@@ -1,5 +1,5 @@
 //! For build scripts of crates whose tests need something outside Rust (redis-server, root,
-//! systemd-socket-activate, Postfix). Each [`Prereq`] becomes a cfg flag `mtasts_run_<key>`
+//! systemd-socket-activate, Postfix, PostgreSQL). Each [`Prereq`] becomes a cfg flag `mtasts_run_<key>`
 //! that is set unless the prerequisite is missing **and** `MTASTS_TEST_SKIP` opts out of it.
 //! Tests put `#[cfg_attr(not(mtasts_run_<key>), ignore = "…")]` on themselves, so:
 //!
@@ -20,15 +20,19 @@ pub enum Prereq {
     Postfix,
     /// `systemd-socket-activate` on PATH.
     SocketActivate,
+    /// PostgreSQL's server programs (`initdb`, `postgres`: on PATH or in Debian's
+    /// `/usr/lib/postgresql/<version>/bin`); as root, also the `postgres` user to run them.
+    Postgres,
 }
 
 impl Prereq {
     /// Every prerequisite; each crate declares all flags so `check-cfg` knows them.
-    pub const ALL: [Prereq; 4] = [
+    pub const ALL: [Prereq; 5] = [
         Prereq::Redis,
         Prereq::LabNamespace,
         Prereq::Postfix,
         Prereq::SocketActivate,
+        Prereq::Postgres,
     ];
 
     /// The name in `MTASTS_TEST_SKIP` and in the cfg flag.
@@ -38,6 +42,7 @@ impl Prereq {
             Prereq::LabNamespace => "lab",
             Prereq::Postfix => "postfix",
             Prereq::SocketActivate => "systemd",
+            Prereq::Postgres => "postgres",
         }
     }
 
@@ -51,8 +56,47 @@ impl Prereq {
             Prereq::LabNamespace => &["ip", "dig", "curl", "openssl"],
             Prereq::Postfix => &["ip", "postfix", "postmap", "postqueue", "python3"],
             Prereq::SocketActivate => &["systemd-socket-activate"],
+            // Found by `postgres_bin_dir`, not on PATH.
+            Prereq::Postgres => &[],
         }
     }
+
+    /// What is missing beyond the tools on PATH.
+    fn missing_other(self, root: bool) -> Option<&'static str> {
+        match self {
+            Prereq::Postgres if postgres_bin_dir().is_none() => Some("initdb, postgres"),
+            Prereq::Postgres if root && !passwd_has("postgres") => Some("the postgres user"),
+            _ => None,
+        }
+    }
+}
+
+/// The directory of PostgreSQL's server programs: the one holding `initdb` on PATH, else
+/// the newest `/usr/lib/postgresql/<version>/bin` (Debian keeps them off PATH).
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    if let Some(initdb) = find(&dirs, "initdb") {
+        // Often a symlink into the real directory, which also holds `postgres` and `psql`.
+        let real = std::fs::canonicalize(&initdb).unwrap_or(initdb);
+        return real.parent().map(Path::to_path_buf);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            is_executable(&bin.join("initdb")).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn passwd_has(user: &str) -> bool {
+    std::fs::read_to_string("/etc/passwd")
+        .is_ok_and(|s| s.lines().any(|l| l.split(':').next() == Some(user)))
 }
 
 /// Called from `build.rs`: declares every flag and sets those whose tests should run.
@@ -72,6 +116,8 @@ pub fn emit() {
             .copied()
             .filter(|t| find(&dirs, t).is_none())
             .collect();
+        let other = p.missing_other(root);
+        let missing: Vec<&str> = missing.into_iter().chain(other).collect();
         let present = missing.is_empty() && (root || !p.needs_root());
         if present || !opted_out(&skip, p.key()) {
             println!("cargo::rustc-cfg={flag}");

@@ -12,7 +12,7 @@ pub mod store;
 pub use dkim::{DkimVerifier, Unverified, Verdict};
 pub use http::{Intake, serve};
 pub use intake::{IntakeError, Received, receive};
-pub use live::{Outcome, ingest_message};
+pub use live::{Checked, Outcome, check_message, file_message};
 pub use mail::{MailError, ReportMail, read_message, report_from_message};
 pub use store::{DbError, DbSpec, Filter, IgnoredMessage, ReportDb, Stored};
 

@@ -68,63 +68,109 @@ impl Outcome {
     }
 }
 
-/// Takes in one message: `raw` as read (at most [`MAX_RECEIVED_BYTES`] plus one byte, so an
-/// oversized message shows as such).
-pub async fn ingest_message(
-    raw: &[u8],
-    verifier: &DkimVerifier,
-    store: &mut ReportDb,
-    now: UnixTime,
-) -> Outcome {
-    let try_later = |e: DbError| Outcome::TryLater {
-        reason: format!("report store: {}", Chain(&e)),
-    };
-    let keep = |store: &mut ReportDb, domain: Option<&str>, reason: String, signed: bool| {
-        if let Err(e) = store.store_ignored(raw, domain, &reason, now) {
-            return try_later(e);
-        }
-        if signed {
-            Outcome::Refused { reason }
-        } else {
-            Outcome::Ignored { reason }
-        }
-    };
+/// What checking a message found, before anything is stored.
+#[derive(Debug)]
+pub enum Checked {
+    /// A signed report of its reporting domain.
+    Report {
+        /// The report.
+        received: Box<crate::Received>,
+        /// The DKIM signer.
+        signer: String,
+    },
+    /// To keep aside: not a signed report (`signed`: but signed by its reporting domain).
+    Aside {
+        /// The reporting domain, if known.
+        domain: Option<String>,
+        /// Why.
+        reason: String,
+        /// Whether the reporting domain signed it.
+        signed: bool,
+    },
+    /// Over the size bound: not kept.
+    TooLarge,
+    /// Nothing decided.
+    TryLater(String),
+}
+
+/// Checks one message: `raw` as read (at most [`MAX_RECEIVED_BYTES`] plus one byte, so an
+/// oversized message shows as such). Only DNS (the DKIM keys); nothing stored.
+pub async fn check_message(raw: &[u8], verifier: &DkimVerifier) -> Checked {
     if raw.len() > MAX_RECEIVED_BYTES {
-        // Too large to keep: the MTA bounces it (Postfix's message_size_limit usually stops
-        // such a message earlier).
-        return Outcome::Refused {
-            reason: format!("the message is over {MAX_RECEIVED_BYTES} bytes (RCV-05); not kept"),
-        };
+        return Checked::TooLarge;
     }
     let (mail, found) = match read_message(raw) {
         Ok(m) => m,
-        Err(e) => return keep(store, None, Chain(&e).to_string(), false),
+        Err(e) => {
+            return Checked::Aside {
+                domain: None,
+                reason: Chain(&e).to_string(),
+                signed: false,
+            };
+        }
     };
     let domain = mail.reporting_domain();
     let signer = match verifier.verify(raw, domain.as_deref()).await {
         Verdict::Verified { signer } => signer,
-        Verdict::TryLater(reason) => return Outcome::TryLater { reason },
+        Verdict::TryLater(reason) => return Checked::TryLater(reason),
         Verdict::Unverified(why) => {
-            return keep(store, domain.as_deref(), format!("RCV-01: {why}"), false);
+            return Checked::Aside {
+                domain,
+                reason: format!("RCV-01: {why}"),
+                signed: false,
+            };
         }
     };
-    if let Err(e) = found {
-        return keep(store, domain.as_deref(), Chain(&e).to_string(), true);
-    }
-    let received = match receive(&mail.report) {
-        Ok(r) => r,
-        Err(e) => return keep(store, domain.as_deref(), Chain(&e).to_string(), true),
-    };
-    let report = &received.parsed.report;
-    match store.store(&received, &format!("mail:dkim={signer}"), now) {
-        Ok(Stored::New(_)) => Outcome::Stored {
-            report_id: report.report_id.clone(),
-            organization: report.organization.clone(),
+    let received = found
+        .map_err(|e| Chain(&e).to_string())
+        .and_then(|()| receive(&mail.report).map_err(|e| Chain(&e).to_string()));
+    match received {
+        Ok(received) => Checked::Report {
+            received: Box::new(received),
             signer,
         },
-        Ok(Stored::Duplicate) => Outcome::Duplicate {
-            report_id: report.report_id.clone(),
+        Err(reason) => Checked::Aside {
+            domain,
+            reason,
+            signed: true,
         },
-        Err(e) => try_later(e),
+    }
+}
+
+/// Stores what [`check_message`] found (`raw` kept whole when set aside) and says what the
+/// MTA is told. Blocking: the store's I/O.
+pub fn file_message(checked: Checked, raw: &[u8], store: &mut ReportDb, now: UnixTime) -> Outcome {
+    let try_later = |e: DbError| Outcome::TryLater {
+        reason: format!("report store: {}", Chain(&e)),
+    };
+    match checked {
+        Checked::TooLarge => Outcome::Refused {
+            // Postfix's message_size_limit usually stops such a message earlier.
+            reason: format!("the message is over {MAX_RECEIVED_BYTES} bytes (RCV-05); not kept"),
+        },
+        Checked::TryLater(reason) => Outcome::TryLater { reason },
+        Checked::Aside {
+            domain,
+            reason,
+            signed,
+        } => match store.store_ignored(raw, domain.as_deref(), &reason, now) {
+            Err(e) => try_later(e),
+            Ok(_) if signed => Outcome::Refused { reason },
+            Ok(_) => Outcome::Ignored { reason },
+        },
+        Checked::Report { received, signer } => {
+            let report = &received.parsed.report;
+            match store.store(&received, &format!("mail:dkim={signer}"), now) {
+                Ok(Stored::New(_)) => Outcome::Stored {
+                    report_id: report.report_id.clone(),
+                    organization: report.organization.clone(),
+                    signer,
+                },
+                Ok(Stored::Duplicate) => Outcome::Duplicate {
+                    report_id: report.report_id.clone(),
+                },
+                Err(e) => try_later(e),
+            }
+        }
     }
 }

@@ -1,0 +1,395 @@
+//! The report store: every report kept as received (its JSON) beside what was read from it,
+//! once per (organisation, report-id); messages that were not reports kept aside. SQLite (one
+//! file, the default) or PostgreSQL (a fleet, a provider's volume), with the same tables and
+//! the same statements; each backend only binds and reads.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use mtasts_core::UnixTime;
+use mtasts_core::report::{DomainSummary, SummaryKey, parse_report, summarize};
+
+use crate::intake::Received;
+
+/// Where reports are kept: `sqlite:PATH`, or a PostgreSQL URL (`postgres://…`,
+/// `postgresql://…`), parsed when the flag is read.
+#[derive(Debug, Clone)]
+pub enum DbSpec {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(Box<::postgres::Config>),
+}
+
+impl std::str::FromStr for DbSpec {
+    type Err = DbError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = s.strip_prefix("sqlite:") {
+            if !path.is_empty() {
+                return Ok(Self::Sqlite(PathBuf::from(path)));
+            }
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return s
+                .parse::<::postgres::Config>()
+                .map(|c| Self::Postgres(Box::new(c)))
+                .map_err(|source| DbError::PostgresUrl {
+                    url: redact(s),
+                    source,
+                });
+        }
+        Err(DbError::Spec(s.to_string()))
+    }
+}
+
+/// `s` with any password in its user-info replaced, for messages.
+fn redact(s: &str) -> String {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return s.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    #[error("`{0}`: a report store is `sqlite:PATH` or `postgres://USER@HOST[:PORT]/DB`")]
+    /// An unknown `--db` value.
+    Spec(String),
+    #[error("`{url}` is not a usable PostgreSQL URL")]
+    /// A PostgreSQL URL that does not parse.
+    PostgresUrl {
+        /// The URL, password hidden.
+        url: String,
+        #[source]
+        /// Why.
+        source: ::postgres::Error,
+    },
+    #[error("report store {}", path.display())]
+    /// SQLite failed.
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        #[source]
+        /// Why.
+        source: rusqlite::Error,
+    },
+    #[error("report store {target}")]
+    /// PostgreSQL failed.
+    Postgres {
+        /// Host and database.
+        target: String,
+        #[source]
+        /// Why.
+        source: ::postgres::Error,
+    },
+    #[error("report store {target}: TLS setup")]
+    /// The TLS configuration for PostgreSQL could not be built.
+    PostgresTls {
+        /// Host and database.
+        target: String,
+        #[source]
+        /// Why.
+        source: mtasts_resolver::fetch::TrustError,
+    },
+}
+
+/// What storing a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A new report, with its row id.
+    New(i64),
+    /// The same organisation's report with this id was already stored; nothing changed.
+    Duplicate,
+}
+
+/// A message that arrived as a report and was kept aside (see [`ReportDb::store_ignored`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IgnoredMessage {
+    /// When it arrived.
+    pub received_at: UnixTime,
+    /// Its reporting domain, if it named one.
+    pub reporting_domain: Option<String>,
+    /// Why it is not a report.
+    pub reason: String,
+}
+
+/// Which reports a summary covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this policy domain.
+    pub domain: Option<String>,
+    /// Only reports whose range ends at or after this time.
+    pub since: Option<UnixTime>,
+}
+
+/// One report's rows, as both backends insert them.
+#[derive(Debug)]
+struct NewReport<'a> {
+    organization: &'a str,
+    report_id: &'a str,
+    start: i64,
+    end: i64,
+    contact: Option<&'a str>,
+    received_at: i64,
+    source: &'a str,
+    gzipped: bool,
+    warnings: String,
+    raw: &'a [u8],
+    /// (policy domain, policy type, successful, failed)
+    policies: Vec<(Option<&'a str>, &'a str, i64, i64)>,
+}
+
+/// The statements, with `?N` parameters (PostgreSQL's `$N` is substituted once).
+mod sql {
+    /// The tables, with the column types each backend names its own way: `ID` (the row id),
+    /// `INT` (64 bits), `BLOB`, `BOOL`.
+    pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS reports (
+    id ID PRIMARY KEY,
+    organization TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    start_time INT NOT NULL,
+    end_time INT NOT NULL,
+    contact TEXT,
+    received_at INT NOT NULL,
+    source TEXT NOT NULL,
+    gzipped BOOL NOT NULL,
+    warnings TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    UNIQUE (organization, report_id)
+);
+CREATE TABLE IF NOT EXISTS report_policies (
+    report INT NOT NULL REFERENCES reports(id),
+    policy_domain TEXT,
+    policy_type TEXT NOT NULL,
+    successful INT NOT NULL,
+    failed INT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS report_policies_domain ON report_policies (policy_domain);
+CREATE INDEX IF NOT EXISTS reports_end ON reports (end_time);
+CREATE TABLE IF NOT EXISTS ignored_messages (
+    id ID PRIMARY KEY,
+    received_at INT NOT NULL,
+    reporting_domain TEXT,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
+";
+
+    /// [`SCHEMA`] with each type word replaced by `types`' (ID, INT, BLOB, BOOL) names.
+    pub fn schema(types: [&str; 4]) -> String {
+        SCHEMA
+            .replace(" ID ", &format!(" {} ", types[0]))
+            .replace(" INT ", &format!(" {} ", types[1]))
+            .replace(" BLOB ", &format!(" {} ", types[2]))
+            .replace(" BOOL ", &format!(" {} ", types[3]))
+    }
+
+    /// A new report, or no row when (organisation, report-id) is already there.
+    pub const INSERT_REPORT: &str = "INSERT INTO reports (organization, report_id, start_time, end_time, contact, received_at, source, gzipped, warnings, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (organization, report_id) DO NOTHING RETURNING id";
+    pub const INSERT_POLICY: &str =
+        "INSERT INTO report_policies (report, policy_domain, policy_type, successful, failed)
+         VALUES (?1, ?2, ?3, ?4, ?5)";
+    pub const SELECT_RAW: &str =
+        "SELECT raw FROM reports WHERE end_time >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR id IN
+           (SELECT report FROM report_policies WHERE policy_domain = CAST(?2 AS TEXT)))
+         ORDER BY id";
+    pub const INSERT_IGNORED: &str =
+        "INSERT INTO ignored_messages (received_at, reporting_domain, reason, raw)
+         VALUES (?1, ?2, ?3, ?4) RETURNING id";
+    pub const SELECT_IGNORED: &str =
+        "SELECT received_at, reporting_domain, reason FROM ignored_messages
+         WHERE received_at >= ?1 ORDER BY id";
+    pub const COUNT_REPORTS: &str = "SELECT COUNT(*) FROM reports";
+}
+
+/// What a backend does; [`ReportDb`] turns reports into rows and rows into summaries.
+trait Backend: Send + std::fmt::Debug {
+    /// Inserts the report and its policies in one transaction; `None`: a duplicate.
+    fn insert_report(&mut self, r: &NewReport<'_>) -> Result<Option<i64>, DbError>;
+    fn raw_reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<Vec<u8>>, DbError>;
+    fn insert_ignored(
+        &mut self,
+        received_at: i64,
+        domain: Option<&str>,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<i64, DbError>;
+    /// (received at, reporting domain, reason)
+    fn ignored(&mut self, since: i64) -> Result<Vec<(i64, Option<String>, String)>, DbError>;
+    fn count(&mut self) -> Result<i64, DbError>;
+}
+
+/// The report store.
+#[derive(Debug)]
+pub struct ReportDb {
+    backend: Box<dyn Backend>,
+}
+
+fn as_i64(t: UnixTime) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+impl ReportDb {
+    /// Opens (creating the tables if needed) the store `spec` names.
+    pub fn open(spec: &DbSpec) -> Result<Self, DbError> {
+        let backend: Box<dyn Backend> = match spec {
+            DbSpec::Sqlite(path) => Box::new(sqlite::Sqlite::open(path)?),
+            DbSpec::Postgres(config) => Box::new(postgres::Postgres::open(config)?),
+        };
+        Ok(Self { backend })
+    }
+
+    /// Stores `received` (from `source`, e.g. a file name or a peer) unless the organisation's
+    /// report with that id is already there. One transaction: all of it or nothing.
+    pub fn store(
+        &mut self,
+        received: &Received,
+        source: &str,
+        now: UnixTime,
+    ) -> Result<Stored, DbError> {
+        let r = &received.parsed.report;
+        let warnings = serde_json::to_string(
+            &received
+                .parsed
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_else(|_| "[]".into());
+        let row = NewReport {
+            organization: &r.organization,
+            report_id: &r.report_id,
+            start: as_i64(r.start),
+            end: as_i64(r.end),
+            contact: r.contact.as_deref(),
+            received_at: as_i64(now),
+            source,
+            gzipped: received.gzipped,
+            warnings,
+            raw: &received.json,
+            policies: r
+                .policies
+                .iter()
+                .map(|p| {
+                    (
+                        p.policy_domain.as_deref(),
+                        p.policy_type.as_str(),
+                        as_i64(p.successful),
+                        as_i64(p.failed),
+                    )
+                })
+                .collect(),
+        };
+        Ok(match self.backend.insert_report(&row)? {
+            Some(id) => Stored::New(id),
+            None => Stored::Duplicate,
+        })
+    }
+
+    /// Keeps a message that arrived as a report but is not stored as one (no valid DKIM
+    /// signature, no usable report), with why: nothing received is lost, and an operator can
+    /// look at it (table `ignored_messages`).
+    pub fn store_ignored(
+        &mut self,
+        raw: &[u8],
+        reporting_domain: Option<&str>,
+        reason: &str,
+        now: UnixTime,
+    ) -> Result<i64, DbError> {
+        self.backend
+            .insert_ignored(as_i64(now), reporting_domain, reason, raw)
+    }
+
+    /// The ignored messages received at or after `since`, oldest first.
+    pub fn ignored(&mut self, since: Option<UnixTime>) -> Result<Vec<IgnoredMessage>, DbError> {
+        let rows = self.backend.ignored(since.map_or(i64::MIN, as_i64))?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, reporting_domain, reason)| IgnoredMessage {
+                received_at: u64::try_from(at).unwrap_or(0),
+                reporting_domain,
+                reason,
+            })
+            .collect())
+    }
+
+    /// How many reports are stored.
+    pub fn count(&mut self) -> Result<u64, DbError> {
+        Ok(u64::try_from(self.backend.count()?).unwrap_or(0))
+    }
+
+    /// Totals per policy domain and policy type over the reports `filter` selects, from the
+    /// stored JSON through the core parser and aggregation (the same code as on intake).
+    pub fn summary(
+        &mut self,
+        filter: &Filter,
+    ) -> Result<BTreeMap<SummaryKey, DomainSummary>, DbError> {
+        let raws = self.backend.raw_reports(
+            filter.since.map_or(i64::MIN, as_i64),
+            filter.domain.as_deref(),
+        )?;
+        let mut totals = BTreeMap::new();
+        for raw in raws {
+            // Stored reports were usable when stored; one that no longer parses is skipped
+            // rather than hiding every other report.
+            if let Ok(parsed) = parse_report(&raw) {
+                summarize(&parsed.report, &mut totals);
+            }
+        }
+        if let Some(d) = &filter.domain {
+            totals.retain(|(domain, _), _| domain.as_deref() == Some(d.as_str()));
+        }
+        Ok(totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_sqlite_or_postgres_and_hide_passwords() {
+        assert!(matches!(
+            "sqlite:/tmp/r.db".parse::<DbSpec>(),
+            Ok(DbSpec::Sqlite(_))
+        ));
+        assert!(matches!(
+            "postgres://mtasts@127.0.0.1:5432/reports".parse::<DbSpec>(),
+            Ok(DbSpec::Postgres(_))
+        ));
+        assert!(matches!(
+            "postgresql://u:secret@db.example/reports?sslmode=require".parse::<DbSpec>(),
+            Ok(DbSpec::Postgres(_))
+        ));
+        for bad in ["sqlite:", "mysql://x", "reports.db"] {
+            let e = bad.parse::<DbSpec>().map(|_| ()).unwrap_err();
+            assert!(e.to_string().contains("sqlite:PATH"), "{e}");
+        }
+        let e = "postgres://u:secret@h/db?sslmode=bogus"
+            .parse::<DbSpec>()
+            .map(|_| ())
+            .unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert_eq!(
+            redact("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,174 @@
+//! The PostgreSQL backend: many receivers, one database. TLS through rustls with the web PKI
+//! roots when the URL's `sslmode` asks for it (`prefer`, the default, falls back to plain
+//! only when the server offers no TLS).
+
+use std::sync::Arc;
+
+use postgres::{Client, Config};
+
+use super::{Backend, DbError, NewReport, sql};
+
+/// The column types of [`sql::SCHEMA`].
+const TYPES: [&str; 4] = ["BIGSERIAL", "BIGINT", "BYTEA", "BOOLEAN"];
+
+/// Serialises schema creation between processes starting at once (`CREATE … IF NOT EXISTS`
+/// races in PostgreSQL); any constant of ours.
+const SCHEMA_LOCK: i64 = 0x6d74_6173_7473_0001;
+
+pub(super) struct Postgres {
+    client: Client,
+    target: String,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `host/db` for messages (never the password).
+fn target(config: &Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_default();
+    format!(
+        "postgres://{host}/{}",
+        config.get_dbname().unwrap_or_default()
+    )
+}
+
+/// `?N` → `$N`.
+fn pg(statement: &str) -> String {
+    statement.replace('?', "$")
+}
+
+impl Postgres {
+    pub(super) fn open(config: &Config) -> Result<Self, DbError> {
+        let target = target(config);
+        let tls = tls(&target)?;
+        let err = |source| DbError::Postgres {
+            target: target.clone(),
+            source,
+        };
+        let mut client = config.connect(tls).map_err(err)?;
+        let mut tx = client.transaction().map_err(err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .map_err(err)?;
+        tx.batch_execute(&sql::schema(TYPES)).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Self { client, target })
+    }
+
+    fn err(&self) -> impl Fn(postgres::Error) -> DbError + use<> {
+        let target = self.target.clone();
+        move |source| DbError::Postgres {
+            target: target.clone(),
+            source,
+        }
+    }
+}
+
+fn tls(target: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, DbError> {
+    let roots =
+        mtasts_resolver::fetch::root_store(None).map_err(|source| DbError::PostgresTls {
+            target: target.to_string(),
+            source,
+        })?;
+    let config = rustls::ClientConfig::builder_with_provider(mtasts_resolver::fetch::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| DbError::PostgresTls {
+            target: target.to_string(),
+            source: mtasts_resolver::fetch::TrustError::Versions(e),
+        })?
+        .with_root_certificates(Arc::new(roots))
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+impl Backend for Postgres {
+    fn insert_report(&mut self, r: &NewReport<'_>) -> Result<Option<i64>, DbError> {
+        let err = self.err();
+        let mut tx = self.client.transaction().map_err(&err)?;
+        let row = tx
+            .query_opt(
+                &pg(sql::INSERT_REPORT),
+                &[
+                    &r.organization,
+                    &r.report_id,
+                    &r.start,
+                    &r.end,
+                    &r.contact,
+                    &r.received_at,
+                    &r.source,
+                    &r.gzipped,
+                    &r.warnings,
+                    &r.raw,
+                ],
+            )
+            .map_err(&err)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get(0).map_err(&err)?;
+        let insert = tx.prepare(&pg(sql::INSERT_POLICY)).map_err(&err)?;
+        for (domain, policy_type, successful, failed) in &r.policies {
+            tx.execute(&insert, &[&id, domain, policy_type, successful, failed])
+                .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        Ok(Some(id))
+    }
+
+    fn raw_reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<Vec<u8>>, DbError> {
+        let err = self.err();
+        self.client
+            .query(&pg(sql::SELECT_RAW), &[&since, &domain])
+            .map_err(&err)?
+            .iter()
+            .map(|row| row.try_get(0).map_err(&err))
+            .collect()
+    }
+
+    fn insert_ignored(
+        &mut self,
+        received_at: i64,
+        domain: Option<&str>,
+        reason: &str,
+        raw: &[u8],
+    ) -> Result<i64, DbError> {
+        let err = self.err();
+        self.client
+            .query_one(
+                &pg(sql::INSERT_IGNORED),
+                &[&received_at, &domain, &reason, &raw],
+            )
+            .and_then(|row| row.try_get(0))
+            .map_err(err)
+    }
+
+    fn ignored(&mut self, since: i64) -> Result<Vec<(i64, Option<String>, String)>, DbError> {
+        let err = self.err();
+        self.client
+            .query(&pg(sql::SELECT_IGNORED), &[&since])
+            .map_err(&err)?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(err)
+    }
+
+    fn count(&mut self) -> Result<i64, DbError> {
+        let err = self.err();
+        self.client
+            .query_one(sql::COUNT_REPORTS, &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(err)
+    }
+}
