@@ -63,6 +63,27 @@ enum TlsrptCommand {
         #[arg(long, requires = "cert")]
         key: Option<PathBuf>,
     },
+    /// The web dashboard and Prometheus metrics of the report store: per domain a daily chart
+    /// of successful and failed sessions, failure types, the MX hosts failing most, recent
+    /// reports with their raw JSON (`GET /`, `/?domain=D`, `/report/ID`, `/metrics`).
+    ///
+    /// Plain HTTP, read-only, on a loopback address by default; any other address needs
+    /// `--token-file` (then every request carries `Authorization: Bearer TOKEN` or
+    /// `?token=TOKEN`). Stops on SIGTERM or SIGINT. Exit status: 0 stopped, 2 setup error.
+    Dashboard {
+        /// The report store: `sqlite:PATH`, or `postgres://USER@HOST[:PORT]/DB`.
+        #[arg(long)]
+        db: DbSpec,
+        /// Where to listen, `IP:PORT`.
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        listen: std::net::SocketAddr,
+        /// A file holding the token requests must carry (its first line).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// How far back the page looks, e.g. `30d`.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        window: Duration,
+    },
     /// Successful and failed sessions per policy domain and policy type, failures by result
     /// type, MX host and sending MTA, reporting organisations and the policies senders saw.
     ///
@@ -104,6 +125,12 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             since,
             json,
         } => summary(db, domain.as_deref(), *since, *json),
+        TlsrptCommand::Dashboard {
+            db,
+            listen,
+            token_file,
+            window,
+        } => dashboard(db, *listen, token_file.as_deref(), *window),
     };
     match result {
         Ok(code) => code,
@@ -141,13 +168,45 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
-fn receive_https(
+fn dashboard(
     db: &DbSpec,
     listen: std::net::SocketAddr,
-    tls: Option<(&std::path::Path, &std::path::Path)>,
+    token_file: Option<&std::path::Path>,
+    window: Duration,
 ) -> Result<ExitCode> {
-    let acceptor = tls.map(|(c, k)| tls_acceptor(c, k)).transpose()?;
+    let token = token_file
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--token-file {}", f.display()))?;
+            let token = text.lines().next().unwrap_or("").trim().to_string();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "--token-file {}: the first line is empty",
+                f.display()
+            );
+            Ok(token)
+        })
+        .transpose()?;
+    anyhow::ensure!(
+        listen.ip().is_loopback() || token.is_some(),
+        "--listen {listen} is not a loopback address: the dashboard shows every report, so it needs --token-file there"
+    );
     let store = ReportDb::open(db).context("opening the report store")?;
+    serve_until_stopped(
+        listen,
+        None,
+        mtasts_tlsrpt::Site::new(store, token, window),
+        "mtasts tlsrpt dashboard",
+    )
+}
+
+/// Serves `handler` on `listen` until SIGTERM or SIGINT.
+fn serve_until_stopped<H: mtasts_tlsrpt::Handler>(
+    listen: std::net::SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    handler: std::sync::Arc<H>,
+    what: &str,
+) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,18 +221,8 @@ fn receive_https(
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let (stop, rx) = tokio::sync::watch::channel(false);
         let scheme = if acceptor.is_some() { "https" } else { "http" };
-        if acceptor.is_none() {
-            eprintln!(
-                "mtasts tlsrpt receive: plain HTTP (no --cert/--key): put it behind a TLS-terminating proxy"
-            );
-        }
-        let server = tokio::spawn(mtasts_tlsrpt::serve(
-            listener,
-            acceptor,
-            mtasts_tlsrpt::Intake::new(store),
-            rx,
-        ));
-        eprintln!("mtasts tlsrpt receive ready on {scheme}://{local}/");
+        let server = tokio::spawn(mtasts_tlsrpt::serve(listener, acceptor, handler, rx));
+        eprintln!("{what} ready on {scheme}://{local}/");
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
@@ -183,6 +232,26 @@ fn receive_https(
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn receive_https(
+    db: &DbSpec,
+    listen: std::net::SocketAddr,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<ExitCode> {
+    let acceptor = tls.map(|(c, k)| tls_acceptor(c, k)).transpose()?;
+    let store = ReportDb::open(db).context("opening the report store")?;
+    if acceptor.is_none() {
+        eprintln!(
+            "mtasts tlsrpt receive: plain HTTP (no --cert/--key): put it behind a TLS-terminating proxy"
+        );
+    }
+    serve_until_stopped(
+        listen,
+        acceptor,
+        mtasts_tlsrpt::Intake::new(store),
+        "mtasts tlsrpt receive",
+    )
 }
 
 /// One message from the MTA. Every way out is a sysexits code: a setup failure is a

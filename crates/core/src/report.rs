@@ -636,9 +636,68 @@ pub fn summarize(report: &Report, totals: &mut BTreeMap<SummaryKey, DomainSummar
     }
 }
 
+/// A UTC day, as days since the epoch (RFC 8460 §4: reports cover UTC days).
+pub type UtcDay = u64;
+
+/// Sessions of one (policy domain, policy type) on one UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DaySessions {
+    /// Successful sessions.
+    pub successful: u64,
+    /// Failed sessions.
+    pub failed: u64,
+}
+
+/// Adds `report`'s sessions to `days`, on the UTC day its range starts (a report covers one
+/// day; one that spans more is counted on its first).
+pub fn add_daily(report: &Report, days: &mut BTreeMap<(SummaryKey, UtcDay), DaySessions>) {
+    let day = report.start / 86_400;
+    for p in &report.policies {
+        let key = (p.policy_domain.clone(), p.policy_type.as_str().to_string());
+        let d = days.entry((key, day)).or_default();
+        d.successful = d.successful.saturating_add(p.successful);
+        d.failed = d.failed.saturating_add(p.failed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daily_sessions_fall_on_the_utc_day_the_range_starts() {
+        let json = |id: &str, start: &str, ok: u64, failed: u64| {
+            format!(
+                r#"{{"organization-name":"o","report-id":"{id}","date-range":{{"start-datetime":"{start}","end-datetime":"2026-12-01T23:59:59Z"}},
+"policies":[{{"policy":{{"policy-type":"sts","policy-domain":"example.com"}},"summary":{{"total-successful-session-count":{ok},"total-failure-session-count":{failed}}}}}]}}"#
+            )
+        };
+        let mut days = BTreeMap::new();
+        for (id, start, ok, failed) in [
+            ("a", "2026-11-30T00:00:00Z", 10, 1),
+            ("b", "2026-11-30T23:59:59Z", 5, 0),
+            ("c", "2026-12-01T00:00:00Z", 7, 3),
+        ] {
+            let r = parse_report(json(id, start, ok, failed).as_bytes()).expect("report");
+            add_daily(&r.report, &mut days);
+        }
+        let key = (Some("example.com".to_string()), "sts".to_string());
+        // 2026-11-30 is day 20,787 since the epoch.
+        assert_eq!(
+            days.get(&(key.clone(), 20_787)),
+            Some(&DaySessions {
+                successful: 15,
+                failed: 1
+            })
+        );
+        assert_eq!(
+            days.get(&(key, 20_788)),
+            Some(&DaySessions {
+                successful: 7,
+                failed: 3
+            })
+        );
+    }
 
     #[test]
     fn rfc3339_dates_with_and_without_zones() {

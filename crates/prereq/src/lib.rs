@@ -1,5 +1,5 @@
 //! For build scripts of crates whose tests need something outside Rust (redis-server, root,
-//! systemd-socket-activate, Postfix, PostgreSQL). Each [`Prereq`] becomes a cfg flag `mtasts_run_<key>`
+//! systemd-socket-activate, Postfix, PostgreSQL, Chromium). Each [`Prereq`] becomes a cfg flag `mtasts_run_<key>`
 //! that is set unless the prerequisite is missing **and** `MTASTS_TEST_SKIP` opts out of it.
 //! Tests put `#[cfg_attr(not(mtasts_run_<key>), ignore = "…")]` on themselves, so:
 //!
@@ -23,16 +23,19 @@ pub enum Prereq {
     /// PostgreSQL's server programs (`initdb`, `postgres`: on PATH or in Debian's
     /// `/usr/lib/postgresql/<version>/bin`); as root, also the `postgres` user to run them.
     Postgres,
+    /// Debian's `chromium`, headless (the dashboard's browser test).
+    Chromium,
 }
 
 impl Prereq {
     /// Every prerequisite; each crate declares all flags so `check-cfg` knows them.
-    pub const ALL: [Prereq; 5] = [
+    pub const ALL: [Prereq; 6] = [
         Prereq::Redis,
         Prereq::LabNamespace,
         Prereq::Postfix,
         Prereq::SocketActivate,
         Prereq::Postgres,
+        Prereq::Chromium,
     ];
 
     /// The name in `MTASTS_TEST_SKIP` and in the cfg flag.
@@ -43,6 +46,7 @@ impl Prereq {
             Prereq::Postfix => "postfix",
             Prereq::SocketActivate => "systemd",
             Prereq::Postgres => "postgres",
+            Prereq::Chromium => "chromium",
         }
     }
 
@@ -58,6 +62,7 @@ impl Prereq {
             Prereq::SocketActivate => &["systemd-socket-activate"],
             // Found by `postgres_bin_dir`, not on PATH.
             Prereq::Postgres => &[],
+            Prereq::Chromium => &["chromium"],
         }
     }
 

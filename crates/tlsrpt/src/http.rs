@@ -1,6 +1,8 @@
-//! The HTTPS intake for `rua=https://…` (RFC 8460 §5.4, HTTP-01, HTTP-02): `POST` of
-//! `application/tlsrpt+gzip` or `application/tlsrpt+json`, answered `201` once the report is
-//! stored (`200` when it already was), so a sender retries whatever was not stored.
+//! HTTP for TLS reports: the intake for `rua=https://…` (RFC 8460 §5.4, HTTP-01, HTTP-02):
+//! `POST` of `application/tlsrpt+gzip` or `application/tlsrpt+json`, answered `201` once the
+//! report is stored (`200` when it already was), so a sender retries whatever was not stored;
+//! and the dashboard with its metrics, on a listener of its own. One connection loop serves
+//! either ([`Handler`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,8 +39,7 @@ impl Intake {
         Arc::new(Self { db: Mutex::new(db) })
     }
 
-    /// Answers one request (the whole body already bounded by the caller).
-    async fn handle(
+    async fn answer(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: String,
@@ -135,7 +136,27 @@ impl Intake {
     }
 }
 
-fn reply(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+/// What answers a listener's requests.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request from `peer`.
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: String,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+impl Handler for Intake {
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: String,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
+        self.answer(req, peer)
+    }
+}
+
+pub(crate) fn reply(status: StatusCode, text: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(text)));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -147,10 +168,10 @@ fn reply(status: StatusCode, text: String) -> Response<Full<Bytes>> {
 
 /// Serves `listener` until `shutdown` turns true: HTTPS with `tls`, plain HTTP without (behind
 /// a TLS-terminating proxy only).
-pub async fn serve(
+pub async fn serve<H: Handler>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    intake: Arc<Intake>,
+    intake: Arc<H>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -185,7 +206,7 @@ pub async fn serve(
     }
 }
 
-async fn connection<S>(stream: S, intake: Arc<Intake>, peer: String)
+async fn connection<S, H: Handler>(stream: S, intake: Arc<H>, peer: String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -2,19 +2,23 @@
 //! ([`store`]) and summarised (through `mtasts_core::report`).
 #![warn(missing_docs)]
 
+pub mod dashboard;
 pub mod dkim;
 pub mod http;
 pub mod intake;
 pub mod live;
 pub mod mail;
+pub mod metrics;
+pub mod site;
 pub mod store;
 
 pub use dkim::{DkimVerifier, Unverified, Verdict};
-pub use http::{Intake, serve};
+pub use http::{Handler, Intake, serve};
 pub use intake::{IntakeError, Received, receive};
 pub use live::{Checked, Outcome, check_message, file_message};
 pub use mail::{MailError, ReportMail, read_message, report_from_message};
-pub use store::{DbError, DbSpec, Filter, IgnoredMessage, ReportDb, Stored};
+pub use site::Site;
+pub use store::{DbError, DbSpec, Filter, IgnoredMessage, ReportDb, ReportRow, Stored, Totals};
 
 /// Seconds since the epoch, from the system clock (when a report was received).
 pub fn unix_now() -> mtasts_core::UnixTime {

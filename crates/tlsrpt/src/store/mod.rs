@@ -204,10 +204,20 @@ CREATE TABLE IF NOT EXISTS ignored_messages (
     pub const INSERT_POLICY: &str =
         "INSERT INTO report_policies (report, policy_domain, policy_type, successful, failed)
          VALUES (?1, ?2, ?3, ?4, ?5)";
-    pub const SELECT_RAW: &str =
-        "SELECT raw FROM reports WHERE end_time >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR id IN
+    /// The columns of [`super::ReportRow`], in order.
+    pub const SELECT_REPORTS: &str =
+        "SELECT id, organization, report_id, received_at, source, raw FROM reports
+         WHERE end_time >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR id IN
            (SELECT report FROM report_policies WHERE policy_domain = CAST(?2 AS TEXT)))
          ORDER BY id";
+    pub const SELECT_ONE: &str =
+        "SELECT id, organization, report_id, received_at, source, raw FROM reports
+         WHERE id = ?1";
+    /// Per (policy domain, type): successful, failed, reports; from the policy rows alone.
+    pub const TOTALS: &str = "SELECT policy_domain, policy_type, CAST(SUM(successful) AS BIGINT),
+           CAST(SUM(failed) AS BIGINT), COUNT(*) FROM report_policies
+         GROUP BY policy_domain, policy_type ORDER BY policy_domain, policy_type";
+    pub const COUNT_IGNORED: &str = "SELECT COUNT(*) FROM ignored_messages";
     pub const INSERT_IGNORED: &str =
         "INSERT INTO ignored_messages (received_at, reporting_domain, reason, raw)
          VALUES (?1, ?2, ?3, ?4) RETURNING id";
@@ -217,11 +227,49 @@ CREATE TABLE IF NOT EXISTS ignored_messages (
     pub const COUNT_REPORTS: &str = "SELECT COUNT(*) FROM reports";
 }
 
+/// A stored report as read back: where it came from and its JSON as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// The row id (stable; the dashboard links to it).
+    pub id: i64,
+    /// `organization-name`.
+    pub organization: String,
+    /// `report-id`.
+    pub report_id: String,
+    /// When it arrived.
+    pub received_at: UnixTime,
+    /// How it arrived (`https:PEER`, `mail:dkim=D`, `file:NAME`).
+    pub source: String,
+    /// The JSON as received.
+    pub raw: Vec<u8>,
+}
+
+/// Session totals of one (policy domain, policy type), from the policy rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// The policy domain (`None`: the report left it out).
+    pub policy_domain: Option<String>,
+    /// The policy type.
+    pub policy_type: String,
+    /// Successful sessions.
+    pub successful: u64,
+    /// Failed sessions.
+    pub failed: u64,
+    /// Reports.
+    pub reports: u64,
+}
+
+/// (policy domain, policy type, successful, failed, reports), as the backends read them.
+type TotalsRow = (Option<String>, String, i64, i64, i64);
+
 /// What a backend does; [`ReportDb`] turns reports into rows and rows into summaries.
 trait Backend: Send + std::fmt::Debug {
     /// Inserts the report and its policies in one transaction; `None`: a duplicate.
     fn insert_report(&mut self, r: &NewReport<'_>) -> Result<Option<i64>, DbError>;
-    fn raw_reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<Vec<u8>>, DbError>;
+    fn reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<ReportRow>, DbError>;
+    fn report(&mut self, id: i64) -> Result<Option<ReportRow>, DbError>;
+    fn totals(&mut self) -> Result<Vec<TotalsRow>, DbError>;
+    fn count_ignored(&mut self) -> Result<i64, DbError>;
     fn insert_ignored(
         &mut self,
         received_at: i64,
@@ -334,21 +382,55 @@ impl ReportDb {
         Ok(u64::try_from(self.backend.count()?).unwrap_or(0))
     }
 
+    /// The reports `filter` selects (a report naming the domain among others included),
+    /// oldest first.
+    pub fn reports(&mut self, filter: &Filter) -> Result<Vec<ReportRow>, DbError> {
+        self.backend.reports(
+            filter.since.map_or(i64::MIN, as_i64),
+            filter.domain.as_deref(),
+        )
+    }
+
+    /// One report by its row id.
+    pub fn report(&mut self, id: i64) -> Result<Option<ReportRow>, DbError> {
+        self.backend.report(id)
+    }
+
+    /// Session totals per policy domain and type over every stored report (cheap: from the
+    /// policy rows, no JSON read), for metrics.
+    pub fn totals(&mut self) -> Result<Vec<Totals>, DbError> {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(self
+            .backend
+            .totals()?
+            .into_iter()
+            .map(|(policy_domain, policy_type, ok, failed, reports)| Totals {
+                policy_domain,
+                policy_type,
+                successful: n(ok),
+                failed: n(failed),
+                reports: n(reports),
+            })
+            .collect())
+    }
+
+    /// How many messages were kept aside.
+    pub fn count_ignored(&mut self) -> Result<u64, DbError> {
+        Ok(u64::try_from(self.backend.count_ignored()?).unwrap_or(0))
+    }
+
     /// Totals per policy domain and policy type over the reports `filter` selects, from the
     /// stored JSON through the core parser and aggregation (the same code as on intake).
     pub fn summary(
         &mut self,
         filter: &Filter,
     ) -> Result<BTreeMap<SummaryKey, DomainSummary>, DbError> {
-        let raws = self.backend.raw_reports(
-            filter.since.map_or(i64::MIN, as_i64),
-            filter.domain.as_deref(),
-        )?;
+        let rows = self.reports(filter)?;
         let mut totals = BTreeMap::new();
-        for raw in raws {
+        for row in rows {
             // Stored reports were usable when stored; one that no longer parses is skipped
             // rather than hiding every other report.
-            if let Ok(parsed) = parse_report(&raw) {
+            if let Ok(parsed) = parse_report(&row.raw) {
                 summarize(&parsed.report, &mut totals);
             }
         }

@@ -6,7 +6,18 @@ use std::sync::Arc;
 
 use postgres::{Client, Config};
 
-use super::{Backend, DbError, NewReport, sql};
+use super::{Backend, DbError, NewReport, ReportRow, TotalsRow, sql};
+
+fn report_row(row: &postgres::Row) -> Result<ReportRow, postgres::Error> {
+    Ok(ReportRow {
+        id: row.try_get(0)?,
+        organization: row.try_get(1)?,
+        report_id: row.try_get(2)?,
+        received_at: u64::try_from(row.try_get::<_, i64>(3)?).unwrap_or(0),
+        source: row.try_get(4)?,
+        raw: row.try_get(5)?,
+    })
+}
 
 /// The column types of [`sql::SCHEMA`].
 const TYPES: [&str; 4] = ["BIGSERIAL", "BIGINT", "BYTEA", "BOOLEAN"];
@@ -126,14 +137,50 @@ impl Backend for Postgres {
         Ok(Some(id))
     }
 
-    fn raw_reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<Vec<u8>>, DbError> {
+    fn reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<ReportRow>, DbError> {
         let err = self.err();
         self.client
-            .query(&pg(sql::SELECT_RAW), &[&since, &domain])
+            .query(&pg(sql::SELECT_REPORTS), &[&since, &domain])
             .map_err(&err)?
             .iter()
-            .map(|row| row.try_get(0).map_err(&err))
+            .map(|row| report_row(row).map_err(&err))
             .collect()
+    }
+
+    fn report(&mut self, id: i64) -> Result<Option<ReportRow>, DbError> {
+        let err = self.err();
+        self.client
+            .query_opt(&pg(sql::SELECT_ONE), &[&id])
+            .map_err(&err)?
+            .map(|row| report_row(&row).map_err(&err))
+            .transpose()
+    }
+
+    fn totals(&mut self) -> Result<Vec<TotalsRow>, DbError> {
+        let err = self.err();
+        self.client
+            .query(sql::TOTALS, &[])
+            .map_err(&err)?
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                ))
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(err)
+    }
+
+    fn count_ignored(&mut self) -> Result<i64, DbError> {
+        let err = self.err();
+        self.client
+            .query_one(sql::COUNT_IGNORED, &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(err)
     }
 
     fn insert_ignored(

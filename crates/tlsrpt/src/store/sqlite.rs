@@ -4,7 +4,18 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Backend, DbError, NewReport, sql};
+use super::{Backend, DbError, NewReport, ReportRow, TotalsRow, sql};
+
+fn report_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
+    Ok(ReportRow {
+        id: row.get(0)?,
+        organization: row.get(1)?,
+        report_id: row.get(2)?,
+        received_at: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+        source: row.get(4)?,
+        raw: row.get(5)?,
+    })
+}
 
 /// The column types of [`sql::SCHEMA`].
 const TYPES: [&str; 4] = ["INTEGER", "INTEGER", "BLOB", "INTEGER"];
@@ -77,13 +88,43 @@ impl Backend for Sqlite {
         Ok(Some(id))
     }
 
-    fn raw_reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<Vec<u8>>, DbError> {
+    fn reports(&mut self, since: i64, domain: Option<&str>) -> Result<Vec<ReportRow>, DbError> {
         let err = self.err();
-        let mut stmt = self.conn.prepare(sql::SELECT_RAW).map_err(&err)?;
+        let mut stmt = self.conn.prepare(sql::SELECT_REPORTS).map_err(&err)?;
         let rows = stmt
-            .query_map(params![since, domain], |row| row.get(0))
+            .query_map(params![since, domain], report_row)
             .map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn report(&mut self, id: i64) -> Result<Option<ReportRow>, DbError> {
+        self.conn
+            .query_row(sql::SELECT_ONE, params![id], report_row)
+            .optional()
+            .map_err(self.err())
+    }
+
+    fn totals(&mut self) -> Result<Vec<TotalsRow>, DbError> {
+        let err = self.err();
+        let mut stmt = self.conn.prepare(sql::TOTALS).map_err(&err)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn count_ignored(&mut self) -> Result<i64, DbError> {
+        self.conn
+            .query_row(sql::COUNT_IGNORED, [], |row| row.get(0))
+            .map_err(self.err())
     }
 
     fn insert_ignored(
