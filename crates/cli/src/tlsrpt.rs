@@ -84,6 +84,35 @@ enum TlsrptCommand {
         #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
         window: Duration,
     },
+    /// Alert when a domain's failure rate over a window reaches a threshold: run a command
+    /// and/or POST to a webhook, once when it starts and once when it is over (the state is
+    /// kept in the store). Meant for a timer (e.g. hourly).
+    ///
+    /// The command runs through `sh -c` with the alert as JSON on stdin and in
+    /// `MTASTS_ALERT_STATE` (`firing`/`resolved`), `_DOMAIN`, `_POLICY_TYPE`, `_FAILURE_RATE`,
+    /// `_SUCCESSFUL`, `_FAILED`, `_WINDOW_SECONDS`; the webhook gets the same JSON. Exit
+    /// status: 0 every alert sent (or none due), 1 some could not be sent (they are tried again
+    /// next run), 2 setup error.
+    Alert {
+        /// The report store: `sqlite:PATH`, or `postgres://USER@HOST[:PORT]/DB`.
+        #[arg(long)]
+        db: DbSpec,
+        /// Reports whose range ended within this long count, e.g. `1d`.
+        #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
+        window: Duration,
+        /// Failure rate at or above which an alert fires, e.g. `5%`.
+        #[arg(long, default_value = "5%", value_parser = mtasts_tlsrpt::alert::parse_percent)]
+        threshold: f64,
+        /// Domains with fewer sessions in the window never fire.
+        #[arg(long, default_value = "100")]
+        min_sessions: u64,
+        /// A command to run per alert.
+        #[arg(long, required_unless_present = "webhook")]
+        command: Option<String>,
+        /// A URL to POST each alert to (https://, or http:// to loopback).
+        #[arg(long)]
+        webhook: Option<String>,
+    },
     /// Successful and failed sessions per policy domain and policy type, failures by result
     /// type, MX host and sending MTA, reporting organisations and the policies senders saw.
     ///
@@ -125,6 +154,23 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             since,
             json,
         } => summary(db, domain.as_deref(), *since, *json),
+        TlsrptCommand::Alert {
+            db,
+            window,
+            threshold,
+            min_sessions,
+            command,
+            webhook,
+        } => alert(
+            db,
+            &mtasts_tlsrpt::alert::AlertRule {
+                threshold_percent: *threshold,
+                min_sessions: *min_sessions,
+                window_seconds: window.as_secs(),
+            },
+            command.as_deref(),
+            webhook.as_deref(),
+        ),
         TlsrptCommand::Dashboard {
             db,
             listen,
@@ -166,6 +212,75 @@ fn tls_acceptor(
         .context("--cert and --key do not make a usable pair")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+fn alert(
+    db: &DbSpec,
+    rule: &mtasts_tlsrpt::alert::AlertRule,
+    command: Option<&str>,
+    webhook: Option<&str>,
+) -> Result<ExitCode> {
+    use mtasts_tlsrpt::alert::{AlertState, evaluate};
+    use mtasts_tlsrpt::notify::{post_webhook, run_command};
+    let mut store = ReportDb::open(db).context("opening the report store")?;
+    let now = mtasts_tlsrpt::unix_now();
+    let totals = store
+        .summary(&Filter {
+            domain: None,
+            since: Some(now.saturating_sub(rule.window_seconds)),
+        })
+        .context("reading the report store")?;
+    let firing = store.firing_alerts().context("reading the report store")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut failed = 0;
+    for a in evaluate(rule, &totals, &firing) {
+        let label = format!(
+            "{} {} ({}): {:.1}% failed ({} of {})",
+            match a.state {
+                AlertState::Firing => "FIRING",
+                AlertState::Resolved => "resolved",
+            },
+            if a.policy_domain.is_empty() {
+                "(no policy-domain)"
+            } else {
+                &a.policy_domain
+            },
+            a.policy_type,
+            a.failure_rate,
+            a.failed,
+            a.successful + a.failed
+        );
+        let mut sent = true;
+        if let Some(c) = command
+            && let Err(e) = runtime.block_on(run_command(c, &a))
+        {
+            println!("{label}: not sent: {}", Chain(&e));
+            sent = false;
+        }
+        if let Some(w) = webhook
+            && let Err(e) = runtime.block_on(post_webhook(w, &a))
+        {
+            println!("{label}: not sent: {}", Chain(&e));
+            sent = false;
+        }
+        if !sent {
+            failed += 1;
+            continue;
+        }
+        let (domain, kind) = a.key();
+        store
+            .set_alert(&domain, &kind, a.state == AlertState::Firing, now)
+            .context("recording the alert in the report store")?;
+        println!("{label}: sent");
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn dashboard(

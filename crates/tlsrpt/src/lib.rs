@@ -2,6 +2,7 @@
 //! ([`store`]) and summarised (through `mtasts_core::report`).
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod dashboard;
 pub mod dkim;
 pub mod http;
@@ -9,6 +10,7 @@ pub mod intake;
 pub mod live;
 pub mod mail;
 pub mod metrics;
+pub mod notify;
 pub mod site;
 pub mod store;
 

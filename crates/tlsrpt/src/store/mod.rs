@@ -186,6 +186,12 @@ CREATE TABLE IF NOT EXISTS ignored_messages (
     reason TEXT NOT NULL,
     raw BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    policy_domain TEXT NOT NULL,
+    policy_type TEXT NOT NULL,
+    since INT NOT NULL,
+    PRIMARY KEY (policy_domain, policy_type)
+);
 ";
 
     /// [`SCHEMA`] with each type word replaced by `types`' (ID, INT, BLOB, BOOL) names.
@@ -218,6 +224,12 @@ CREATE TABLE IF NOT EXISTS ignored_messages (
            CAST(SUM(failed) AS BIGINT), COUNT(*) FROM report_policies
          GROUP BY policy_domain, policy_type ORDER BY policy_domain, policy_type";
     pub const COUNT_IGNORED: &str = "SELECT COUNT(*) FROM ignored_messages";
+    /// Alerts firing: (policy domain, `''` for none; policy type).
+    pub const SELECT_ALERTS: &str = "SELECT policy_domain, policy_type FROM alerts ORDER BY 1, 2";
+    pub const FIRE_ALERT: &str =
+        "INSERT INTO alerts (policy_domain, policy_type, since) VALUES (?1, ?2, ?3)
+         ON CONFLICT (policy_domain, policy_type) DO NOTHING";
+    pub const END_ALERT: &str = "DELETE FROM alerts WHERE policy_domain = ?1 AND policy_type = ?2";
     pub const INSERT_IGNORED: &str =
         "INSERT INTO ignored_messages (received_at, reporting_domain, reason, raw)
          VALUES (?1, ?2, ?3, ?4) RETURNING id";
@@ -270,6 +282,9 @@ trait Backend: Send + std::fmt::Debug {
     fn report(&mut self, id: i64) -> Result<Option<ReportRow>, DbError>;
     fn totals(&mut self) -> Result<Vec<TotalsRow>, DbError>;
     fn count_ignored(&mut self) -> Result<i64, DbError>;
+    fn alerts(&mut self) -> Result<Vec<(String, String)>, DbError>;
+    /// Marks the alert firing since `since`, or (`None`) over.
+    fn set_alert(&mut self, domain: &str, kind: &str, since: Option<i64>) -> Result<(), DbError>;
     fn insert_ignored(
         &mut self,
         received_at: i64,
@@ -412,6 +427,25 @@ impl ReportDb {
                 reports: n(reports),
             })
             .collect())
+    }
+
+    /// The (policy domain, policy type) alerts firing (domain `""`: none named).
+    pub fn firing_alerts(
+        &mut self,
+    ) -> Result<std::collections::BTreeSet<(String, String)>, DbError> {
+        Ok(self.backend.alerts()?.into_iter().collect())
+    }
+
+    /// Records that the alert for (`domain`, `kind`) fires (since `now`), or is over.
+    pub fn set_alert(
+        &mut self,
+        domain: &str,
+        kind: &str,
+        firing: bool,
+        now: UnixTime,
+    ) -> Result<(), DbError> {
+        self.backend
+            .set_alert(domain, kind, firing.then_some(as_i64(now)))
     }
 
     /// How many messages were kept aside.

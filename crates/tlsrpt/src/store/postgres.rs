@@ -175,6 +175,28 @@ impl Backend for Postgres {
             .map_err(err)
     }
 
+    fn alerts(&mut self) -> Result<Vec<(String, String)>, DbError> {
+        let err = self.err();
+        self.client
+            .query(sql::SELECT_ALERTS, &[])
+            .map_err(&err)?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(err)
+    }
+
+    fn set_alert(&mut self, domain: &str, kind: &str, since: Option<i64>) -> Result<(), DbError> {
+        match since {
+            Some(t) => self
+                .client
+                .execute(&pg(sql::FIRE_ALERT), &[&domain, &kind, &t]),
+            None => self.client.execute(&pg(sql::END_ALERT), &[&domain, &kind]),
+        }
+        .map(|_| ())
+        .map_err(self.err())
+    }
+
     fn count_ignored(&mut self) -> Result<i64, DbError> {
         let err = self.err();
         self.client

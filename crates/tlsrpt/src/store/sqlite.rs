@@ -121,6 +121,24 @@ impl Backend for Sqlite {
         rows.collect::<Result<_, _>>().map_err(&err)
     }
 
+    fn alerts(&mut self) -> Result<Vec<(String, String)>, DbError> {
+        let err = self.err();
+        let mut stmt = self.conn.prepare(sql::SELECT_ALERTS).map_err(&err)?;
+        let rows = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn set_alert(&mut self, domain: &str, kind: &str, since: Option<i64>) -> Result<(), DbError> {
+        match since {
+            Some(t) => self.conn.execute(sql::FIRE_ALERT, params![domain, kind, t]),
+            None => self.conn.execute(sql::END_ALERT, params![domain, kind]),
+        }
+        .map(|_| ())
+        .map_err(self.err())
+    }
+
     fn count_ignored(&mut self) -> Result<i64, DbError> {
         self.conn
             .query_row(sql::COUNT_IGNORED, [], |row| row.get(0))
