@@ -311,12 +311,17 @@ pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, 
 
 /// The rustls client config for policy hosts verified with `roots` alone.
 pub fn client_config_with(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, TrustError> {
-    let config = ClientConfig::builder_with_provider(provider())
+    Ok(finish(base_client_config(roots)?))
+}
+
+/// A rustls client config verifying against `roots`, TLS 1.3 and 1.2, mtasts' crypto; no ALPN
+/// (for other clients of mtasts: PostgreSQL, webhooks).
+pub fn base_client_config(roots: rustls::RootCertStore) -> Result<ClientConfig, TrustError> {
+    Ok(ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(TrustError::Versions)?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(finish(config))
+        .with_no_client_auth())
 }
 
 /// The rustls client config for policy hosts verified by `verifier` (pinned keys).

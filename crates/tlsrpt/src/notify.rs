@@ -194,14 +194,9 @@ async fn post(url: &str, alert: &Alert) -> Result<(), NotifyError> {
         .body(Full::new(Bytes::from(json(alert))))
         .map_err(|_| bad("cannot build a request for it"))?;
     let status = if https {
-        let roots =
-            mtasts_resolver::fetch::root_store(None).map_err(|_| bad("no web PKI roots"))?;
-        let config =
-            rustls::ClientConfig::builder_with_provider(mtasts_resolver::fetch::provider())
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .map_err(|_| bad("TLS setup"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let config = mtasts_resolver::fetch::root_store(None)
+            .and_then(mtasts_resolver::fetch::base_client_config)
+            .map_err(|_| bad("TLS setup (web PKI roots)"))?;
         let name = rustls_pki_types::ServerName::try_from(bare)
             .map_err(|_| bad("the host is not a TLS server name"))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))

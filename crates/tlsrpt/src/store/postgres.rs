@@ -2,8 +2,6 @@
 //! roots when the URL's `sslmode` asks for it (`prefer`, the default, falls back to plain
 //! only when the server offers no TLS).
 
-use std::sync::Arc;
-
 use postgres::{Client, Config};
 
 use super::{Backend, DbError, NewReport, ReportRow, TotalsRow, sql};
@@ -87,19 +85,12 @@ impl Postgres {
 }
 
 fn tls(target: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, DbError> {
-    let roots =
-        mtasts_resolver::fetch::root_store(None).map_err(|source| DbError::PostgresTls {
+    let config = mtasts_resolver::fetch::root_store(None)
+        .and_then(mtasts_resolver::fetch::base_client_config)
+        .map_err(|source| DbError::PostgresTls {
             target: target.to_string(),
             source,
         })?;
-    let config = rustls::ClientConfig::builder_with_provider(mtasts_resolver::fetch::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| DbError::PostgresTls {
-            target: target.to_string(),
-            source: mtasts_resolver::fetch::TrustError::Versions(e),
-        })?
-        .with_root_certificates(Arc::new(roots))
-        .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
