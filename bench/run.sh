@@ -14,9 +14,9 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 
 if [ $SMOKE = 1 ]; then
-    export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16" SCAN=20 RUNS=1
+    export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16" SCAN=20 INTAKE=200 RUNS=1
 else
-    export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64" SCAN=1000 RUNS=${RUNS:-3}
+    export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64" SCAN=1000 INTAKE=5000 RUNS=${RUNS:-3}
 fi
 
 echo "== building (release)"
@@ -47,6 +47,10 @@ for run in $(seq 1 "$RUNS"); do
     "$BENCH" memory --policies "$MEMORY" >> "$RESULTS_FILE"
     echo "== run $run of $RUNS: memory-tier lookups beside a refresh sweep: $MEMORY cached policies"
     "$BENCH" sweep --policies "$MEMORY" --seconds "$SECONDS_PER" >> "$RESULTS_FILE"
+    echo "== run $run of $RUNS: TLS-RPT intake: $INTAKE gzip'd reports over HTTPS, 1 and 16 connections"
+    for c in 1 16; do
+        "$BENCH" tlsrpt-intake --reports "$INTAKE" --conns "$c" --seconds 60 >> "$RESULTS_FILE"
+    done
 done
 
 {

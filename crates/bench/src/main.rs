@@ -5,7 +5,10 @@
 //!   pipelined; bounded by count and time; prints one JSON result line;
 //! - `memory`: resident memory of the daemon's memory tier holding N policies;
 //! - `catalog`: the lab catalog of benchmark domains;
+//! - `tlsrpt-intake`: gzip'd TLS reports POSTed over HTTPS to the report intake;
 //! - `table`: the markdown table from result lines.
+
+mod intake;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +68,18 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         delay_ms: u64,
     },
+    /// Gzip'd TLS reports POSTed over HTTPS to the report intake (SQLite store).
+    TlsrptIntake {
+        /// Reports to send (each distinct)…
+        #[arg(long, default_value_t = 5000)]
+        reports: u64,
+        /// …or stop after this many seconds.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// Keep-alive connections, one report in flight each.
+        #[arg(long, default_value_t = 16)]
+        conns: usize,
+    },
     /// Markdown table from result lines (JSON, one per line).
     Table {
         /// One JSON-lines file per run.
@@ -113,7 +128,7 @@ struct LoadArgs {
 
 /// One result row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub(crate) struct Row {
     system: String,
     scenario: String,
     /// The headline figure and its unit.
@@ -147,6 +162,11 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Table { results, header } => table(&results, header.as_deref()),
+        Cmd::TlsrptIntake {
+            reports,
+            seconds,
+            conns,
+        } => rt.block_on(intake::run(reports, conns, seconds)),
     }
 }
 
