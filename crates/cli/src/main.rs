@@ -6,6 +6,7 @@ mod lab;
 mod lint;
 mod net;
 mod query;
+mod serve;
 mod tlsrpt;
 
 use std::process::ExitCode;
@@ -53,6 +54,12 @@ enum Command {
     ///
     /// Exit status: per subcommand (see `mtasts tlsrpt ingest --help`); 2 usage or store error.
     Tlsrpt(tlsrpt::TlsrptArgs),
+    /// Host MTA-STS policies for many domains over HTTPS (certificates by SNI, HTTP/1.1 and
+    /// HTTP/2), or print the DNS records each domain publishes (`serve records`).
+    ///
+    /// Exit status: 0 after a clean shutdown; `records`: 0 printed, 1 some policy invalid; 2
+    /// setup error.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,11 +70,9 @@ fn main() -> ExitCode {
     let prints_and_exits = match &cli.command {
         Command::Daemon(_) => false,
         Command::Lab(args) => args.prints_and_exits(),
-        Command::Lint(_)
-        | Command::Check(_)
-        | Command::Scan(_)
-        | Command::Query(_)
-        | Command::Tlsrpt(_) => true,
+        Command::Tlsrpt(args) => args.prints_and_exits(),
+        Command::Serve(args) => args.prints_and_exits(),
+        Command::Lint(_) | Command::Check(_) | Command::Scan(_) | Command::Query(_) => true,
     };
     if prints_and_exits {
         sigpipe::reset();
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run_check(&args),
         Command::Scan(args) => check::run_scan(&args),
         Command::Tlsrpt(args) => tlsrpt::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

@@ -133,6 +133,16 @@ enum TlsrptCommand {
     },
 }
 
+impl TlsrptArgs {
+    /// The servers (`receive`, `dashboard`) keep ignoring SIGPIPE; the rest print and exit.
+    pub fn prints_and_exits(&self) -> bool {
+        !matches!(
+            self.command,
+            TlsrptCommand::Receive { .. } | TlsrptCommand::Dashboard { .. }
+        )
+    }
+}
+
 pub fn run(args: &TlsrptArgs) -> ExitCode {
     let result = match &args.command {
         TlsrptCommand::Ingest {

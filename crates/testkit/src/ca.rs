@@ -99,6 +99,30 @@ impl TestCa {
         self.issue_with_spki(name, kind).map(|(k, _)| k)
     }
 
+    /// A file as a web server reads it: the leaf for `names` (leaf first), the CA, then the
+    /// leaf's private key, all PEM.
+    pub fn issue_pem(&self, names: &[&str]) -> Result<String, Error> {
+        let key = KeyPair::generate()?;
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("mtasts test"),
+        );
+        params.distinguished_name = dn;
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2099, 1, 1);
+        let cert = params.signed_by(&key, &self.trusted)?;
+        Ok(format!(
+            "{}{}{}",
+            cert.pem(),
+            self.trusted.pem(),
+            key.serialize_pem()
+        ))
+    }
+
     /// [`TestCa::issue`], also returning the DER SubjectPublicKeyInfo (for TLSA `x 1 x`).
     pub fn issue_with_spki(
         &self,

@@ -1,0 +1,225 @@
+//! `mtasts serve`: host MTA-STS policies, and `mtasts serve records`: what to publish.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use mtasts_serve::records::{Target, records};
+use mtasts_serve::{Loaded, Server, Sites};
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    command: Option<ServeCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Where to listen, `IP:PORT`.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// A directory of `<domain>.txt` files, each the policy served for that domain.
+    #[arg(long, value_name = "DIR", required = true)]
+    policies: Option<PathBuf>,
+    /// A directory of `*.pem` files, each a certificate chain (leaf first) and its key; the
+    /// certificate is chosen by SNI. Required unless `--plain-http`.
+    #[arg(long, value_name = "DIR", required_unless_present = "plain_http")]
+    certs: Option<PathBuf>,
+    /// Serve plain HTTP, for use behind a TLS-terminating reverse proxy only.
+    #[arg(long, conflicts_with = "certs")]
+    plain_http: bool,
+    /// Also take TLS reports (RFC 8460 §5.4) POSTed to `--tlsrpt-path` on the same port,
+    /// into this store (`sqlite:PATH` or `postgres://…`).
+    #[arg(long, value_name = "DB")]
+    tlsrpt_db: Option<mtasts_tlsrpt::DbSpec>,
+    /// The path of the report intake.
+    #[arg(long, default_value = "/tlsrpt", requires = "tlsrpt_db")]
+    tlsrpt_path: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServeCommand {
+    /// Print what each domain publishes: the `_mta-sts` TXT with the id derived from its
+    /// policy, the `mta-sts` CNAME when `--cname` is given, and a TLS-RPT record with `--rua`.
+    ///
+    /// Exit status: 0 printed, 1 some policy file is invalid (the others are printed), 2 setup
+    /// error or an unknown DOMAIN.
+    Records {
+        /// The directory `mtasts serve --policies` reads.
+        #[arg(long, value_name = "DIR")]
+        policies: PathBuf,
+        /// The host name `mta-sts.<domain>` should be a CNAME of (this server's name).
+        #[arg(long, value_name = "HOST")]
+        cname: Option<String>,
+        /// A TLS-RPT `rua` to publish, e.g. `mailto:tlsrpt@example.net` or
+        /// `https://mta-sts.example.net/tlsrpt`.
+        #[arg(long, value_name = "URI")]
+        rua: Option<String>,
+        /// JSON lines instead of zone-file lines.
+        #[arg(long)]
+        json: bool,
+        /// Only these domains.
+        domains: Vec<String>,
+    },
+}
+
+impl ServeArgs {
+    /// `records` prints and exits; the server does not.
+    pub fn prints_and_exits(&self) -> bool {
+        self.command.is_some()
+    }
+}
+
+pub fn run(args: &ServeArgs) -> ExitCode {
+    let result = match &args.command {
+        Some(ServeCommand::Records {
+            policies,
+            cname,
+            rua,
+            json,
+            domains,
+        }) => print_records(policies, cname.as_deref(), rua.as_deref(), *json, domains),
+        None => serve(&args.run),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mtasts serve: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn report(loaded: &Loaded, tls: bool) {
+    for p in &loaded.problems {
+        eprintln!("mtasts serve: not served: {p}");
+    }
+    if tls {
+        for h in &loaded.uncovered {
+            eprintln!("mtasts serve: no certificate covers {h}: handshakes for it fail");
+        }
+    }
+}
+
+fn serve(args: &RunArgs) -> Result<ExitCode> {
+    let policies = args
+        .policies
+        .as_deref()
+        .context("--policies DIR is required")?;
+    let tlsrpt = args
+        .tlsrpt_db
+        .as_ref()
+        .map(|db| {
+            mtasts_tlsrpt::ReportDb::open(db)
+                .context("opening the report store")
+                .map(|store| (args.tlsrpt_path.clone(), mtasts_tlsrpt::Intake::new(store)))
+        })
+        .transpose()?;
+    let (server, loaded) = Server::load(policies, args.certs.as_deref(), tlsrpt)
+        .with_context(|| format!("reading {}", policies.display()))?;
+    let tls = !args.plain_http;
+    report(&loaded, tls);
+    let acceptor = if tls {
+        Some(server.tls_acceptor().context("TLS configuration")?)
+    } else {
+        eprintln!("mtasts serve: plain HTTP (--plain-http): put it behind a TLS-terminating proxy");
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let local = listener.local_addr().context("local address")?;
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(mtasts_serve::serve(listener, acceptor, server.clone(), rx));
+        eprintln!(
+            "mtasts serve ready on {}://{local}/: {} site(s), {} certificate name(s)",
+            if tls { "https" } else { "http" },
+            loaded.sites,
+            loaded.names
+        );
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => match server.reload() {
+                    Ok(l) => {
+                        report(&l, tls);
+                        eprintln!("mtasts serve reloaded: {} site(s), {} certificate name(s)", l.sites, l.names);
+                    }
+                    Err(e) => eprintln!("mtasts serve: reload failed, the previous sites stay: {e}"),
+                },
+            }
+        }
+        let _ = stop.send(true);
+        let _ = task.await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_records(
+    policies: &Path,
+    cname: Option<&str>,
+    rua: Option<&str>,
+    json: bool,
+    only: &[String],
+) -> Result<ExitCode> {
+    let sites =
+        Sites::load_dir(policies).with_context(|| format!("reading {}", policies.display()))?;
+    for p in &sites.problems {
+        eprintln!("mtasts serve records: not served: {p}");
+    }
+    let wanted: Vec<String> = only
+        .iter()
+        .map(|d| format!("mta-sts.{}", d.trim_end_matches('.').to_ascii_lowercase()))
+        .collect();
+    for w in &wanted {
+        anyhow::ensure!(
+            sites.for_host(w).is_some(),
+            "{}: no valid policy file for it in {}",
+            w.trim_start_matches("mta-sts."),
+            policies.display()
+        );
+    }
+    let target = cname.map_or(Target::Unspecified, |c| Target::Cname(c.to_string()));
+    for site in sites.iter() {
+        if !wanted.is_empty() && !wanted.contains(&site.host()) {
+            continue;
+        }
+        let r = records(site, &target, rua);
+        if json {
+            println!("{}", serde_json::to_string(&r).context("encoding JSON")?);
+            continue;
+        }
+        println!("{}", r.txt);
+        match &r.host {
+            Some(h) => println!("{h}"),
+            None => println!(
+                "; mta-sts.{}. must resolve to this server (A/AAAA, or CNAME with --cname)",
+                r.domain
+            ),
+        }
+        if let Some(t) = &r.tlsrpt {
+            println!("{t}");
+        }
+    }
+    Ok(if sites.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

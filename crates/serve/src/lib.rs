@@ -1,0 +1,13 @@
+//! `mtasts serve`: MTA-STS policies hosted for many domains from one process — sites from a
+//! directory ([`sites`]), certificates chosen by SNI ([`certs`]), the HTTP side and its limits
+//! ([`server`]), and what each domain must publish ([`records`]).
+#![warn(missing_docs)]
+
+pub mod certs;
+pub mod records;
+pub mod server;
+pub mod sites;
+
+pub use certs::Certs;
+pub use server::{Loaded, Server, serve};
+pub use sites::{Site, SiteError, Sites, policy_id};

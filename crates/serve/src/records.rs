@@ -1,0 +1,49 @@
+//! What each domain publishes so senders find its hosted policy: the `_mta-sts` TXT with the
+//! derived id (RFC 8461 §3.1), the `mta-sts` host pointing here, and optionally a TLS-RPT
+//! record (RFC 8460 §3). Zone-file lines or JSON.
+
+use serde::Serialize;
+
+use crate::sites::Site;
+
+/// Where `mta-sts.<domain>` should point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A CNAME to this host name.
+    Cname(String),
+    /// Not given: the operator points it here (A/AAAA or CNAME) themselves.
+    Unspecified,
+}
+
+/// One domain's records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Records {
+    /// The policy domain.
+    pub domain: String,
+    /// The policy's id.
+    pub id: String,
+    /// `_mta-sts.<domain>. IN TXT "v=STSv1; id=…;"`
+    pub txt: String,
+    /// `mta-sts.<domain>. IN CNAME …` when a target was given.
+    pub host: Option<String>,
+    /// `_smtp._tls.<domain>. IN TXT "v=TLSRPTv1; rua=…"` when a rua was given.
+    pub tlsrpt: Option<String>,
+}
+
+/// The records of `site`.
+pub fn records(site: &Site, target: &Target, rua: Option<&str>) -> Records {
+    let d = &site.domain;
+    Records {
+        domain: d.to_string(),
+        id: site.id.clone(),
+        txt: format!("_mta-sts.{d}. IN TXT \"v=STSv1; id={};\"", site.id),
+        host: match target {
+            Target::Cname(t) => Some(format!(
+                "mta-sts.{d}. IN CNAME {}.",
+                t.trim_end_matches('.')
+            )),
+            Target::Unspecified => None,
+        },
+        tlsrpt: rua.map(|r| format!("_smtp._tls.{d}. IN TXT \"v=TLSRPTv1; rua={r}\"")),
+    }
+}

@@ -1,0 +1,321 @@
+//! The policy host: `GET`/`HEAD https://mta-sts.<domain>/.well-known/mta-sts.txt` → the
+//! policy (`200`, `text/plain`), any other path `404`, any other method `405`, an unknown host
+//! `404` (never another domain's policy), no redirects. HTTP/1.1 and HTTP/2 (ALPN); the
+//! certificate by SNI. Optionally the TLS-RPT intake on one path of the same port, so the
+//! policy host can also be its domains' `rua`. Sites and certificates reload without dropping
+//! connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use mtasts_tlsrpt::Handler as _;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::certs::{BySni, Certs};
+use crate::sites::Sites;
+
+/// The one path a policy is served on (RFC 8461 §3.3).
+pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Time a client has to send its request headers (slowloris).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection is closed after this long, whatever it is doing.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a reload found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// Sites served.
+    pub sites: usize,
+    /// Names with a certificate.
+    pub names: usize,
+    /// Every file not taken, and why.
+    pub problems: Vec<String>,
+    /// Sites whose `mta-sts.<domain>` no certificate covers (with TLS only).
+    pub uncovered: Vec<String>,
+}
+
+/// The server's state: sites, certificates, where they come from, the optional intake.
+#[derive(Debug)]
+pub struct Server {
+    policies: PathBuf,
+    certs_dir: Option<PathBuf>,
+    sites: RwLock<Arc<Sites>>,
+    certs: Arc<RwLock<Arc<Certs>>>,
+    tlsrpt: Option<(String, Arc<mtasts_tlsrpt::Intake>)>,
+}
+
+impl Server {
+    /// Loads the sites of `policies` and, for HTTPS, the certificates of `certs`; with
+    /// `tlsrpt`, POSTs to that path go to the report intake.
+    pub fn load(
+        policies: &Path,
+        certs: Option<&Path>,
+        tlsrpt: Option<(String, Arc<mtasts_tlsrpt::Intake>)>,
+    ) -> std::io::Result<(Arc<Self>, Loaded)> {
+        let server = Arc::new(Self {
+            policies: policies.to_path_buf(),
+            certs_dir: certs.map(Path::to_path_buf),
+            sites: RwLock::new(Arc::new(Sites::default())),
+            certs: Arc::new(RwLock::new(Arc::new(Certs::default()))),
+            tlsrpt,
+        });
+        let loaded = server.reload()?;
+        Ok((server, loaded))
+    }
+
+    /// Reads the directories again and swaps in what they hold; connections and requests in
+    /// flight keep the state they started with. On an unreadable directory nothing changes.
+    pub fn reload(&self) -> std::io::Result<Loaded> {
+        let sites = Sites::load_dir(&self.policies)?;
+        let certs = match &self.certs_dir {
+            Some(dir) => Some(Certs::load_dir(dir)?),
+            None => None,
+        };
+        let mut problems: Vec<String> = sites.problems.iter().map(ToString::to_string).collect();
+        let mut uncovered = Vec::new();
+        let mut names = 0;
+        if let Some(c) = &certs {
+            problems.extend(c.problems.iter().map(ToString::to_string));
+            uncovered = sites
+                .iter()
+                .map(|s| s.host())
+                .filter(|h| !c.covers(h))
+                .collect();
+            names = c.len();
+        }
+        let loaded = Loaded {
+            sites: sites.len(),
+            names,
+            problems,
+            uncovered,
+        };
+        set(&self.sites, Arc::new(sites));
+        if let Some(c) = certs {
+            set(&self.certs, Arc::new(c));
+        }
+        Ok(loaded)
+    }
+
+    /// The sites now served.
+    pub fn sites(&self) -> Arc<Sites> {
+        get(&self.sites)
+    }
+
+    /// The TLS configuration: certificates by SNI, ALPN `h2` and `http/1.1`.
+    pub fn tls_acceptor(&self) -> Result<TlsAcceptor, rustls::Error> {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(BySni(self.certs.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+
+    /// Answers one request that arrived on a connection whose TLS handshake named `sni`.
+    pub async fn answer(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: String,
+        sni: Option<Arc<str>>,
+    ) -> Response<Full<Bytes>> {
+        if let Some((path, intake)) = &self.tlsrpt
+            && req.uri().path() == path
+        {
+            return intake.clone().handle(req, peer).await;
+        }
+        let host = request_host(&req);
+        let sites = self.sites();
+        let Some(site) = host.as_deref().and_then(|h| sites.for_host(h)) else {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no MTA-STS policy is served for {}\n",
+                    host.as_deref().unwrap_or("(no host)")
+                ),
+            );
+        };
+        // The certificate presented was for the SNI name: a request for another host on that
+        // connection goes elsewhere (RFC 9110 §15.5.20), never answered with another policy.
+        if let (Some(sni), Some(h)) = (sni.as_deref(), host.as_deref())
+            && !sni.eq_ignore_ascii_case(h)
+        {
+            return text(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!("this connection is for {sni}, not {h}\n"),
+            );
+        }
+        if req.uri().path() != POLICY_PATH {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("the policy is at {POLICY_PATH}\n"),
+            );
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n".into());
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        // HEAD: the length, no body (over HTTP/2 a body after HEAD is a protocol error).
+        let head = req.method() == Method::HEAD;
+        let body = if head {
+            Bytes::new()
+        } else {
+            Bytes::from(site.body.to_vec())
+        };
+        let mut r = Response::new(Full::new(body));
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if head {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(site.body.len()));
+        }
+        r
+    }
+}
+
+fn get<T>(lock: &RwLock<Arc<T>>) -> Arc<T> {
+    match lock.read() {
+        Ok(v) => v.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn set<T>(lock: &RwLock<Arc<T>>, value: Arc<T>) {
+    match lock.write() {
+        Ok(mut v) => *v = value,
+        Err(p) => *p.into_inner() = value,
+    }
+}
+
+/// The host the request names: HTTP/2's `:authority` or HTTP/1.1's `Host`, without port.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = req.uri().host().map(str::to_string).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    })?;
+    let host = if let Some(v6) = raw.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("").to_string()
+    } else {
+        raw.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(raw.clone(), |(h, _)| h.to_string())
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Serves `listener` until `shutdown` turns true: HTTPS with `tls` (HTTP/2 or HTTP/1.1 by
+/// ALPN), plain HTTP without (behind a TLS-terminating proxy).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    server: Arc<Server>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((tcp, peer)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (tls, server) = (tls.clone(), server.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let work = async {
+                match tls {
+                    Some(acceptor) => {
+                        // A handshake for a name we hold no certificate for fails here with
+                        // an alert; nothing else is disturbed.
+                        if let Ok(stream) =
+                            tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await
+                            && let Ok(stream) = stream
+                        {
+                            let sni = stream.get_ref().1.server_name().map(Arc::from);
+                            connection(stream, server, peer.to_string(), sni).await;
+                        }
+                    }
+                    None => connection(tcp, server, peer.to_string(), None).await,
+                }
+            };
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, work).await;
+        });
+    }
+}
+
+async fn connection<S>(stream: S, server: Arc<Server>, peer: String, sni: Option<Arc<str>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let (server, peer, sni) = (server.clone(), peer.clone(), sni.clone());
+        async move { Ok::<_, std::convert::Infallible>(server.answer(req, peer, sni).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(16 * 1024);
+    builder.http2().max_concurrent_streams(64);
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_comes_without_port_and_lower_case() {
+        let req = |host: &str| {
+            Request::get("/x")
+                .header(header::HOST, host)
+                .body(())
+                .expect("request")
+        };
+        assert_eq!(
+            request_host(&req("MTA-STS.Example.COM:443")).as_deref(),
+            Some("mta-sts.example.com")
+        );
+        assert_eq!(
+            request_host(&req("mta-sts.example.com")).as_deref(),
+            Some("mta-sts.example.com")
+        );
+        assert_eq!(request_host(&req("[::1]:8443")).as_deref(), Some("::1"));
+        let h2 = Request::get("https://mta-sts.example.net/.well-known/mta-sts.txt")
+            .body(())
+            .expect("request");
+        assert_eq!(request_host(&h2).as_deref(), Some("mta-sts.example.net"));
+    }
+}

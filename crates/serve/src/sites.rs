@@ -1,0 +1,200 @@
+//! The sites served: one policy per domain, read from a directory of `<domain>.txt` files
+//! (each the policy exactly as served), validated by the core parser. An invalid file is
+//! reported with its line and rule and not served; the others are.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mtasts_core::DomainName;
+use mtasts_core::policy::{Policy, PolicyErrors};
+
+/// One served policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The policy domain.
+    pub domain: DomainName,
+    /// The policy.
+    pub policy: Policy,
+    /// The bytes served, exactly as in the file.
+    pub body: Arc<[u8]>,
+    /// The TXT `id`, derived from the canonical policy (see [`policy_id`]).
+    pub id: String,
+    /// Where it came from.
+    pub source: PathBuf,
+}
+
+impl Site {
+    /// `mta-sts.<domain>`, the name the policy is served under (RFC 8461 §3.3).
+    pub fn host(&self) -> String {
+        format!("mta-sts.{}", self.domain)
+    }
+}
+
+/// The id for a policy: the first 128 bits of SHA-256 over its canonical text, in hex (32
+/// characters, within RFC 8461 §3.1's `1*32(ALPHA / DIGIT)`). The same policy always gets the
+/// same id, whatever its line ends, order of equal lines or file name; any change of content
+/// gives a new one.
+pub fn policy_id(policy: &Policy) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, policy.render().as_bytes());
+    digest.as_ref()[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Why a file is not served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SiteError {
+    #[error("{}: the file name is not `<domain>.txt` for a valid domain", path.display())]
+    /// The name does not give a domain.
+    Name {
+        /// The file.
+        path: PathBuf,
+    },
+    #[error("{}: unreadable: {reason}", path.display())]
+    /// It could not be read.
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    #[error("{} (domain {domain}): invalid policy: {}", path.display(), errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    /// Not a valid policy.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The domain it is for.
+        domain: String,
+        /// Every problem, with line and rule.
+        errors: PolicyErrors,
+    },
+    #[error("{}: a second file for {domain} (first: {})", path.display(), first.display())]
+    /// Two files name the same domain (e.g. different case).
+    Duplicate {
+        /// The file.
+        path: PathBuf,
+        /// The first one.
+        first: PathBuf,
+        /// The domain.
+        domain: String,
+    },
+}
+
+/// The sites by policy host, and the files that were not taken.
+#[derive(Debug, Clone, Default)]
+pub struct Sites {
+    by_host: BTreeMap<String, Arc<Site>>,
+    /// Files not served, and why.
+    pub problems: Vec<SiteError>,
+}
+
+impl Sites {
+    /// Reads every `*.txt` in `dir` (other files are ignored). Fails only when `dir` itself
+    /// cannot be read.
+    pub fn load_dir(dir: &Path) -> std::io::Result<Self> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "txt") && p.is_file())
+            .collect();
+        entries.sort();
+        let mut sites = Self::default();
+        for path in entries {
+            match load_file(&path) {
+                Ok(site) => sites.insert(site),
+                Err(e) => sites.problems.push(e),
+            }
+        }
+        Ok(sites)
+    }
+
+    fn insert(&mut self, site: Site) {
+        let host = site.host();
+        if let Some(first) = self.by_host.get(&host) {
+            self.problems.push(SiteError::Duplicate {
+                path: site.source.clone(),
+                first: first.source.clone(),
+                domain: site.domain.to_string(),
+            });
+            return;
+        }
+        self.by_host.insert(host, Arc::new(site));
+    }
+
+    /// The site served under `host` (`mta-sts.<domain>`, any case, trailing dot allowed).
+    pub fn for_host(&self, host: &str) -> Option<&Arc<Site>> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.by_host.get(&host)
+    }
+
+    /// Every site, by host.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Site>> {
+        self.by_host.values()
+    }
+
+    /// How many sites are served.
+    pub fn len(&self) -> usize {
+        self.by_host.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.by_host.is_empty()
+    }
+}
+
+fn load_file(path: &Path) -> Result<Site, SiteError> {
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| SiteError::Name {
+            path: path.to_path_buf(),
+        })?;
+    let domain = DomainName::parse(name).map_err(|_| SiteError::Name {
+        path: path.to_path_buf(),
+    })?;
+    let body = std::fs::read(path).map_err(|e| SiteError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let parsed = Policy::parse_bytes(&body).map_err(|errors| SiteError::Invalid {
+        path: path.to_path_buf(),
+        domain: domain.to_string(),
+        errors,
+    })?;
+    Ok(Site {
+        id: policy_id(&parsed.policy),
+        domain,
+        policy: parsed.policy,
+        body: body.into(),
+        source: path.to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Policy {
+        Policy::parse(text).expect("policy").policy
+    }
+
+    #[test]
+    fn ids_follow_the_content_not_its_spelling() {
+        let a = policy("version: STSv1\nmode: enforce\nmx: mx.example.com\nmax_age: 86400\n");
+        let b =
+            policy("version: STSv1\r\nmode: enforce\r\nmx: MX.example.com\r\nmax_age: 86400\r\n");
+        let c = policy("version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 86400\n");
+        assert_eq!(policy_id(&a), policy_id(&b));
+        assert_ne!(policy_id(&a), policy_id(&c));
+        let id = policy_id(&a);
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
+    }
+}

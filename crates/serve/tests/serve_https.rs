@@ -1,0 +1,387 @@
+//! `mtasts serve` over real sockets: our own policy fetcher (every RFC 8461 rule of the
+//! resolver) gets the right policy for each of 1,000 domains; curl (HTTP/1.1 and HTTP/2) and
+//! `openssl s_client` with and without SNI; unknown hosts, wrong paths and methods; an invalid
+//! policy reported and the rest served; reload; the TLS-RPT intake on the same port.
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mtasts_core::DomainName;
+use mtasts_resolver::Fetch as _;
+use mtasts_serve::Server;
+use mtasts_testkit::TestCa;
+
+const DOMAINS: usize = 1000;
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("mtasts-serve-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(p.join("policies")).expect("dir");
+        std::fs::create_dir_all(p.join("certs")).expect("dir");
+        Self(p)
+    }
+    fn policies(&self) -> PathBuf {
+        self.0.join("policies")
+    }
+    fn certs(&self) -> PathBuf {
+        self.0.join("certs")
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn policy(i: usize) -> String {
+    let mode = ["enforce", "testing", "none"][i % 3];
+    format!(
+        "version: STSv1\nmode: {mode}\nmx: mx{i}.d{i}.test\nmx: *.backup.d{i}.test\nmax_age: {}\n",
+        86_400 + i
+    )
+}
+
+fn site(dir: &Dir, ca: &TestCa, i: usize) {
+    std::fs::write(dir.policies().join(format!("d{i}.test.txt")), policy(i)).expect("policy");
+    let pem = ca
+        .issue_pem(&[&format!("mta-sts.d{i}.test")])
+        .expect("cert");
+    std::fs::write(dir.certs().join(format!("d{i}.test.pem")), pem).expect("cert");
+}
+
+struct Running {
+    addr: SocketAddr,
+    server: Arc<Server>,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn start(
+    dir: &Dir,
+    tls: bool,
+    tlsrpt: Option<(String, Arc<mtasts_tlsrpt::Intake>)>,
+) -> Running {
+    let (server, loaded) =
+        Server::load(&dir.policies(), tls.then(|| dir.certs()).as_deref(), tlsrpt).expect("load");
+    assert!(
+        loaded.uncovered.is_empty() || !tls,
+        "{:?}",
+        loaded.uncovered
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = tls.then(|| server.tls_acceptor().expect("tls"));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(mtasts_serve::serve(listener, acceptor, server.clone(), rx));
+    Running {
+        addr,
+        server,
+        _stop: stop,
+    }
+}
+
+fn curl(r: &Running, ca: &Path, host: &str, args: &[&str]) -> (Option<i32>, String) {
+    let port = r.addr.port();
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            &ca.display().to_string(),
+        ])
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(["-w", "\n%{http_code} %{http_version}"])
+        .args(args)
+        .arg(format!("https://{host}:{port}/.well-known/mta-sts.txt"))
+        .output()
+        .expect("curl");
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_fetcher_gets_every_policy_of_a_thousand_domains() {
+    let dir = Dir::new("thousand");
+    let ca = TestCa::new().expect("ca");
+    for i in 0..DOMAINS {
+        site(&dir, &ca, i);
+    }
+    let ca_file = dir.0.join("ca.pem");
+    ca.write_pem(&ca_file).expect("ca file");
+    let r = start(&dir, true, None).await;
+    // The resolver's fetcher, as the daemon uses it: PKIX against the test CA, every fetch
+    // rule; the address given (the lab's DNS is not needed), port 443 mapped to ours.
+    let dns = Arc::new(
+        mtasts_resolver::HickoryDns::new(
+            Some("127.0.0.1:9".parse().expect("addr")),
+            Duration::from_secs(1),
+        )
+        .expect("dns"),
+    );
+    let fetch = Arc::new(mtasts_resolver::HttpsFetcher::new(
+        dns,
+        mtasts_resolver::client_config(Some(&ca_file)).expect("tls"),
+        mtasts_resolver::FetchSettings {
+            connect_map: [("127.0.0.1:443".parse().expect("addr"), r.addr)]
+                .into_iter()
+                .collect(),
+            total_timeout: Duration::from_secs(10),
+            ..mtasts_resolver::FetchSettings::default()
+        },
+    ));
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = Vec::new();
+    for i in 0..DOMAINS {
+        let (fetch, sem) = (fetch.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire().await.expect("permit");
+            let domain = DomainName::parse(&format!("d{i}.test")).expect("domain");
+            let got = fetch
+                .fetch_with_addresses(&domain, Ok(vec!["127.0.0.1".parse().expect("ip")]))
+                .await
+                .unwrap_or_else(|e| panic!("d{i}.test: {e}"));
+            (i, got.parsed.policy)
+        }));
+    }
+    for t in tasks {
+        let (i, got) = t.await.expect("task");
+        let want = mtasts_core::policy::Policy::parse(&policy(i))
+            .expect("policy")
+            .policy;
+        assert_eq!(got, want, "d{i}.test");
+    }
+    // Every site's id is in the table the records command prints from.
+    let sites = r.server.sites();
+    assert_eq!(sites.len(), DOMAINS);
+    let ids: std::collections::BTreeSet<&str> = sites.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.len(), DOMAINS, "distinct policies get distinct ids");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_and_openssl_with_and_without_sni() {
+    let dir = Dir::new("clients");
+    let ca = TestCa::new().expect("ca");
+    for i in 0..3 {
+        site(&dir, &ca, i);
+    }
+    let ca_file = dir.0.join("ca.pem");
+    ca.write_pem(&ca_file).expect("ca file");
+    let r = start(&dir, true, None).await;
+    let ca = ca_file.as_path();
+
+    let (code, out) = curl(&r, ca, "mta-sts.d1.test", &["--http1.1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with(&policy(1)), "{out}");
+    assert!(out.ends_with("200 1.1"), "{out}");
+    let (code, out) = curl(&r, ca, "mta-sts.d2.test", &["--http2"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.ends_with("200 2"), "HTTP/2 by ALPN: {out}");
+    // HEAD: the headers, no body.
+    let (code, out) = curl(&r, ca, "mta-sts.d1.test", &["-I"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("content-type: text/plain"),
+        "{out}"
+    );
+    // A name with no certificate: the handshake fails (curl 35), no other certificate shown.
+    let (code, out) = curl(&r, ca, "mta-sts.unknown.test", &[]);
+    assert_eq!(code, Some(35), "{out}");
+    // A Host other than the SNI name on that connection: 421, never the other policy.
+    // (HTTP/1.1: over HTTP/2 a Host header that differs from :authority is malformed, and
+    // refused as such.)
+    let (code, out) = curl(
+        &r,
+        ca,
+        "mta-sts.d1.test",
+        &["--http1.1", "-H", "Host: mta-sts.d2.test"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.ends_with("421 1.1"), "{out}");
+    assert!(!out.contains("mx2.d2.test"), "{out}");
+    // Another path, another method.
+    let port = r.addr.port();
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca.display().to_string(),
+        ])
+        .args(["--resolve", &format!("mta-sts.d1.test:{port}:127.0.0.1")])
+        .arg(format!("https://mta-sts.d1.test:{port}/other"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "--cacert",
+            &ca.display().to_string(),
+        ])
+        .args(["--resolve", &format!("mta-sts.d1.test:{port}:127.0.0.1")])
+        .arg(format!(
+            "https://mta-sts.d1.test:{port}/.well-known/mta-sts.txt"
+        ))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "405");
+
+    // openssl s_client: with SNI the site's certificate; without, a handshake failure.
+    let s_client = |extra: &[&str]| {
+        let o = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &r.addr.to_string(),
+                "-CAfile",
+                &ca.display().to_string(),
+            ])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let with = s_client(&[
+        "-servername",
+        "mta-sts.d0.test",
+        "-verify_hostname",
+        "mta-sts.d0.test",
+    ]);
+    assert!(
+        with.contains("CN = mta-sts.d0.test") || with.contains("CN=mta-sts.d0.test"),
+        "{with}"
+    );
+    assert!(with.contains("Verify return code: 0 (ok)"), "{with}");
+    let without = s_client(&["-noservername"]);
+    assert!(
+        without.contains("alert") || without.contains("no peer certificate"),
+        "{without}"
+    );
+    assert!(
+        !without.contains("CN = mta-sts.d"),
+        "no certificate without SNI: {without}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_policies_are_reported_and_reload_swaps_sites() {
+    let dir = Dir::new("reload");
+    let ca = TestCa::new().expect("ca");
+    site(&dir, &ca, 0);
+    std::fs::write(
+        dir.policies().join("broken.test.txt"),
+        "version: STSv1\nmode: enforce\nmax_age: 86400\n",
+    )
+    .expect("write");
+    std::fs::write(dir.policies().join("not a domain!.txt"), policy(0)).expect("write");
+    let (server, loaded) = Server::load(&dir.policies(), Some(&dir.certs()), None).expect("load");
+    assert_eq!(loaded.sites, 1);
+    let problems = loaded.problems.join("\n");
+    assert!(
+        problems.contains("broken.test.txt (domain broken.test): invalid policy: line 0"),
+        "{problems}"
+    );
+    assert!(problems.contains("POL-03"), "{problems}");
+    assert!(
+        problems.contains("not a domain!.txt: the file name is not"),
+        "{problems}"
+    );
+    assert!(server.sites().for_host("mta-sts.d0.test").is_some());
+
+    // Reload: a new site with its certificate appears, a removed one is gone.
+    site(&dir, &ca, 7);
+    std::fs::remove_file(dir.policies().join("d0.test.txt")).expect("remove");
+    let loaded = server.reload().expect("reload");
+    assert_eq!(loaded.sites, 1);
+    assert!(server.sites().for_host("mta-sts.d7.test").is_some());
+    assert!(server.sites().for_host("mta-sts.d0.test").is_none());
+    // A site without a certificate is served but said to be uncovered.
+    std::fs::write(dir.policies().join("nocert.test.txt"), policy(3)).expect("write");
+    let loaded = server.reload().expect("reload");
+    assert_eq!(loaded.uncovered, vec!["mta-sts.nocert.test".to_string()]);
+    // An unreadable directory changes nothing.
+    let gone = Dir::new("gone");
+    let (server2, _) = Server::load(&gone.policies(), None, None).expect("load");
+    drop(gone);
+    assert!(server2.reload().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_unknown_hosts_and_the_tlsrpt_intake_on_the_same_port() {
+    let dir = Dir::new("plain");
+    let ca = TestCa::new().expect("ca");
+    site(&dir, &ca, 5);
+    let db_path = dir.0.join("reports.db");
+    let intake = mtasts_tlsrpt::Intake::new(
+        mtasts_tlsrpt::ReportDb::open(&mtasts_tlsrpt::DbSpec::Sqlite(db_path.clone())).expect("db"),
+    );
+    let r = start(&dir, false, Some(("/tlsrpt".into(), intake))).await;
+    let get = |host: &str| {
+        let o = Command::new("curl")
+            .args([
+                "-sS",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                &format!("Host: {host}"),
+            ])
+            .arg(format!("http://{}/.well-known/mta-sts.txt", r.addr))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(get("mta-sts.d5.test").ends_with("\n200"));
+    let unknown = get("mta-sts.other.test");
+    assert!(unknown.ends_with("\n404"), "{unknown}");
+    assert!(unknown.contains("no MTA-STS policy is served for mta-sts.other.test"));
+    // A report POSTed to /tlsrpt is stored (201).
+    let report = r#"{"organization-name":"Example","report-id":"serve-1","date-range":{"start-datetime":"2026-11-30T00:00:00Z","end-datetime":"2026-11-30T23:59:59Z"},"policies":[{"policy":{"policy-type":"sts","policy-domain":"d5.test"},"summary":{"total-successful-session-count":1,"total-failure-session-count":0}}]}"#;
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Content-Type: application/tlsrpt+json",
+        ])
+        .args(["--data-binary", report])
+        .arg(format!("http://{}/tlsrpt", r.addr))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "201");
+    let mut db =
+        mtasts_tlsrpt::ReportDb::open(&mtasts_tlsrpt::DbSpec::Sqlite(db_path)).expect("db");
+    assert_eq!(db.count().expect("count"), 1);
+}
