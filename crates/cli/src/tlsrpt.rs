@@ -134,11 +134,15 @@ enum TlsrptCommand {
 }
 
 impl TlsrptArgs {
-    /// The servers (`receive`, `dashboard`) keep ignoring SIGPIPE; the rest print and exit.
+    /// The servers (`receive`, `dashboard`) keep ignoring SIGPIPE, and so does `alert`,
+    /// which writes to its command's stdin (a command that exits without reading must not
+    /// kill it); the rest print and exit.
     pub fn prints_and_exits(&self) -> bool {
         !matches!(
             self.command,
-            TlsrptCommand::Receive { .. } | TlsrptCommand::Dashboard { .. }
+            TlsrptCommand::Receive { .. }
+                | TlsrptCommand::Dashboard { .. }
+                | TlsrptCommand::Alert { .. }
         )
     }
 }
