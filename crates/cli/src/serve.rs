@@ -40,6 +40,13 @@ struct RunArgs {
     /// The path of the report intake.
     #[arg(long, default_value = "/tlsrpt", requires = "tlsrpt_db")]
     tlsrpt_path: String,
+    /// Delegated DNS (RFC 8461 §8.2): answer, as the authoritative server of this zone, the
+    /// TXT `_mta-sts.<domain>.<zone>` of every site (customers CNAME their `_mta-sts` there).
+    #[arg(long, value_name = "ZONE", requires = "dns_listen")]
+    delegation_zone: Option<String>,
+    /// Where the delegated DNS listens (UDP and TCP), `IP:PORT`.
+    #[arg(long, value_name = "IP:PORT", requires = "delegation_zone")]
+    dns_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +67,10 @@ enum ServeCommand {
         /// `https://mta-sts.example.net/tlsrpt`.
         #[arg(long, value_name = "URI")]
         rua: Option<String>,
+        /// With delegated DNS: print the `_mta-sts` CNAME into this zone (set once) instead
+        /// of the TXT (which `serve --delegation-zone` then answers).
+        #[arg(long, value_name = "ZONE")]
+        delegation_zone: Option<String>,
         /// JSON lines instead of zone-file lines.
         #[arg(long)]
         json: bool,
@@ -81,9 +92,19 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             policies,
             cname,
             rua,
+            delegation_zone,
             json,
             domains,
-        }) => print_records(policies, cname.as_deref(), rua.as_deref(), *json, domains),
+        }) => print_records(
+            policies,
+            &Publish {
+                cname: cname.as_deref(),
+                rua: rua.as_deref(),
+                zone: delegation_zone.as_deref(),
+            },
+            *json,
+            domains,
+        ),
         None => serve(&args.run),
     };
     match result {
@@ -145,6 +166,25 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         let (stop, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(mtasts_serve::serve(listener, acceptor, server.clone(), rx));
+        let mut dns = match (&args.delegation_zone, args.dns_listen) {
+            (Some(zone), Some(addr)) => {
+                let handler = mtasts_serve::dns::Delegated::new(zone, server.clone())
+                    .with_context(|| format!("--delegation-zone {zone}"))?;
+                let mut future = hickory_server::ServerFuture::new(handler);
+                let udp = tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("--dns-listen {addr} (UDP)"))?;
+                let tcp = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("--dns-listen {addr} (TCP)"))?;
+                let local = udp.local_addr().context("local address")?;
+                future.register_socket(udp);
+                future.register_listener(tcp, std::time::Duration::from_secs(10));
+                eprintln!("mtasts serve: delegated DNS for {zone} on {local} (UDP and TCP)");
+                Some(future)
+            }
+            _ => None,
+        };
         eprintln!(
             "mtasts serve ready on {}://{local}/: {} site(s), {} certificate name(s)",
             if tls { "https" } else { "http" },
@@ -166,15 +206,24 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
         }
         let _ = stop.send(true);
         let _ = task.await;
+        if let Some(dns) = dns.as_mut() {
+            let _ = dns.shutdown_gracefully().await;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `records` is asked to print beside the TXT.
+struct Publish<'a> {
+    cname: Option<&'a str>,
+    rua: Option<&'a str>,
+    zone: Option<&'a str>,
+}
+
 fn print_records(
     policies: &Path,
-    cname: Option<&str>,
-    rua: Option<&str>,
+    publish: &Publish<'_>,
     json: bool,
     only: &[String],
 ) -> Result<ExitCode> {
@@ -195,17 +244,25 @@ fn print_records(
             policies.display()
         );
     }
-    let target = cname.map_or(Target::Unspecified, |c| Target::Cname(c.to_string()));
+    let target = publish
+        .cname
+        .map_or(Target::Unspecified, |c| Target::Cname(c.to_string()));
     for site in sites.iter() {
         if !wanted.is_empty() && !wanted.contains(&site.host()) {
             continue;
         }
-        let r = records(site, &target, rua);
+        let r = records(site, &target, publish.rua, publish.zone);
         if json {
             println!("{}", serde_json::to_string(&r).context("encoding JSON")?);
             continue;
         }
-        println!("{}", r.txt);
+        match &r.delegated {
+            Some(cname) => {
+                println!("{cname}");
+                println!("; answered by `mtasts serve --delegation-zone`: {}", r.txt);
+            }
+            None => println!("{}", r.txt),
+        }
         match &r.host {
             Some(h) => println!("{h}"),
             None => println!(

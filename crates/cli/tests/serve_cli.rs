@@ -41,6 +41,22 @@ fn id_of(records: &str, domain: &str) -> String {
         .to_string()
 }
 
+/// What the server printed up to and including its whole `ready on` line (20 s at most).
+fn ready(stderr: &mut impl Read) -> String {
+    let mut seen = String::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 512];
+    let done = |s: &str| s.find("ready on").is_some_and(|at| s[at..].contains('\n'));
+    while !done(&seen) && start.elapsed() < Duration::from_secs(20) {
+        let n = stderr.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    seen
+}
+
 fn fetch(port: u16, ca: &str, host: &str) -> String {
     let o = Command::new("curl")
         .args(["-sS", "--max-time", "10", "--cacert", ca])
@@ -89,16 +105,8 @@ fn serve_and_records_as_written_with_reload() {
         .spawn()
         .expect("serve");
     let mut stderr = child.stderr.take().expect("stderr");
-    let mut seen = String::new();
-    let start = Instant::now();
-    let mut buf = [0u8; 512];
-    while !seen.contains("ready on") && start.elapsed() < Duration::from_secs(20) {
-        let n = stderr.read(&mut buf).expect("read");
-        if n == 0 {
-            break;
-        }
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let mut child = Killed(child);
+    let seen = ready(&mut stderr);
     assert!(seen.contains("2 site(s), 2 certificate name(s)"), "{seen}");
     let ca = ca_file.display().to_string();
     assert_eq!(fetch(port, &ca, "mta-sts.example.com"), POLICY);
@@ -106,7 +114,7 @@ fn serve_and_records_as_written_with_reload() {
     // A changed policy: SIGHUP, then the new content is served, and records gives a new id.
     let changed = POLICY.replace("enforce", "testing");
     std::fs::write(policies.join("example.com.txt"), &changed).expect("policy");
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-HUP", &pid])
@@ -130,7 +138,7 @@ fn serve_and_records_as_written_with_reload() {
             .expect("kill")
             .success()
     );
-    let status = child.wait().expect("wait");
+    let status = child.0.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -198,4 +206,144 @@ fn records_with_cname_rua_and_json() {
         .output()
         .expect("records");
     assert_eq!(o.status.code(), Some(2));
+}
+
+fn dig(port: u16, name: &str, tcp: bool) -> String {
+    let o = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+time=2",
+            "+tries=1",
+        ])
+        .args(if tcp { &["+tcp"][..] } else { &[][..] })
+        .args(["TXT", name])
+        .output()
+        .expect("dig");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Delegated DNS (RFC 8461 §8.2): the listener answers `_mta-sts.<domain>.<zone>` with the
+/// id `records` prints, over UDP and TCP (dig), our resolver reads it, and after a policy
+/// change and SIGHUP the new id without any DNS edit.
+#[cfg_attr(not(mtasts_run_lab), ignore = "needs dig (MTASTS_TEST_SKIP opted out)")]
+#[test]
+fn delegated_dns_answers_the_current_id() {
+    let dir = Dir::new("serve-dns");
+    let policies = dir.0.join("policies");
+    std::fs::create_dir_all(&policies).expect("dir");
+    std::fs::write(policies.join("example.com.txt"), POLICY).expect("policy");
+    let p = policies.display().to_string();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port()
+    };
+    let (http, dns) = (free(), free());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args([
+            "serve",
+            "--plain-http",
+            "--listen",
+            &format!("127.0.0.1:{http}"),
+        ])
+        .args(["--policies", &p, "--delegation-zone", "sts.provider.test"])
+        .args(["--dns-listen", &format!("127.0.0.1:{dns}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut child = Killed(child);
+    let seen = ready(&mut stderr);
+    assert!(
+        seen.contains("delegated DNS for sts.provider.test"),
+        "{seen}"
+    );
+    let name = "_mta-sts.example.com.sts.provider.test";
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args([
+            "serve",
+            "records",
+            "--policies",
+            &p,
+            "--delegation-zone",
+            "sts.provider.test",
+        ])
+        .output()
+        .expect("records");
+    let recs = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        recs.contains("_mta-sts.example.com. IN CNAME _mta-sts.example.com.sts.provider.test."),
+        "{recs}"
+    );
+    let id = id_of(&records(&p), "example.com");
+    assert_eq!(dig(dns, name, false), format!("\"v=STSv1; id={id};\""));
+    assert_eq!(dig(dns, name, true), format!("\"v=STSv1; id={id};\""));
+    // Outside the zone: refused; an unknown domain in it: nothing.
+    assert_eq!(
+        dig(dns, "_mta-sts.example.org.sts.provider.test", false),
+        ""
+    );
+    // Our resolver's TXT lookup (the daemon's) through the listener, and the core's parse.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let txt = rt.block_on(async {
+        use mtasts_resolver::Dns as _;
+        let dns = mtasts_resolver::HickoryDns::new(
+            Some(format!("127.0.0.1:{dns}").parse().expect("addr")),
+            Duration::from_secs(2),
+        )
+        .expect("dns");
+        dns.txt(name).await.expect("txt")
+    });
+    let mtasts_resolver::TxtAnswer::Records(answer) = &txt else {
+        panic!("{txt:?}");
+    };
+    let joined: Vec<u8> = answer.iter().flatten().flatten().copied().collect();
+    let parsed = mtasts_core::txt::parse_record(&joined).expect("a valid STS record");
+    assert_eq!(parsed.id.as_str(), id);
+
+    // A new policy: SIGHUP, and the listener answers the new id.
+    std::fs::write(
+        policies.join("example.com.txt"),
+        POLICY.replace("enforce", "none"),
+    )
+    .expect("policy");
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let new_id = id_of(&records(&p), "example.com");
+    assert_ne!(new_id, id);
+    let start = Instant::now();
+    while dig(dns, name, false) != format!("\"v=STSv1; id={new_id};\"") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the new id was not answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert_eq!(child.0.wait().expect("wait").code(), Some(0));
+}
+
+/// A child killed on drop, so a failed test leaves no server behind.
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

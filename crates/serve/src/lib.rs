@@ -1,9 +1,11 @@
 //! `mtasts serve`: MTA-STS policies hosted for many domains from one process — sites from a
 //! directory ([`sites`]), certificates chosen by SNI ([`certs`]), the HTTP side and its limits
-//! ([`server`]), and what each domain must publish ([`records`]).
+//! ([`server`]), delegated DNS for the `_mta-sts` TXT ([`dns`]), and what each domain must
+//! publish ([`records`]).
 #![warn(missing_docs)]
 
 pub mod certs;
+pub mod dns;
 pub mod records;
 pub mod server;
 pub mod sites;

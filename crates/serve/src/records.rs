@@ -28,10 +28,13 @@ pub struct Records {
     pub host: Option<String>,
     /// `_smtp._tls.<domain>. IN TXT "v=TLSRPTv1; rua=…"` when a rua was given.
     pub tlsrpt: Option<String>,
+    /// With delegated DNS: `_mta-sts.<domain>. IN CNAME _mta-sts.<domain>.<zone>.`, set once;
+    /// the TXT above is then what the delegated listener answers.
+    pub delegated: Option<String>,
 }
 
-/// The records of `site`.
-pub fn records(site: &Site, target: &Target, rua: Option<&str>) -> Records {
+/// The records of `site`; with `zone`, for delegated DNS.
+pub fn records(site: &Site, target: &Target, rua: Option<&str>, zone: Option<&str>) -> Records {
     let d = &site.domain;
     Records {
         domain: d.to_string(),
@@ -45,5 +48,11 @@ pub fn records(site: &Site, target: &Target, rua: Option<&str>) -> Records {
             Target::Unspecified => None,
         },
         tlsrpt: rua.map(|r| format!("_smtp._tls.{d}. IN TXT \"v=TLSRPTv1; rua={r}\"")),
+        delegated: zone.map(|z| {
+            format!(
+                "_mta-sts.{d}. IN CNAME _mta-sts.{d}.{}.",
+                z.trim_end_matches('.')
+            )
+        }),
     }
 }
