@@ -47,6 +47,10 @@ struct RunArgs {
     /// Where the delegated DNS listens (UDP and TCP), `IP:PORT`.
     #[arg(long, value_name = "IP:PORT", requires = "delegation_zone")]
     dns_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics on `http://IP:PORT/metrics` (keep it on loopback or a
+    /// private network).
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,7 +169,17 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(mtasts_serve::serve(listener, acceptor, server.clone(), rx));
+        let task = tokio::spawn(mtasts_serve::serve(listener, acceptor, server.clone(), rx.clone()));
+        if let Some(addr) = args.metrics_listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-listen {addr}"))?;
+            eprintln!(
+                "mtasts serve: metrics on http://{}/metrics",
+                l.local_addr().context("local address")?
+            );
+            tokio::spawn(mtasts_serve::serve_metrics(l, server.clone(), rx.clone()));
+        }
         let mut dns = match (&args.delegation_zone, args.dns_listen) {
             (Some(zone), Some(addr)) => {
                 let handler = mtasts_serve::dns::Delegated::new(zone, server.clone())

@@ -142,17 +142,27 @@ fn load_file(path: &Path, provider: &rustls::crypto::CryptoProvider) -> Result<L
     Ok((certified, names, not_after))
 }
 
-/// rustls' view: the certificate for the SNI name, or none.
+/// rustls' view: the certificate for the SNI name, or none (counted).
 #[derive(Debug)]
-pub struct BySni(pub Arc<std::sync::RwLock<Arc<Certs>>>);
+pub struct BySni {
+    /// The certificates now loaded.
+    pub certs: Arc<std::sync::RwLock<Arc<Certs>>>,
+    /// Where a handshake without a certificate is counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = hello.server_name()?;
-        let certs = match self.0.read() {
+        let certs = match self.certs.read() {
             Ok(c) => c.clone(),
             Err(p) => p.into_inner().clone(),
         };
-        certs.for_name(name).cloned()
+        let found = hello
+            .server_name()
+            .and_then(|name| certs.for_name(name).cloned());
+        if found.is_none() {
+            self.metrics.unknown_name();
+        }
+        found
     }
 }

@@ -6,10 +6,11 @@
 
 pub mod certs;
 pub mod dns;
+pub mod metrics;
 pub mod records;
 pub mod server;
 pub mod sites;
 
 pub use certs::Certs;
-pub use server::{Loaded, Server, serve};
+pub use server::{Loaded, Server, serve, serve_metrics};
 pub use sites::{Site, SiteError, Sites, policy_id};

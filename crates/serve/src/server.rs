@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::certs::{BySni, Certs};
+use crate::metrics::{Handshake, Metrics};
 use crate::sites::Sites;
 
 /// The one path a policy is served on (RFC 8461 §3.3).
@@ -51,6 +52,8 @@ pub struct Server {
     sites: RwLock<Arc<Sites>>,
     certs: Arc<RwLock<Arc<Certs>>>,
     tlsrpt: Option<(String, Arc<mtasts_tlsrpt::Intake>)>,
+    metrics: Arc<Metrics>,
+    invalid_files: std::sync::atomic::AtomicUsize,
 }
 
 impl Server {
@@ -67,6 +70,8 @@ impl Server {
             sites: RwLock::new(Arc::new(Sites::default())),
             certs: Arc::new(RwLock::new(Arc::new(Certs::default()))),
             tlsrpt,
+            metrics: Arc::new(Metrics::default()),
+            invalid_files: std::sync::atomic::AtomicUsize::new(0),
         });
         let loaded = server.reload()?;
         Ok((server, loaded))
@@ -99,6 +104,8 @@ impl Server {
             uncovered,
         };
         set(&self.sites, Arc::new(sites));
+        self.invalid_files
+            .store(loaded.problems.len(), std::sync::atomic::Ordering::Relaxed);
         if let Some(c) = certs {
             set(&self.certs, Arc::new(c));
         }
@@ -110,6 +117,22 @@ impl Server {
         get(&self.sites)
     }
 
+    /// The Prometheus text of this server.
+    pub fn metrics_text(&self) -> String {
+        let certs = get(&self.certs);
+        let expiry = certs
+            .not_after
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        self.metrics.render(
+            self.sites().len(),
+            self.invalid_files
+                .load(std::sync::atomic::Ordering::Relaxed),
+            &expiry,
+        )
+    }
+
     /// The TLS configuration: certificates by SNI, ALPN `h2` and `http/1.1`.
     pub fn tls_acceptor(&self) -> Result<TlsAcceptor, rustls::Error> {
         let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -117,32 +140,51 @@ impl Server {
         ))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni(self.certs.clone())));
+        .with_cert_resolver(Arc::new(BySni {
+            certs: self.certs.clone(),
+            metrics: self.metrics.clone(),
+        }));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 
-    /// Answers one request that arrived on a connection whose TLS handshake named `sni`.
+    /// Answers one request that arrived on a connection whose TLS handshake named `sni`, and
+    /// counts it.
     pub async fn answer(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: String,
         sni: Option<Arc<str>>,
     ) -> Response<Full<Bytes>> {
+        let metrics = self.metrics.clone();
+        let (response, domain) = self.route(req, peer, sni).await;
+        metrics.request(response.status(), domain.as_deref());
+        response
+    }
+
+    async fn route(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: String,
+        sni: Option<Arc<str>>,
+    ) -> (Response<Full<Bytes>>, Option<String>) {
         if let Some((path, intake)) = &self.tlsrpt
             && req.uri().path() == path
         {
-            return intake.clone().handle(req, peer).await;
+            return (intake.clone().handle(req, peer).await, None);
         }
         let host = request_host(&req);
         let sites = self.sites();
         let Some(site) = host.as_deref().and_then(|h| sites.for_host(h)) else {
-            return text(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no MTA-STS policy is served for {}\n",
-                    host.as_deref().unwrap_or("(no host)")
+            return (
+                text(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no MTA-STS policy is served for {}\n",
+                        host.as_deref().unwrap_or("(no host)")
+                    ),
                 ),
+                None,
             );
         };
         // The certificate presented was for the SNI name: a request for another host on that
@@ -150,22 +192,28 @@ impl Server {
         if let (Some(sni), Some(h)) = (sni.as_deref(), host.as_deref())
             && !sni.eq_ignore_ascii_case(h)
         {
-            return text(
-                StatusCode::MISDIRECTED_REQUEST,
-                format!("this connection is for {sni}, not {h}\n"),
+            return (
+                text(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!("this connection is for {sni}, not {h}\n"),
+                ),
+                None,
             );
         }
         if req.uri().path() != POLICY_PATH {
-            return text(
-                StatusCode::NOT_FOUND,
-                format!("the policy is at {POLICY_PATH}\n"),
+            return (
+                text(
+                    StatusCode::NOT_FOUND,
+                    format!("the policy is at {POLICY_PATH}\n"),
+                ),
+                None,
             );
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n".into());
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return r;
+            return (r, None);
         }
         // HEAD: the length, no body (over HTTP/2 a body after HEAD is a protocol error).
         let head = req.method() == Method::HEAD;
@@ -180,7 +228,7 @@ impl Server {
         if head {
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(site.body.len()));
         }
-        r
+        (r, Some(site.domain.to_string()))
     }
 }
 
@@ -226,6 +274,46 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
+/// Serves `GET /metrics` (plain HTTP, HTTP/1.1) on `listener` until `shutdown` turns true.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    server: Arc<Server>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let server = server.clone();
+                async move {
+                    let r = if req.uri().path() == "/metrics" {
+                        let mut r = text(StatusCode::OK, server.metrics_text());
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                        );
+                        r
+                    } else {
+                        text(StatusCode::NOT_FOUND, "metrics are at /metrics\n".into())
+                    };
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            let work = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, work).await;
+        });
+    }
+}
+
 /// Serves `listener` until `shutdown` turns true: HTTPS with `tls` (HTTP/2 or HTTP/1.1 by
 /// ALPN), plain HTTP without (behind a TLS-terminating proxy).
 pub async fn serve(
@@ -256,12 +344,13 @@ pub async fn serve(
                     Some(acceptor) => {
                         // A handshake for a name we hold no certificate for fails here with
                         // an alert; nothing else is disturbed.
-                        if let Ok(stream) =
-                            tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await
-                            && let Ok(stream) = stream
-                        {
-                            let sni = stream.get_ref().1.server_name().map(Arc::from);
-                            connection(stream, server, peer.to_string(), sni).await;
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => {
+                                server.metrics.handshake(Handshake::Ok);
+                                let sni = stream.get_ref().1.server_name().map(Arc::from);
+                                connection(stream, server, peer.to_string(), sni).await;
+                            }
+                            _ => server.metrics.handshake(Handshake::Failed),
                         }
                     }
                     None => connection(tcp, server, peer.to_string(), None).await,

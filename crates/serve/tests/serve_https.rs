@@ -291,6 +291,63 @@ async fn curl_and_openssl_with_and_without_sni() {
         !without.contains("CN = mta-sts.d"),
         "no certificate without SNI: {without}"
     );
+
+    // The counters saw all of it, and the metrics listener serves them.
+    let text = r.server.metrics_text();
+    let value = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or_else(|| panic!("{series} missing: {text}"))
+    };
+    assert!(
+        value("mtasts_serve_requests_total{status=\"200\"} ") >= 3,
+        "{text}"
+    );
+    assert_eq!(
+        value("mtasts_serve_requests_total{status=\"421\"} "),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        value("mtasts_serve_requests_total{status=\"405\"} "),
+        1,
+        "{text}"
+    );
+    assert!(
+        value("mtasts_serve_policy_requests_total{domain=\"d1.test\"} ") >= 2,
+        "{text}"
+    );
+    assert!(
+        value("mtasts_serve_unknown_names_total ") >= 2,
+        "unknown name and no SNI: {text}"
+    );
+    assert!(
+        value("mtasts_serve_handshakes_total{result=\"failed\"} ") >= 2,
+        "{text}"
+    );
+    assert_eq!(value("mtasts_serve_sites "), 3);
+    // The test CA's certificates run to the end of 2099.
+    let expiry = value("mtasts_serve_certificate_expiry_seconds{name=\"mta-sts.d0.test\"} ");
+    assert!(
+        (4_070_908_800..4_102_444_800 + 86_400).contains(&expiry),
+        "{expiry}"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let maddr = listener.local_addr().expect("addr");
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(mtasts_serve::serve_metrics(listener, r.server.clone(), rx));
+    let o = Command::new("curl")
+        .args(["-sS", &format!("http://{maddr}/metrics")])
+        .output()
+        .expect("curl");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("# TYPE mtasts_serve_requests_total counter")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
