@@ -24,8 +24,12 @@ struct RunArgs {
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
     /// A directory of `<domain>.txt` files, each the policy served for that domain.
-    #[arg(long, value_name = "DIR", required = true)]
+    #[arg(long, value_name = "DIR", required_unless_present = "sites")]
     policies: Option<PathBuf>,
+    /// A sites file (TOML): sites with inline policies and templates applied to customer
+    /// domain lists (see docs/serve.md).
+    #[arg(long, value_name = "FILE")]
+    sites: Option<PathBuf>,
     /// A directory of `*.pem` files, each a certificate chain (leaf first) and its key; the
     /// certificate is chosen by SNI. Required unless `--plain-http`.
     #[arg(long, value_name = "DIR", required_unless_present = "plain_http")]
@@ -62,8 +66,11 @@ enum ServeCommand {
     /// error or an unknown DOMAIN.
     Records {
         /// The directory `mtasts serve --policies` reads.
-        #[arg(long, value_name = "DIR")]
-        policies: PathBuf,
+        #[arg(long, value_name = "DIR", required_unless_present = "sites")]
+        policies: Option<PathBuf>,
+        /// The sites file `mtasts serve --sites` reads.
+        #[arg(long, value_name = "FILE")]
+        sites: Option<PathBuf>,
         /// The host name `mta-sts.<domain>` should be a CNAME of (this server's name).
         #[arg(long, value_name = "HOST")]
         cname: Option<String>,
@@ -94,13 +101,15 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     let result = match &args.command {
         Some(ServeCommand::Records {
             policies,
+            sites,
             cname,
             rua,
             delegation_zone,
             json,
             domains,
         }) => print_records(
-            policies,
+            policies.as_deref(),
+            sites.as_deref(),
             &Publish {
                 cname: cname.as_deref(),
                 rua: rua.as_deref(),
@@ -132,10 +141,6 @@ fn report(loaded: &Loaded, tls: bool) {
 }
 
 fn serve(args: &RunArgs) -> Result<ExitCode> {
-    let policies = args
-        .policies
-        .as_deref()
-        .context("--policies DIR is required")?;
     let tlsrpt = args
         .tlsrpt_db
         .as_ref()
@@ -145,8 +150,13 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
                 .map(|store| (args.tlsrpt_path.clone(), mtasts_tlsrpt::Intake::new(store)))
         })
         .transpose()?;
-    let (server, loaded) = Server::load(policies, args.certs.as_deref(), tlsrpt)
-        .with_context(|| format!("reading {}", policies.display()))?;
+    let (server, loaded) = Server::load(
+        args.policies.as_deref(),
+        args.sites.as_deref(),
+        args.certs.as_deref(),
+        tlsrpt,
+    )
+    .map_err(|e| anyhow::anyhow!(mtasts_core::errors::Chain(&e).to_string()))?;
     let tls = !args.plain_http;
     report(&loaded, tls);
     let acceptor = if tls {
@@ -214,7 +224,10 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
                         report(&l, tls);
                         eprintln!("mtasts serve reloaded: {} site(s), {} certificate name(s)", l.sites, l.names);
                     }
-                    Err(e) => eprintln!("mtasts serve: reload failed, the previous sites stay: {e}"),
+                    Err(e) => eprintln!(
+                        "mtasts serve: reload failed, the previous sites stay: {}",
+                        mtasts_core::errors::Chain(&e)
+                    ),
                 },
             }
         }
@@ -236,13 +249,14 @@ struct Publish<'a> {
 }
 
 fn print_records(
-    policies: &Path,
+    policies: Option<&Path>,
+    config: Option<&Path>,
     publish: &Publish<'_>,
     json: bool,
     only: &[String],
 ) -> Result<ExitCode> {
-    let sites =
-        Sites::load_dir(policies).with_context(|| format!("reading {}", policies.display()))?;
+    let sites = Sites::load(policies, config)
+        .map_err(|e| anyhow::anyhow!(mtasts_core::errors::Chain(&e).to_string()))?;
     for p in &sites.problems {
         eprintln!("mtasts serve records: not served: {p}");
     }
@@ -253,9 +267,8 @@ fn print_records(
     for w in &wanted {
         anyhow::ensure!(
             sites.for_host(w).is_some(),
-            "{}: no valid policy file for it in {}",
-            w.trim_start_matches("mta-sts."),
-            policies.display()
+            "{}: no valid policy for it",
+            w.trim_start_matches("mta-sts.")
         );
     }
     let target = publish

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod certs;
+pub mod config;
 pub mod dns;
 pub mod metrics;
 pub mod records;
@@ -13,4 +14,4 @@ pub mod sites;
 
 pub use certs::Certs;
 pub use server::{Loaded, Server, serve, serve_metrics};
-pub use sites::{Site, SiteError, Sites, policy_id};
+pub use sites::{Site, SiteError, Sites, SourceError, policy_id};

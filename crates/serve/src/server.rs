@@ -31,6 +31,24 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection is closed after this long, whatever it is doing.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Why a load or reload took nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    #[error("reading the sites")]
+    /// The policy directory or the sites file.
+    Sites(#[source] crate::sites::SourceError),
+    #[error("certificate directory {}", path.display())]
+    /// The certificate directory.
+    Certs {
+        /// The directory.
+        path: PathBuf,
+        #[source]
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// What a reload found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Loaded {
@@ -47,7 +65,8 @@ pub struct Loaded {
 /// The server's state: sites, certificates, where they come from, the optional intake.
 #[derive(Debug)]
 pub struct Server {
-    policies: PathBuf,
+    policies: Option<PathBuf>,
+    config: Option<PathBuf>,
     certs_dir: Option<PathBuf>,
     sites: RwLock<Arc<Sites>>,
     certs: Arc<RwLock<Arc<Certs>>>,
@@ -57,15 +76,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads the sites of `policies` and, for HTTPS, the certificates of `certs`; with
-    /// `tlsrpt`, POSTs to that path go to the report intake.
+    /// Loads the sites of `policies` (a directory) and/or `config` (a sites file with
+    /// templates) and, for HTTPS, the certificates of `certs`; with `tlsrpt`, POSTs to that
+    /// path go to the report intake.
     pub fn load(
-        policies: &Path,
+        policies: Option<&Path>,
+        config: Option<&Path>,
         certs: Option<&Path>,
         tlsrpt: Option<(String, Arc<mtasts_tlsrpt::Intake>)>,
-    ) -> std::io::Result<(Arc<Self>, Loaded)> {
+    ) -> Result<(Arc<Self>, Loaded), ReloadError> {
         let server = Arc::new(Self {
-            policies: policies.to_path_buf(),
+            policies: policies.map(Path::to_path_buf),
+            config: config.map(Path::to_path_buf),
             certs_dir: certs.map(Path::to_path_buf),
             sites: RwLock::new(Arc::new(Sites::default())),
             certs: Arc::new(RwLock::new(Arc::new(Certs::default()))),
@@ -77,12 +99,16 @@ impl Server {
         Ok((server, loaded))
     }
 
-    /// Reads the directories again and swaps in what they hold; connections and requests in
-    /// flight keep the state they started with. On an unreadable directory nothing changes.
-    pub fn reload(&self) -> std::io::Result<Loaded> {
-        let sites = Sites::load_dir(&self.policies)?;
+    /// Reads the sources again and swaps in what they hold; connections and requests in
+    /// flight keep the state they started with. On an unreadable source nothing changes.
+    pub fn reload(&self) -> Result<Loaded, ReloadError> {
+        let sites = Sites::load(self.policies.as_deref(), self.config.as_deref())
+            .map_err(ReloadError::Sites)?;
         let certs = match &self.certs_dir {
-            Some(dir) => Some(Certs::load_dir(dir)?),
+            Some(dir) => Some(Certs::load_dir(dir).map_err(|source| ReloadError::Certs {
+                path: dir.clone(),
+                source,
+            })?),
             None => None,
         };
         let mut problems: Vec<String> = sites.problems.iter().map(ToString::to_string).collect();

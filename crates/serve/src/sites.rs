@@ -74,7 +74,15 @@ pub enum SiteError {
         /// Every problem, with line and rule.
         errors: PolicyErrors,
     },
-    #[error("{}: a second file for {domain} (first: {})", path.display(), first.display())]
+    #[error("{at}: {reason}")]
+    /// A configured site or template entry that cannot be used.
+    Template {
+        /// Where in the configuration.
+        at: String,
+        /// Why.
+        reason: String,
+    },
+    #[error("{}: a second definition of {domain} (first: {})", path.display(), first.display())]
     /// Two files name the same domain (e.g. different case).
     Duplicate {
         /// The file.
@@ -94,7 +102,45 @@ pub struct Sites {
     pub problems: Vec<SiteError>,
 }
 
+/// Why the sources as a whole could not be read (nothing changes on a reload then).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    #[error("policy directory {}", path.display())]
+    /// The directory cannot be read.
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        #[source]
+        /// Why.
+        source: std::io::Error,
+    },
+    #[error("sites configuration")]
+    /// The configuration file cannot be used.
+    Config(#[source] crate::config::ConfigError),
+}
+
 impl Sites {
+    /// The sites of a policy directory and/or a configuration file (templates); a domain
+    /// defined twice keeps its first definition (the directory's) and the second is reported.
+    pub fn load(dir: Option<&Path>, config: Option<&Path>) -> Result<Self, SourceError> {
+        let mut sites = match dir {
+            Some(d) => Self::load_dir(d).map_err(|source| SourceError::Dir {
+                path: d.to_path_buf(),
+                source,
+            })?,
+            None => Self::default(),
+        };
+        if let Some(c) = config {
+            let (found, problems) = crate::config::load(c).map_err(SourceError::Config)?;
+            sites.problems.extend(problems);
+            for site in found {
+                sites.insert(site);
+            }
+        }
+        Ok(sites)
+    }
+
     /// Reads every `*.txt` in `dir` (other files are ignored). Fails only when `dir` itself
     /// cannot be read.
     pub fn load_dir(dir: &Path) -> std::io::Result<Self> {

@@ -67,8 +67,13 @@ async fn start(
     tls: bool,
     tlsrpt: Option<(String, Arc<mtasts_tlsrpt::Intake>)>,
 ) -> Running {
-    let (server, loaded) =
-        Server::load(&dir.policies(), tls.then(|| dir.certs()).as_deref(), tlsrpt).expect("load");
+    let (server, loaded) = Server::load(
+        Some(&dir.policies()),
+        None,
+        tls.then(|| dir.certs()).as_deref(),
+        tlsrpt,
+    )
+    .expect("load");
     assert!(
         loaded.uncovered.is_empty() || !tls,
         "{:?}",
@@ -361,7 +366,8 @@ async fn invalid_policies_are_reported_and_reload_swaps_sites() {
     )
     .expect("write");
     std::fs::write(dir.policies().join("not a domain!.txt"), policy(0)).expect("write");
-    let (server, loaded) = Server::load(&dir.policies(), Some(&dir.certs()), None).expect("load");
+    let (server, loaded) =
+        Server::load(Some(&dir.policies()), None, Some(&dir.certs()), None).expect("load");
     assert_eq!(loaded.sites, 1);
     let problems = loaded.problems.join("\n");
     assert!(
@@ -388,7 +394,7 @@ async fn invalid_policies_are_reported_and_reload_swaps_sites() {
     assert_eq!(loaded.uncovered, vec!["mta-sts.nocert.test".to_string()]);
     // An unreadable directory changes nothing.
     let gone = Dir::new("gone");
-    let (server2, _) = Server::load(&gone.policies(), None, None).expect("load");
+    let (server2, _) = Server::load(Some(&gone.policies()), None, None, None).expect("load");
     drop(gone);
     assert!(server2.reload().is_err());
 }
@@ -441,4 +447,115 @@ async fn plain_http_unknown_hosts_and_the_tlsrpt_intake_on_the_same_port() {
     let mut db =
         mtasts_tlsrpt::ReportDb::open(&mtasts_tlsrpt::DbSpec::Sqlite(db_path)).expect("db");
     assert_eq!(db.count().expect("count"), 1);
+}
+
+/// A hosting provider's sites file: inline sites and a template over a customer list (inline
+/// and from a file), each generated policy parsed; bad entries reported where they are, the
+/// rest served; a domain defined twice keeps its first definition.
+#[test]
+fn templates_generate_one_policy_per_customer() {
+    let dir = Dir::new("templates");
+    let ca = TestCa::new().expect("ca");
+    site(&dir, &ca, 1);
+    std::fs::write(
+        dir.0.join("customers.txt"),
+        "# customers of the provider\ncust-a.example\n\ncust-b.example  # since 2026\nnot a domain\nd1.test\n",
+    )
+    .expect("write");
+    let config = dir.0.join("sites.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[site]]
+domain = "single.example"
+policy = """
+version: STSv1
+mode: testing
+mx: mail.single.example
+max_age: 86400
+"""
+
+[[template]]
+name = "customers"
+policy = """
+version: STSv1
+mode: enforce
+mx: mx.{domain}.cust.provider.example
+max_age: 604800
+"""
+domains = ["cust-c.example"]
+domains_file = "customers.txt"
+
+[[template]]
+name = "broken"
+policy = """
+version: STSv1
+mode: sometimes
+mx: mx.{domain}.provider.example
+max_age: 1
+"""
+domains = ["broken.example"]
+
+[[template]]
+name = "shared"
+policy = "version: STSv1\nmode: none\nmax_age: 1\n"
+domains = ["shared.example"]
+"#,
+    )
+    .expect("write");
+    let (server, loaded) =
+        Server::load(Some(&dir.policies()), Some(&config), None, None).expect("load");
+    let sites = server.sites();
+    let hosts: Vec<String> = sites.iter().map(|s| s.host()).collect();
+    assert_eq!(
+        hosts,
+        [
+            "mta-sts.cust-a.example",
+            "mta-sts.cust-b.example",
+            "mta-sts.cust-c.example",
+            "mta-sts.d1.test",
+            "mta-sts.single.example"
+        ]
+    );
+    let a = sites.for_host("mta-sts.cust-a.example").expect("cust-a");
+    assert_eq!(
+        a.policy.mx[0].to_string(),
+        "mx.cust-a.example.cust.provider.example"
+    );
+    assert_ne!(
+        a.id,
+        sites.for_host("mta-sts.cust-b.example").expect("cust-b").id,
+        "different mx, different id"
+    );
+    // d1.test comes from the directory (first); its template copy is reported.
+    assert!(
+        String::from_utf8_lossy(&sites.for_host("mta-sts.d1.test").expect("d1").body)
+            .contains("mx1.d1.test")
+    );
+    let problems = loaded.problems.join("\n");
+    assert!(
+        problems.contains("customers.txt:5: `not a domain` is not a valid domain"),
+        "{problems}"
+    );
+    assert!(problems.contains("template[1] (broken).domains[0] (domain broken.example): invalid policy: line 2, key `mode`"), "{problems}");
+    assert!(
+        problems.contains("template[2] (shared): the policy has no `{domain}`"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("a second definition of d1.test"),
+        "{problems}"
+    );
+    assert_eq!(loaded.problems.len(), 4, "{problems}");
+    // A sites file that is not TOML of that shape: the load fails as a whole.
+    std::fs::write(&config, "[[site]]\ndomain = 1\n").expect("write");
+    let e = server.reload().expect_err("bad config");
+    assert!(
+        mtasts_core::errors::Chain(&e)
+            .to_string()
+            .contains("not a sites configuration"),
+        "{}",
+        mtasts_core::errors::Chain(&e)
+    );
+    assert_eq!(server.sites().len(), 5, "the previous sites stay");
 }
