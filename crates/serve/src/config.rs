@@ -29,10 +29,9 @@
 use std::path::{Path, PathBuf};
 
 use mtasts_core::DomainName;
-use mtasts_core::policy::Policy;
 use serde::Deserialize;
 
-use crate::sites::{Site, SiteError, policy_id};
+use crate::sites::{Site, SiteError};
 
 /// The file's shape.
 #[derive(Debug, Deserialize)]
@@ -156,16 +155,5 @@ fn make(at: &str, domain: &str, text: &str, source: &Path) -> Result<Site, SiteE
         at: at.to_string(),
         reason: format!("`{domain}` is not a valid domain: {e}"),
     })?;
-    let parsed = Policy::parse(text).map_err(|errors| SiteError::Invalid {
-        path: PathBuf::from(at),
-        domain: domain.to_string(),
-        errors,
-    })?;
-    Ok(Site {
-        id: policy_id(&parsed.policy),
-        domain,
-        policy: parsed.policy,
-        body: text.as_bytes().into(),
-        source: source.to_path_buf(),
-    })
+    Site::from_body(domain, text.as_bytes().to_vec(), Path::new(at), source)
 }

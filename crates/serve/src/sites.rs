@@ -26,6 +26,28 @@ pub struct Site {
 }
 
 impl Site {
+    /// The site serving `body` for `domain`, if it is a valid policy; `at` names where it
+    /// came from in errors, `source` in the site.
+    pub fn from_body(
+        domain: DomainName,
+        body: Vec<u8>,
+        at: &Path,
+        source: &Path,
+    ) -> Result<Self, SiteError> {
+        let parsed = Policy::parse_bytes(&body).map_err(|errors| SiteError::Invalid {
+            path: at.to_path_buf(),
+            domain: domain.to_string(),
+            errors,
+        })?;
+        Ok(Self {
+            id: policy_id(&parsed.policy),
+            domain,
+            policy: parsed.policy,
+            body: body.into(),
+            source: source.to_path_buf(),
+        })
+    }
+
     /// `mta-sts.<domain>`, the name the policy is served under (RFC 8461 §3.3).
     pub fn host(&self) -> String {
         format!("mta-sts.{}", self.domain)
@@ -209,18 +231,7 @@ fn load_file(path: &Path) -> Result<Site, SiteError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let parsed = Policy::parse_bytes(&body).map_err(|errors| SiteError::Invalid {
-        path: path.to_path_buf(),
-        domain: domain.to_string(),
-        errors,
-    })?;
-    Ok(Site {
-        id: policy_id(&parsed.policy),
-        domain,
-        policy: parsed.policy,
-        body: body.into(),
-        source: path.to_path_buf(),
-    })
+    Site::from_body(domain, body, path, path)
 }
 
 #[cfg(test)]
