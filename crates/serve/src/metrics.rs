@@ -46,7 +46,17 @@ impl Metrics {
     pub fn request(&self, status: StatusCode, domain: Option<&str>) {
         bump(&self.by_status, status.as_u16());
         if let Some(d) = domain {
-            bump(&self.by_domain, d.to_string());
+            let mut m = match self.by_domain.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            // The name is allocated once per domain, not once per request.
+            match m.get_mut(d) {
+                Some(n) => *n += 1,
+                None => {
+                    m.insert(d.to_string(), 1);
+                }
+            }
         }
     }
 

@@ -183,8 +183,8 @@ impl Server {
         sni: Option<Arc<str>>,
     ) -> Response<Full<Bytes>> {
         let metrics = self.metrics.clone();
-        let (response, domain) = self.route(req, peer, sni).await;
-        metrics.request(response.status(), domain.as_deref());
+        let (response, site) = self.route(req, peer, sni).await;
+        metrics.request(response.status(), site.as_ref().map(|s| s.domain.as_str()));
         response
     }
 
@@ -193,7 +193,7 @@ impl Server {
         req: Request<Incoming>,
         peer: String,
         sni: Option<Arc<str>>,
-    ) -> (Response<Full<Bytes>>, Option<String>) {
+    ) -> (Response<Full<Bytes>>, Option<Arc<crate::sites::Site>>) {
         if let Some((path, intake)) = &self.tlsrpt
             && req.uri().path() == path
         {
@@ -246,7 +246,7 @@ impl Server {
         let body = if head {
             Bytes::new()
         } else {
-            Bytes::from(site.body.to_vec())
+            site.body.clone()
         };
         let mut r = Response::new(Full::new(body));
         let h = r.headers_mut();
@@ -254,7 +254,7 @@ impl Server {
         if head {
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(site.body.len()));
         }
-        (r, Some(site.domain.to_string()))
+        (r, Some(site.clone()))
     }
 }
 

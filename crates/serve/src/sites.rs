@@ -17,8 +17,8 @@ pub struct Site {
     pub domain: DomainName,
     /// The policy.
     pub policy: Policy,
-    /// The bytes served, exactly as in the file.
-    pub body: Arc<[u8]>,
+    /// The bytes served, exactly as in the file (shared with every response, never copied).
+    pub body: hyper::body::Bytes,
     /// The TXT `id`, derived from the canonical policy (see [`policy_id`]).
     pub id: String,
     /// Where it came from.
@@ -43,7 +43,7 @@ impl Site {
             id: policy_id(&parsed.policy),
             domain,
             policy: parsed.policy,
-            body: body.into(),
+            body: hyper::body::Bytes::from(body),
             source: source.to_path_buf(),
         })
     }
