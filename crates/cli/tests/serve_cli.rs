@@ -114,14 +114,7 @@ fn serve_and_records_as_written_with_reload() {
     // A changed policy: SIGHUP, then the new content is served, and records gives a new id.
     let changed = POLICY.replace("enforce", "testing");
     std::fs::write(policies.join("example.com.txt"), &changed).expect("policy");
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    child.signal("-HUP");
     let start = Instant::now();
     while fetch(port, &ca, "mta-sts.example.com") != changed {
         assert!(start.elapsed() < Duration::from_secs(10), "not reloaded");
@@ -131,13 +124,7 @@ fn serve_and_records_as_written_with_reload() {
     assert_ne!(id_of(&after, "example.com"), id_of(&before, "example.com"));
     assert_eq!(id_of(&after, "example.org"), id_of(&before, "example.org"));
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    child.signal("-TERM");
     let status = child.0.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
 }
@@ -311,14 +298,7 @@ fn delegated_dns_answers_the_current_id() {
         POLICY.replace("enforce", "none"),
     )
     .expect("policy");
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    child.signal("-HUP");
     let new_id = id_of(&records(&p), "example.com");
     assert_ne!(new_id, id);
     let start = Instant::now();
@@ -329,18 +309,26 @@ fn delegated_dns_answers_the_current_id() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    child.signal("-TERM");
     assert_eq!(child.0.wait().expect("wait").code(), Some(0));
 }
 
 /// A child killed on drop, so a failed test leaves no server behind.
 struct Killed(std::process::Child);
+
+impl Killed {
+    /// Sends it `signal` (`-HUP`, `-TERM`).
+    fn signal(&self, signal: &str) {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    }
+}
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();

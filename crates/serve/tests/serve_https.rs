@@ -220,41 +220,19 @@ async fn curl_and_openssl_with_and_without_sni() {
     assert!(out.ends_with("421 1.1"), "{out}");
     assert!(!out.contains("mx2.d2.test"), "{out}");
     // Another path, another method.
-    let port = r.addr.port();
-    let o = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--cacert",
-            &ca.display().to_string(),
-        ])
-        .args(["--resolve", &format!("mta-sts.d1.test:{port}:127.0.0.1")])
-        .arg(format!("https://mta-sts.d1.test:{port}/other"))
-        .output()
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "404");
-    let o = Command::new("curl")
-        .args([
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            "--cacert",
-            &ca.display().to_string(),
-        ])
-        .args(["--resolve", &format!("mta-sts.d1.test:{port}:127.0.0.1")])
-        .arg(format!(
-            "https://mta-sts.d1.test:{port}/.well-known/mta-sts.txt"
-        ))
-        .output()
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "405");
+    let status = |method: &str, path: &str| {
+        let port = r.addr.port();
+        let o = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+            .args(["--cacert", &ca.display().to_string()])
+            .args(["--resolve", &format!("mta-sts.d1.test:{port}:127.0.0.1")])
+            .arg(format!("https://mta-sts.d1.test:{port}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(status("GET", "/other"), "404");
+    assert_eq!(status("POST", "/.well-known/mta-sts.txt"), "405");
 
     // openssl s_client: with SNI the site's certificate; without, a handshake failure.
     let s_client = |extra: &[&str]| {
