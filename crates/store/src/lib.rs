@@ -12,6 +12,7 @@ mod entry;
 mod memory;
 mod redis_store;
 mod reopen;
+mod slab_lru;
 mod sqlite;
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! Bounded in-memory store: sharded LRU maps, so concurrent lookups rarely share a lock.
+//! Bounded in-memory store: sharded LRU maps (see `slab_lru`: no allocation per entry
+//! beyond the state itself), so concurrent lookups rarely share a lock.
 //! Domains with a policy and domains without one (negative results) live in separate LRUs
 //! with separate bounds, so a flood of lookups of names without MTA-STS can never evict a
 //! cached policy. Each shard keeps a due-time index of its policies, so the refresher finds
@@ -6,76 +7,99 @@
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use lru::LruCache;
 use mtasts_core::{DomainName, DomainState, UnixTime};
 
+use crate::slab_lru::{Node, SlabLru};
 use crate::{EntryMeta, Store, StoreError};
 
 const SHARDS: usize = 16;
 
-struct Slot {
-    state: Arc<DomainState>,
-    /// [`NEVER`] for none: a plain integer keeps the LRU node in a smaller allocation class.
-    refresh_at: UnixTime,
-}
-
+/// No refresh time: a plain integer keeps the node small.
 const NEVER: UnixTime = UnixTime::MAX;
 
-impl Slot {
-    fn refresh_at(&self) -> Option<UnixTime> {
-        (self.refresh_at != NEVER).then_some(self.refresh_at)
-    }
+fn refresh_at(node: &Node) -> Option<UnixTime> {
+    (node.refresh_at != NEVER).then_some(node.refresh_at)
 }
 
-/// Keys are shared with the due index (one allocation per domain name).
-type Key = Arc<DomainName>;
+/// Node index bits of a due-index key; a shard holds at most this many policies.
+const INDEX_BITS: u32 = 24;
+const MAX_PER_SHARD: usize = (1 << INDEX_BITS) - 1;
+/// Refresh times past this (the year 36812) are kept as this.
+const MAX_DUE_AT: UnixTime = (1 << (64 - INDEX_BITS)) - 1;
 
-/// One shard: the two tiers, and when each policy is due for refresh.
+/// A due-index key: the refresh time above the node index, so keys sort by time and the
+/// index holds 8 bytes per policy.
+fn due_key(at: UnixTime, i: u32) -> u64 {
+    (at.min(MAX_DUE_AT) << INDEX_BITS) | u64::from(i)
+}
+
+fn due_parts(key: u64) -> (UnixTime, u32) {
+    let mask = (1u64 << INDEX_BITS) - 1;
+    (
+        key >> INDEX_BITS,
+        u32::try_from(key & mask).unwrap_or(u32::MAX),
+    )
+}
+
+/// One shard: the two tiers, and when each policy is due for refresh (by node index, which
+/// stays put while the policy is held).
 struct Shard {
-    policies: LruCache<Key, Slot>,
-    negatives: LruCache<Key, Slot>,
-    due: BTreeSet<(UnixTime, Key)>,
+    policies: SlabLru,
+    negatives: SlabLru,
+    due: BTreeSet<u64>,
 }
 
 impl Shard {
-    /// Removes `domain` from both tiers and the index; its key, for reuse.
-    fn remove(&mut self, domain: &DomainName) -> Option<Key> {
-        if let Some((key, slot)) = self.policies.pop_entry(domain) {
-            self.unindex(&key, &slot);
-            return Some(key);
+    /// Removes `domain` from both tiers and the index.
+    fn remove(&mut self, hash: u64, domain: &DomainName) {
+        if let Some((i, node)) = self.policies.remove(hash, domain) {
+            self.unindex(i, &node);
+            return;
         }
-        self.negatives.pop_entry(domain).map(|(key, _)| key)
+        self.negatives.remove(hash, domain);
     }
 
-    fn unindex(&mut self, key: &Key, slot: &Slot) {
-        if let Some(at) = slot.refresh_at() {
-            self.due.remove(&(at, key.clone()));
+    fn unindex(&mut self, i: u32, node: &Node) {
+        if let Some(at) = refresh_at(node) {
+            self.due.remove(&due_key(at, i));
         }
     }
 
-    fn insert(&mut self, key: Key, slot: Slot) {
-        if slot.state.policy.is_some() {
-            if let Some(at) = slot.refresh_at() {
-                self.due.insert((at, key.clone()));
-            }
+    fn insert<S: BuildHasher>(&mut self, hash: u64, node: Node, hasher: &S) {
+        if node.state.policy.is_some() {
+            let at = refresh_at(&node);
             // At the bound, the least recently used policy goes, and leaves the index.
-            if let Some((evicted, old)) = self.policies.push(key, slot) {
-                self.unindex(&evicted, &old);
+            let (i, evicted) = self.policies.push(hash, node, hasher);
+            if let Some(old) = evicted {
+                self.unindex(i, &old);
+            }
+            if let Some(at) = at {
+                self.due.insert(due_key(at, i));
             }
         } else {
-            self.negatives.push(key, slot);
+            self.negatives.push(hash, node, hasher);
         }
     }
 
     /// One hash probe when the domain has a policy (the common hot case).
-    fn get_state(&mut self, domain: &DomainName) -> Option<Arc<DomainState>> {
-        if let Some(s) = self.policies.get(domain) {
-            return Some(s.state.clone());
+    fn get_state(&mut self, hash: u64, domain: &DomainName) -> Option<Arc<DomainState>> {
+        if let Some(n) = self.policies.get(hash, domain) {
+            return Some(n.state.clone());
         }
-        self.negatives.get(domain).map(|s| s.state.clone())
+        self.negatives.get(hash, domain).map(|n| n.state.clone())
+    }
+
+    fn due_names(&self, now: UnixTime, skip: usize, take: usize) -> Vec<(UnixTime, DomainName)> {
+        self.due
+            .iter()
+            .map(|&key| due_parts(key))
+            .take_while(|&(at, _)| at <= now.min(MAX_DUE_AT))
+            .skip(skip)
+            .take(take)
+            .filter_map(|(at, i)| self.policies.at(i).map(|n| (at, n.name.clone())))
+            .collect()
     }
 }
 
@@ -102,21 +126,20 @@ impl std::fmt::Debug for MemoryStore {
 
 impl MemoryStore {
     /// Holds at most `capacity` domains with a policy and as many without (at least one per
-    /// shard each); the least recently used of a tier go first.
+    /// shard each, at most 2^24 - 1 per shard); the least recently used of a tier go first.
     pub fn new(capacity: usize) -> Self {
         Self::with_negative_capacity(capacity, capacity)
     }
 
     /// As [`MemoryStore::new`], with its own bound for domains without a policy.
     pub fn with_negative_capacity(capacity: usize, negative_capacity: usize) -> Self {
-        let per_shard =
-            |n: usize| NonZeroUsize::new(n.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
+        let per_shard = |n: usize| n.div_ceil(SHARDS).clamp(1, MAX_PER_SHARD);
         Self {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        policies: LruCache::new(per_shard(capacity)),
-                        negatives: LruCache::new(per_shard(negative_capacity)),
+                        policies: SlabLru::new(per_shard(capacity)),
+                        negatives: SlabLru::new(per_shard(negative_capacity)),
                         due: BTreeSet::new(),
                     })
                 })
@@ -127,29 +150,29 @@ impl MemoryStore {
         }
     }
 
-    fn shard(&self, domain: &DomainName) -> &Mutex<Shard> {
-        // SHARDS is a small constant, so the modulo fits in usize.
-        let i = usize::try_from(self.hasher.hash_one(domain) % SHARDS as u64).unwrap_or(0);
-        &self.shards[i]
+    /// The domain's hash and its shard. The shard comes from bits the shard's own table
+    /// uses for neither its buckets nor its tags, so no shard's table is left lopsided.
+    fn shard(&self, domain: &DomainName) -> (u64, &Mutex<Shard>) {
+        let hash = self.hasher.hash_one(domain);
+        // SHARDS is a small constant, so the index fits in usize.
+        let i = usize::try_from((hash >> 32) % SHARDS as u64).unwrap_or(0);
+        (hash, &self.shards[i])
     }
 
     /// The state of `domain` without going through the async interface (the hot path).
     pub fn get_now(&self, domain: &DomainName) -> Option<Arc<DomainState>> {
-        self.shard(domain).lock().ok()?.get_state(domain)
+        let (hash, shard) = self.shard(domain);
+        shard.lock().ok()?.get_state(hash, domain)
     }
 
     /// Stores without going through the async interface.
     pub fn put_now(&self, domain: &DomainName, state: Arc<DomainState>, meta: EntryMeta) {
-        if let Ok(mut shard) = self.shard(domain).lock() {
-            let key = shard
-                .remove(domain)
-                .unwrap_or_else(|| Arc::new(domain.clone()));
-            let slot = Slot {
-                state,
-                // A refresh at the end of time is never due either.
-                refresh_at: meta.refresh_at.unwrap_or(NEVER),
-            };
-            shard.insert(key, slot);
+        let (hash, shard) = self.shard(domain);
+        if let Ok(mut shard) = shard.lock() {
+            shard.remove(hash, domain);
+            // A refresh at the end of time is never due either.
+            let node = Node::new(domain.clone(), state, meta.refresh_at.unwrap_or(NEVER));
+            shard.insert(hash, node, &self.hasher);
         }
     }
 
@@ -200,20 +223,13 @@ impl Store for MemoryStore {
         // Each shard gives its earliest due entries up to an equal share, then shards with more
         // fill what others left: no lock is held for more than a share's worth of entries.
         let share = limit.div_ceil(SHARDS).max(1);
-        let mut due: Vec<(UnixTime, Key)> = Vec::new();
+        let mut due: Vec<(UnixTime, DomainName)> = Vec::new();
         let mut taken = [0usize; SHARDS];
         for (i, shard) in self.shards.iter().enumerate() {
             if let Ok(shard) = shard.lock() {
-                let before = due.len();
-                due.extend(
-                    shard
-                        .due
-                        .iter()
-                        .take_while(|(at, _)| *at <= now)
-                        .take(share)
-                        .cloned(),
-                );
-                taken[i] = due.len() - before;
+                let some = shard.due_names(now, 0, share);
+                taken[i] = some.len();
+                due.extend(some);
             }
         }
         for (i, shard) in self.shards.iter().enumerate() {
@@ -225,23 +241,12 @@ impl Store for MemoryStore {
                 continue;
             }
             if let Ok(shard) = shard.lock() {
-                due.extend(
-                    shard
-                        .due
-                        .iter()
-                        .take_while(|(at, _)| *at <= now)
-                        .skip(taken[i])
-                        .take(room)
-                        .cloned(),
-                );
+                due.extend(shard.due_names(now, taken[i], room));
             }
         }
         due.sort();
         due.truncate(limit);
-        Ok(due
-            .into_iter()
-            .map(|(_, d)| DomainName::clone(&d))
-            .collect())
+        Ok(due.into_iter().map(|(_, d)| d).collect())
     }
 }
 
@@ -332,13 +337,13 @@ mod tests {
                 shard
                     .policies
                     .iter()
-                    .filter_map(|(k, s)| s.refresh_at().map(|at| (at, DomainName::clone(k)))),
+                    .filter_map(|n| refresh_at(n).map(|at| (at, n.name.clone()))),
             );
             let indexed = shard.due.len();
             let with_time = shard
                 .policies
                 .iter()
-                .filter(|(_, s)| s.refresh_at().is_some())
+                .filter(|n| refresh_at(n).is_some())
                 .count();
             assert_eq!(
                 indexed, with_time,
