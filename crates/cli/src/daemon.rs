@@ -85,19 +85,6 @@ fn load_config(args: &DaemonArgs) -> Result<Config> {
     Ok(config)
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 pub fn run(args: &DaemonArgs) -> ExitCode {
     match daemon(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,7 +104,7 @@ fn daemon(args: &DaemonArgs) -> Result<()> {
         );
         return Ok(());
     }
-    init_logging(config.log_format);
+    crate::logging::init(config.log_format, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,6 +4,7 @@ mod check;
 mod daemon;
 mod lab;
 mod lint;
+mod logging;
 mod net;
 mod query;
 mod serve;
@@ -77,8 +78,9 @@ fn main() -> ExitCode {
     if prints_and_exits {
         sigpipe::reset();
     }
-    if !matches!(cli.command, Command::Daemon(_)) {
-        init_logging();
+    // The servers set up their own logs (format and level are flags of theirs).
+    if !matches!(cli.command, Command::Daemon(_) | Command::Serve(_)) {
+        logging::init(mtasts_daemon::LogFormat::Text, "warn");
     }
     match cli.command {
         Command::Daemon(args) => daemon::run(&args),
@@ -90,15 +92,4 @@ fn main() -> ExitCode {
         Command::Tlsrpt(args) => tlsrpt::run(&args),
         Command::Serve(args) => serve::run(&args),
     }
-}
-
-/// Logs go to stderr; `RUST_LOG` overrides the default level (warnings).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -55,6 +55,17 @@ struct RunArgs {
     /// private network).
     #[arg(long, value_name = "IP:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// Reload only on SIGHUP, not when the policy, certificate or sites-file directories
+    /// change.
+    #[arg(long)]
+    no_watch: bool,
+    /// `text` or `json` logs (stderr).
+    #[arg(long, default_value = "text")]
+    log_format: mtasts_daemon::LogFormat,
+    /// Log every request (target `mtasts_serve::access`: peer, SNI, host, method, path, HTTP
+    /// version, status, bytes, microseconds) and every failed handshake.
+    #[arg(long)]
+    access_log: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +99,26 @@ enum ServeCommand {
         /// Only these domains.
         domains: Vec<String>,
     },
+    /// Retire domains (RFC 8461 §8.3): write `<domain>.retire` beside each policy file, so
+    /// that `serve` (after SIGHUP) serves `mode: none` under a new id; print that id and
+    /// from when the records and files can be removed. Run again: shows where it stands.
+    ///
+    /// Exit status: 0 retiring, 2 setup error or a DOMAIN without a valid policy file.
+    Retire {
+        /// The directory `mtasts serve --policies` reads.
+        #[arg(long, value_name = "DIR")]
+        policies: PathBuf,
+        /// When the new TXT id is (or was) published, RFC 3339; the wait counts from then.
+        /// Default: now.
+        #[arg(long, value_name = "TIME", value_parser = humantime::parse_rfc3339_weak)]
+        since: Option<std::time::SystemTime>,
+        /// `max_age` of the `mode: none` policy served meanwhile, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = mtasts_serve::retire::DEFAULT_NONE_MAX_AGE)]
+        max_age: u64,
+        /// The domains to retire.
+        #[arg(required = true)]
+        domains: Vec<String>,
+    },
 }
 
 impl ServeArgs {
@@ -98,6 +129,15 @@ impl ServeArgs {
 }
 
 pub fn run(args: &ServeArgs) -> ExitCode {
+    match &args.command {
+        Some(_) => crate::logging::init(mtasts_daemon::LogFormat::Text, "warn"),
+        // Our own lines at info (start, reloads, retirements), the libraries' warnings.
+        None if args.run.access_log => crate::logging::init(
+            args.run.log_format,
+            &format!("warn,mtasts=info,{}=info", mtasts_serve::server::ACCESS_LOG),
+        ),
+        None => crate::logging::init(args.run.log_format, "warn,mtasts=info"),
+    }
     let result = match &args.command {
         Some(ServeCommand::Records {
             policies,
@@ -118,6 +158,12 @@ pub fn run(args: &ServeArgs) -> ExitCode {
             *json,
             domains,
         ),
+        Some(ServeCommand::Retire {
+            policies,
+            since,
+            max_age,
+            domains,
+        }) => retire(policies, *since, *max_age, domains),
         None => serve(&args.run),
     };
     match result {
@@ -131,12 +177,34 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 
 fn report(loaded: &Loaded, tls: bool) {
     for p in &loaded.problems {
-        eprintln!("mtasts serve: not served: {p}");
+        tracing::warn!("mtasts serve: not served: {p}");
     }
     if tls {
         for h in &loaded.uncovered {
-            eprintln!("mtasts serve: no certificate covers {h}: handshakes for it fail");
+            tracing::warn!("mtasts serve: no certificate covers {h}: handshakes for it fail");
         }
+    }
+    let now = mtasts_tlsrpt::unix_now();
+    for (domain, r) in &loaded.retiring {
+        tracing::info!("mtasts serve: {}", retire_status(domain, r, now));
+    }
+}
+
+/// One line on where a retirement stands.
+fn retire_status(domain: &str, r: &mtasts_serve::retire::Retirement, now: u64) -> String {
+    use mtasts_serve::retire::rfc3339;
+    if r.complete(now) {
+        format!(
+            "{domain}: retired (mode none since {}): since {} its records and files can be removed",
+            rfc3339(r.since),
+            rfc3339(r.safe_after())
+        )
+    } else {
+        format!(
+            "{domain}: retiring (mode none since {}): keep its records until {}, then remove them and its files",
+            rfc3339(r.since),
+            rfc3339(r.safe_after())
+        )
     }
 }
 
@@ -162,7 +230,9 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
     let acceptor = if tls {
         Some(server.tls_acceptor().context("TLS configuration")?)
     } else {
-        eprintln!("mtasts serve: plain HTTP (--plain-http): put it behind a TLS-terminating proxy");
+        tracing::warn!(
+            "mtasts serve: plain HTTP (--plain-http): put it behind a TLS-terminating proxy"
+        );
         None
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -179,12 +249,17 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(mtasts_serve::serve(listener, acceptor, server.clone(), rx.clone()));
+        let task = tokio::spawn(mtasts_serve::serve(
+            listener,
+            acceptor,
+            server.clone(),
+            rx.clone(),
+        ));
         if let Some(addr) = args.metrics_listen {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("--metrics-listen {addr}"))?;
-            eprintln!(
+            tracing::info!(
                 "mtasts serve: metrics on http://{}/metrics",
                 l.local_addr().context("local address")?
             );
@@ -204,31 +279,50 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
                 let local = udp.local_addr().context("local address")?;
                 future.register_socket(udp);
                 future.register_listener(tcp, std::time::Duration::from_secs(10));
-                eprintln!("mtasts serve: delegated DNS for {zone} on {local} (UDP and TCP)");
+                tracing::info!("mtasts serve: delegated DNS for {zone} on {local} (UDP and TCP)");
                 Some(future)
             }
             _ => None,
         };
-        eprintln!(
+        tracing::info!(
             "mtasts serve ready on {}://{local}/: {} site(s), {} certificate name(s)",
             if tls { "https" } else { "http" },
             loaded.sites,
             loaded.names
         );
+        let mut changes = if args.no_watch {
+            None
+        } else {
+            let dirs = mtasts_serve::watch::dirs(
+                args.policies.as_deref(),
+                args.sites.as_deref(),
+                args.certs.as_deref(),
+            );
+            let watch = mtasts_serve::watch::Changes::watch(&dirs)
+                .map_err(|e| anyhow::anyhow!(mtasts_core::errors::Chain(&e).to_string()))
+                .context("--no-watch reloads on SIGHUP only")?;
+            Some(watch)
+        };
+        let reload = |why: &str| match server.reload() {
+            Ok(l) => {
+                report(&l, tls);
+                tracing::info!(
+                    "mtasts serve reloaded ({why}): {} site(s), {} certificate name(s)",
+                    l.sites,
+                    l.names
+                );
+            }
+            Err(e) => tracing::warn!(
+                "mtasts serve: reload ({why}) failed, the previous sites stay: {}",
+                mtasts_core::errors::Chain(&e)
+            ),
+        };
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => match server.reload() {
-                    Ok(l) => {
-                        report(&l, tls);
-                        eprintln!("mtasts serve reloaded: {} site(s), {} certificate name(s)", l.sites, l.names);
-                    }
-                    Err(e) => eprintln!(
-                        "mtasts serve: reload failed, the previous sites stay: {}",
-                        mtasts_core::errors::Chain(&e)
-                    ),
-                },
+                _ = hup.recv() => reload("SIGHUP"),
+                () = next_change(changes.as_mut()) => reload("files changed"),
             }
         }
         let _ = stop.send(true);
@@ -239,6 +333,16 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The next burst of file changes; never, without a watch or once it ended.
+async fn next_change(changes: Option<&mut mtasts_serve::watch::Changes>) {
+    if let Some(c) = changes
+        && c.next().await.is_some()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 /// What `records` is asked to print beside the TXT.
@@ -274,14 +378,18 @@ fn print_records(
     let target = publish
         .cname
         .map_or(Target::Unspecified, |c| Target::Cname(c.to_string()));
+    let now = mtasts_tlsrpt::unix_now();
     for site in sites.iter() {
         if !wanted.is_empty() && !wanted.contains(&site.host()) {
             continue;
         }
-        let r = records(site, &target, publish.rua, publish.zone);
+        let r = records(site, &target, publish.rua, publish.zone, now);
         if json {
             println!("{}", serde_json::to_string(&r).context("encoding JSON")?);
             continue;
+        }
+        if let Some(retiring) = &site.retiring {
+            println!("; {}", retire_status(&r.domain, retiring, now));
         }
         match &r.delegated {
             Some(cname) => {
@@ -305,5 +413,77 @@ fn print_records(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// `serve retire`: writes each domain's `.retire` beside its policy file (kept as it is when
+/// one exists: rerunning never moves `since`), then reports from the sites as `serve` loads them.
+fn retire(
+    dir: &Path,
+    since: Option<std::time::SystemTime>,
+    max_age: u64,
+    domains: &[String],
+) -> Result<ExitCode> {
+    let since = since
+        .unwrap_or_else(std::time::SystemTime::now)
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("--since is before 1970")?
+        .as_secs();
+    let before = Sites::load_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut hosts = Vec::new();
+    for d in domains {
+        let host = format!("mta-sts.{}", d.trim_end_matches('.').to_ascii_lowercase());
+        let site = before.for_host(&host).with_context(|| {
+            format!(
+                "{d}: no valid policy file in {} (a domain of a sites file is retired with a [[retire]] entry, see docs/serve.md)",
+                dir.display()
+            )
+        })?;
+        if site.retiring.is_none() {
+            let path = site.source.with_extension("retire");
+            let text = format!(
+                "# Retiring {} (RFC 8461 §8.3), written by `mtasts serve retire`.\n\
+                 since = \"{}\"\nprevious_max_age = {}\nmax_age = {max_age}\n",
+                site.domain,
+                mtasts_serve::retire::rfc3339(since),
+                site.policy.max_age
+            );
+            let tmp = path.with_extension("retire.tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        hosts.push(host);
+    }
+    let after = Sites::load_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let now = mtasts_tlsrpt::unix_now();
+    let mut failed = false;
+    for host in &hosts {
+        let Some(site) = after.for_host(host) else {
+            failed = true;
+            continue;
+        };
+        let Some(r) = &site.retiring else {
+            // The written file was refused; the problem is printed below.
+            failed = true;
+            continue;
+        };
+        println!("{}", retire_status(site.domain.as_ref(), r, now));
+        println!(
+            "  serve it: send SIGHUP to `mtasts serve` (it then serves mode none with id {})",
+            site.id
+        );
+        println!(
+            "  publish:  _mta-sts.{}. IN TXT \"v=STSv1; id={};\"  (with --delegation-zone it is answered for you)",
+            site.domain, site.id
+        );
+    }
+    for p in &after.problems {
+        eprintln!("mtasts serve retire: {p}");
+    }
+    Ok(if failed {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
     })
 }

@@ -237,7 +237,13 @@ fn delegated_dns_answers_the_current_id() {
             "--listen",
             &format!("127.0.0.1:{http}"),
         ])
-        .args(["--policies", &p, "--delegation-zone", "sts.provider.test"])
+        .args([
+            "--policies",
+            &p,
+            "--no-watch",
+            "--delegation-zone",
+            "sts.provider.test",
+        ])
         .args(["--dns-listen", &format!("127.0.0.1:{dns}")])
         .stderr(Stdio::piped())
         .spawn()
@@ -311,6 +317,273 @@ fn delegated_dns_answers_the_current_id() {
     }
     child.signal("-TERM");
     assert_eq!(child.0.wait().expect("wait").code(), Some(0));
+}
+
+fn retire_cli(policies: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["serve", "retire", "--policies", policies])
+        .args(args)
+        .output()
+        .expect("retire");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn fetch_plain(port: u16, host: &str) -> String {
+    let o = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-H", &format!("Host: {host}")])
+        .arg(format!("http://127.0.0.1:{port}/.well-known/mta-sts.txt"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn ops_05_retire_serves_mode_none_under_a_new_id_and_records_says_when_to_remove() {
+    let dir = Dir::new("serve-retire");
+    std::fs::write(dir.0.join("example.com.txt"), POLICY).expect("policy");
+    std::fs::write(dir.0.join("example.org.txt"), POLICY).expect("policy");
+    let p = dir.0.display().to_string();
+    let old_id = id_of(&records(&p), "example.com");
+    let (mut child, port, _stderr, seen) = serve_plain(&p, &["--no-watch"]);
+    assert!(seen.contains("2 site(s)"), "{seen}");
+    assert_eq!(fetch_plain(port, "mta-sts.example.com"), POLICY);
+
+    let (code, out, err) = retire_cli(&p, &["example.com"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let retire_file = std::fs::read_to_string(dir.0.join("example.com.retire")).expect("written");
+    assert!(
+        retire_file.contains("previous_max_age = 604800"),
+        "{retire_file}"
+    );
+    let new_id = id_of(&records(&p), "example.com");
+    assert_ne!(new_id, old_id);
+    assert!(
+        out.contains("example.com: retiring (mode none since "),
+        "{out}"
+    );
+    assert!(out.contains("keep its records until "), "{out}");
+    assert!(
+        out.contains(&format!(
+            "_mta-sts.example.com. IN TXT \"v=STSv1; id={new_id};\""
+        )),
+        "{out}"
+    );
+    // Run again: the file (and so `since`) is kept.
+    let (code, again, _) = retire_cli(&p, &["example.com"]);
+    assert_eq!((code, again), (Some(0), out));
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("example.com.retire")).expect("kept"),
+        retire_file
+    );
+
+    child.signal("-HUP");
+    let none = POLICY.replace("enforce", "none").replace("604800", "86400");
+    let start = Instant::now();
+    while fetch_plain(port, "mta-sts.example.com") != none {
+        assert!(start.elapsed() < Duration::from_secs(10), "not reloaded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(fetch_plain(port, "mta-sts.example.org"), POLICY);
+
+    // Zone lines say how long to wait; JSON too. A retirement long past is safe to remove.
+    let (code, _, err) = retire_cli(&p, &["--since", "2020-01-01T00:00:00Z", "example.org"]);
+    assert_eq!(code, Some(0), "{err}");
+    let zone = records(&p);
+    assert!(
+        zone.contains("; example.com: retiring (mode none since ")
+            && zone.contains("; example.org: retired (mode none since 2020-01-01T00:00:00Z): since 2020-01-08T00:00:00Z its records and files can be removed"),
+        "{zone}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["serve", "records", "--json", "--policies", &p])
+        .output()
+        .expect("records");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let retire = |d: &str| {
+        lines
+            .iter()
+            .find(|v| v["domain"] == d)
+            .map(|v| v["retire"].clone())
+            .expect("domain")
+    };
+    assert_eq!(retire("example.com")["safe_now"], false);
+    assert_eq!(
+        retire("example.org"),
+        serde_json::json!({"since": "2020-01-01T00:00:00Z", "safe_after": "2020-01-08T00:00:00Z", "safe_now": true})
+    );
+
+    // Unknown domains are refused, and nothing is written for them.
+    let (code, _, err) = retire_cli(&p, &["example.net"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("example.net: no valid policy file"), "{err}");
+    assert!(!dir.0.join("example.net.retire").exists());
+
+    child.signal("-TERM");
+    assert_eq!(child.0.wait().expect("wait").code(), Some(0));
+}
+
+/// Serves plain HTTP from `policies` with `extra` flags; the child and its ready text.
+fn serve_plain(policies: &str, extra: &[&str]) -> (Killed, u16, std::process::ChildStderr, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args([
+            "serve",
+            "--plain-http",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--policies", policies])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let child = Killed(child);
+    let seen = ready(&mut stderr);
+    (child, port, stderr, seen)
+}
+
+fn served_within(port: u16, host: &str, want: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if fetch_plain(port, host) == want {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn serve_reloads_when_files_change_and_only_on_sighup_with_no_watch() {
+    let dir = Dir::new("serve-watch");
+    let (watched, still) = (dir.0.join("watched"), dir.0.join("still"));
+    for d in [&watched, &still] {
+        std::fs::create_dir_all(d).expect("dir");
+        std::fs::write(d.join("example.com.txt"), POLICY).expect("policy");
+    }
+    let (w, w_port, mut w_err, seen) = serve_plain(&watched.display().to_string(), &[]);
+    assert!(seen.contains("1 site(s)"), "{seen}");
+    let (s, s_port, _s_err, seen) = serve_plain(&still.display().to_string(), &["--no-watch"]);
+    assert!(seen.contains("1 site(s)"), "{seen}");
+
+    // An edit, written in place, and a new domain, written and renamed as editors do.
+    let changed = POLICY.replace("enforce", "testing");
+    for d in [&watched, &still] {
+        std::fs::write(d.join("example.com.txt"), &changed).expect("policy");
+        std::fs::write(d.join("new.example.tmp"), POLICY).expect("policy");
+        std::fs::rename(d.join("new.example.tmp"), d.join("new.example.txt")).expect("rename");
+    }
+    assert!(
+        served_within(
+            w_port,
+            "mta-sts.example.com",
+            &changed,
+            Duration::from_secs(10)
+        ),
+        "the watched server did not reload"
+    );
+    assert!(served_within(
+        w_port,
+        "mta-sts.new.example",
+        POLICY,
+        Duration::from_secs(10)
+    ));
+    // The log line follows the swap; read it on a thread so a missing line fails, not hangs.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = w_err.read(&mut buf) {
+            if let Ok(mut l) = sink.lock() {
+                l.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    let start = Instant::now();
+    let logged = || log.lock().map(|l| l.clone()).unwrap_or_default();
+    while !logged().contains("reloaded (files changed)") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", logged());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Without the watch nothing changes until SIGHUP (the watched one took well under this).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fetch_plain(s_port, "mta-sts.example.com"), POLICY);
+    s.signal("-HUP");
+    assert!(served_within(
+        s_port,
+        "mta-sts.example.com",
+        &changed,
+        Duration::from_secs(10)
+    ));
+    assert!(served_within(
+        s_port,
+        "mta-sts.new.example",
+        POLICY,
+        Duration::from_secs(10)
+    ));
+
+    for mut c in [w, s] {
+        c.signal("-TERM");
+        assert_eq!(c.0.wait().expect("wait").code(), Some(0));
+    }
+}
+
+#[test]
+fn access_log_as_json_lines() {
+    let dir = Dir::new("serve-access-log");
+    std::fs::write(dir.0.join("example.com.txt"), POLICY).expect("policy");
+    let (mut child, port, mut stderr, seen) = serve_plain(
+        &dir.0.display().to_string(),
+        &["--no-watch", "--access-log", "--log-format", "json"],
+    );
+    assert!(seen.contains("1 site(s)"), "{seen}");
+    assert_eq!(fetch_plain(port, "mta-sts.example.com"), POLICY);
+    let _ = fetch_plain(port, "mta-sts.unknown.example");
+    child.signal("-TERM");
+    assert_eq!(child.0.wait().expect("wait").code(), Some(0));
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("stderr");
+    let requests: Vec<serde_json::Value> = rest
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "mtasts_serve::access")
+        .map(|v| v["fields"].clone())
+        .collect();
+    assert_eq!(requests.len(), 2, "{rest}");
+    let (ok, unknown) = (&requests[0], &requests[1]);
+    assert_eq!(ok["message"], "request");
+    assert_eq!(ok["host"], "mta-sts.example.com");
+    assert_eq!(ok["method"], "GET");
+    assert_eq!(ok["path"], "/.well-known/mta-sts.txt");
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["bytes"], POLICY.len());
+    assert_eq!(ok["version"], "HTTP/1.1");
+    assert!(
+        ok["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1:")),
+        "{ok}"
+    );
+    assert!(ok["micros"].as_u64().is_some(), "{ok}");
+    assert_eq!(
+        (&unknown["host"], &unknown["status"]),
+        (
+            &serde_json::json!("mta-sts.unknown.example"),
+            &serde_json::json!(404)
+        )
+    );
 }
 
 /// A child killed on drop, so a failed test leaves no server behind.

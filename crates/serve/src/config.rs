@@ -24,6 +24,10 @@
 //! """
 //! domains = ["a.example"]
 //! domains_file = "customers.txt"
+//!
+//! [[retire]]                        # RFC 8461 §8.3, see `retire`
+//! domain = "b.example"
+//! since = "2026-12-01T00:00:00Z"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -31,7 +35,19 @@ use std::path::{Path, PathBuf};
 use mtasts_core::DomainName;
 use serde::Deserialize;
 
+use crate::retire::{Pending, RetireEntry};
 use crate::sites::{Site, SiteError};
+
+/// What a sites file holds.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// The sites generated from `[[site]]` and `[[template]]` entries.
+    pub(crate) sites: Vec<Site>,
+    /// The `[[retire]]` entries, applied once every source is read.
+    pub(crate) retiring: Vec<Pending>,
+    /// Entries not taken.
+    pub(crate) problems: Vec<SiteError>,
+}
 
 /// The file's shape.
 #[derive(Debug, Deserialize)]
@@ -41,6 +57,8 @@ struct File {
     site: Vec<SiteEntry>,
     #[serde(default)]
     template: Vec<Template>,
+    #[serde(default)]
+    retire: Vec<RetireEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,9 +102,9 @@ pub enum ConfigError {
     },
 }
 
-/// The sites of the configuration at `path`, and the entries not taken. A `domains_file` is
-/// relative to the configuration's directory.
-pub fn load(path: &Path) -> Result<(Vec<Site>, Vec<SiteError>), ConfigError> {
+/// The sites and retirements of the configuration at `path`, and the entries not taken. A
+/// `domains_file` is relative to the configuration's directory.
+pub(crate) fn load(path: &Path) -> Result<Found, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -147,7 +165,27 @@ pub fn load(path: &Path) -> Result<(Vec<Site>, Vec<SiteError>), ConfigError> {
             }
         }
     }
-    Ok((sites, problems))
+    let mut retiring = Vec::new();
+    for (i, r) in file.retire.iter().enumerate() {
+        let at = format!("{}: retire[{i}]", path.display());
+        match DomainName::parse(r.domain.trim()) {
+            Ok(domain) => retiring.push(Pending {
+                at,
+                source: path.to_path_buf(),
+                domain,
+                fields: r.fields(),
+            }),
+            Err(e) => problems.push(SiteError::Template {
+                at,
+                reason: format!("`{}` is not a valid domain: {e}", r.domain),
+            }),
+        }
+    }
+    Ok(Found {
+        sites,
+        retiring,
+        problems,
+    })
 }
 
 fn make(at: &str, domain: &str, text: &str, source: &Path) -> Result<Site, SiteError> {

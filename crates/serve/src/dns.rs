@@ -16,6 +16,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 
+use mtasts_core::cache::UnixTime;
+
 use crate::server::Server;
 use crate::sites::Sites;
 
@@ -51,8 +53,16 @@ fn soa(zone: &Name) -> Record {
     )
 }
 
-/// The answer for `qname`/`qtype` in `zone`, from `sites`.
-pub fn answer(zone: &Name, sites: &Sites, qname: &Name, qtype: RecordType) -> Answer {
+/// The answer for `qname`/`qtype` in `zone`, from `sites`, at `now`. A retired domain whose
+/// retirement is complete (RFC 8461 §8.3) has no TXT any more: the delegated record is the
+/// one we can remove ourselves.
+pub fn answer(
+    zone: &Name,
+    sites: &Sites,
+    qname: &Name,
+    qtype: RecordType,
+    now: UnixTime,
+) -> Answer {
     if !zone.zone_of(qname) {
         return Answer {
             code: ResponseCode::Refused,
@@ -90,7 +100,7 @@ pub fn answer(zone: &Name, sites: &Sites, qname: &Name, qtype: RecordType) -> An
         }
         _ => None,
     };
-    let Some(site) = site else {
+    let Some(site) = site.filter(|s| !s.retiring.is_some_and(|r| r.complete(now))) else {
         return negative(ResponseCode::NXDomain);
     };
     if qtype != RecordType::TXT && qtype != RecordType::ANY {
@@ -174,6 +184,7 @@ impl RequestHandler for Delegated {
             &sites,
             &qname.to_lowercase(),
             info.query.query_type(),
+            mtasts_tlsrpt::unix_now(),
         );
         let mut header = Header::response_from_request(request.header());
         header.set_authoritative(a.authoritative);
@@ -224,6 +235,8 @@ mod tests {
         }
     }
 
+    const NOW: UnixTime = 1_800_000_000;
+
     fn name(s: &str) -> Name {
         Name::from_ascii(s).expect("name")
     }
@@ -237,6 +250,7 @@ mod tests {
             &sites,
             &name("_mta-sts.example.com.sts.provider.example."),
             RecordType::TXT,
+            NOW,
         );
         assert_eq!(a.code, ResponseCode::NoError);
         assert!(a.authoritative);
@@ -250,6 +264,7 @@ mod tests {
             &sites,
             &name("_mta-sts.example.org.sts.provider.example."),
             RecordType::TXT,
+            NOW,
         );
         assert_eq!(a.code, ResponseCode::NXDomain);
         assert!(a.soa.is_some(), "negative answers carry the SOA");
@@ -258,15 +273,41 @@ mod tests {
             &sites,
             &name("_mta-sts.example.com.sts.provider.example."),
             RecordType::A,
+            NOW,
         );
         assert_eq!(
             (a.code, a.answers.len()),
             (ResponseCode::NoError, 0),
             "NODATA"
         );
-        let a = answer(&zone, &sites, &name("example.com."), RecordType::TXT);
+        let a = answer(&zone, &sites, &name("example.com."), RecordType::TXT, NOW);
         assert_eq!(a.code, ResponseCode::Refused);
-        let a = answer(&zone, &sites, &zone, RecordType::SOA);
+        let a = answer(&zone, &sites, &zone, RecordType::SOA, NOW);
         assert_eq!(a.answers.len(), 1);
+    }
+
+    #[test]
+    fn a_retired_domain_answers_its_none_id_until_removal_is_safe_then_nxdomain() {
+        let (dir, _) = sites();
+        // Retiring since NOW, the policy's max_age (86400) is the wait.
+        std::fs::write(
+            dir.0.join("example.com.retire"),
+            "since = \"2027-01-15T08:00:00Z\"\n",
+        )
+        .expect("write");
+        let sites = Sites::load_dir(&dir.0).expect("sites");
+        assert!(sites.problems.is_empty(), "{:?}", sites.problems);
+        let site = sites.iter().next().expect("site");
+        assert_eq!(site.policy.mode, mtasts_core::policy::Mode::None);
+        let zone = name("sts.provider.example.");
+        let q = name("_mta-sts.example.com.sts.provider.example.");
+        let a = answer(&zone, &sites, &q, RecordType::TXT, NOW + 86_399);
+        assert_eq!(a.code, ResponseCode::NoError);
+        match a.answers[0].data() {
+            RData::TXT(t) => assert_eq!(t.to_string(), format!("v=STSv1; id={};", site.id)),
+            other => panic!("{other:?}"),
+        }
+        let a = answer(&zone, &sites, &q, RecordType::TXT, NOW + 86_400);
+        assert_eq!(a.code, ResponseCode::NXDomain);
     }
 }

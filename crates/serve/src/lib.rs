@@ -9,8 +9,10 @@ pub mod config;
 pub mod dns;
 pub mod metrics;
 pub mod records;
+pub mod retire;
 pub mod server;
 pub mod sites;
+pub mod watch;
 
 pub use certs::Certs;
 pub use server::{Loaded, Server, serve, serve_metrics};

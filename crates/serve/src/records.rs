@@ -2,8 +2,10 @@
 //! derived id (RFC 8461 §3.1), the `mta-sts` host pointing here, and optionally a TLS-RPT
 //! record (RFC 8460 §3). Zone-file lines or JSON.
 
+use mtasts_core::cache::UnixTime;
 use serde::Serialize;
 
+use crate::retire::rfc3339;
 use crate::sites::Site;
 
 /// Where `mta-sts.<domain>` should point.
@@ -31,10 +33,30 @@ pub struct Records {
     /// With delegated DNS: `_mta-sts.<domain>. IN CNAME _mta-sts.<domain>.<zone>.`, set once;
     /// the TXT above is then what the delegated listener answers.
     pub delegated: Option<String>,
+    /// Set while the domain is being retired (RFC 8461 §8.3).
+    pub retire: Option<RetireStatus>,
 }
 
-/// The records of `site`; with `zone`, for delegated DNS.
-pub fn records(site: &Site, target: &Target, rua: Option<&str>, zone: Option<&str>) -> Records {
+/// Where a retirement stands: the records above carry the `mode: none` policy's id until
+/// `safe_after`; from then the records and the policy can be removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetireStatus {
+    /// When the `mode: none` id went out (RFC 3339).
+    pub since: String,
+    /// From when removal is safe (RFC 3339): `since` plus the retired policy's max_age.
+    pub safe_after: String,
+    /// Whether that time has come.
+    pub safe_now: bool,
+}
+
+/// The records of `site` at `now`; with `zone`, for delegated DNS.
+pub fn records(
+    site: &Site,
+    target: &Target,
+    rua: Option<&str>,
+    zone: Option<&str>,
+    now: UnixTime,
+) -> Records {
     let d = &site.domain;
     Records {
         domain: d.to_string(),
@@ -53,6 +75,11 @@ pub fn records(site: &Site, target: &Target, rua: Option<&str>, zone: Option<&st
                 "_mta-sts.{d}. IN CNAME _mta-sts.{d}.{}.",
                 z.trim_end_matches('.')
             )
+        }),
+        retire: site.retiring.map(|r| RetireStatus {
+            since: rfc3339(r.since),
+            safe_after: rfc3339(r.safe_after()),
+            safe_now: r.complete(now),
         }),
     }
 }

@@ -22,6 +22,10 @@ use crate::certs::{BySni, Certs};
 use crate::metrics::{Handshake, Metrics};
 use crate::sites::Sites;
 
+/// The tracing target of the request log: one event per request at info level, one per
+/// failed handshake at info level.
+pub const ACCESS_LOG: &str = "mtasts_serve::access";
+
 /// The one path a policy is served on (RFC 8461 §3.3).
 pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
 /// Connections served at once; more wait in the listen backlog.
@@ -60,6 +64,8 @@ pub struct Loaded {
     pub problems: Vec<String>,
     /// Sites whose `mta-sts.<domain>` no certificate covers (with TLS only).
     pub uncovered: Vec<String>,
+    /// Domains being retired (RFC 8461 §8.3), by name.
+    pub retiring: Vec<(String, crate::retire::Retirement)>,
 }
 
 /// The server's state: sites, certificates, where they come from, the optional intake.
@@ -123,11 +129,16 @@ impl Server {
                 .collect();
             names = c.len();
         }
+        let retiring = sites
+            .iter()
+            .filter_map(|s| s.retiring.map(|r| (s.domain.to_string(), r)))
+            .collect();
         let loaded = Loaded {
             sites: sites.len(),
             names,
             problems,
             uncovered,
+            retiring,
         };
         set(&self.sites, Arc::new(sites));
         self.invalid_files
@@ -183,8 +194,36 @@ impl Server {
         sni: Option<Arc<str>>,
     ) -> Response<Full<Bytes>> {
         let metrics = self.metrics.clone();
+        // Captured only when the request log is on: nothing is copied per request otherwise.
+        let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO).then(|| {
+            (
+                std::time::Instant::now(),
+                peer.clone(),
+                sni.clone(),
+                request_host(&req),
+                req.method().clone(),
+                req.uri().path().to_string(),
+                req.version(),
+            )
+        });
         let (response, site) = self.route(req, peer, sni).await;
         metrics.request(response.status(), site.as_ref().map(|s| s.domain.as_str()));
+        if let Some((start, peer, sni, host, method, path, version)) = logged {
+            use hyper::body::Body as _;
+            tracing::info!(
+                target: ACCESS_LOG,
+                peer,
+                sni = sni.as_deref().unwrap_or(""),
+                host = host.as_deref().unwrap_or(""),
+                method = method.as_str(),
+                path,
+                version = ?version,
+                status = response.status().as_u16(),
+                bytes = response.body().size_hint().exact().unwrap_or(0),
+                micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "request"
+            );
+        }
         response
     }
 
@@ -376,7 +415,14 @@ pub async fn serve(
                                 let sni = stream.get_ref().1.server_name().map(Arc::from);
                                 connection(stream, server, peer.to_string(), sni).await;
                             }
-                            _ => server.metrics.handshake(Handshake::Failed),
+                            failed => {
+                                server.metrics.handshake(Handshake::Failed);
+                                let why = match failed {
+                                    Ok(Err(e)) => e.to_string(),
+                                    _ => "no handshake within the header timeout".to_string(),
+                                };
+                                tracing::info!(target: ACCESS_LOG, peer = %peer, error = why, "handshake failed");
+                            }
                         }
                     }
                     None => connection(tcp, server, peer.to_string(), None).await,

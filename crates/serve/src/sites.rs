@@ -10,6 +10,8 @@ use std::sync::Arc;
 use mtasts_core::DomainName;
 use mtasts_core::policy::{Policy, PolicyErrors};
 
+use crate::retire::{Pending, Retirement};
+
 /// One served policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
@@ -23,6 +25,8 @@ pub struct Site {
     pub id: String,
     /// Where it came from.
     pub source: PathBuf,
+    /// Set when the domain is being retired: the policy is then `mode: none`.
+    pub retiring: Option<Retirement>,
 }
 
 impl Site {
@@ -45,6 +49,7 @@ impl Site {
             policy: parsed.policy,
             body: hyper::body::Bytes::from(body),
             source: source.to_path_buf(),
+            retiring: None,
         })
     }
 
@@ -104,6 +109,16 @@ pub enum SiteError {
         /// Why.
         reason: String,
     },
+    #[error("{at} (domain {domain}): retirement not applied: {reason}")]
+    /// A retirement that cannot be used (the domain's policy, if any, is served as before).
+    Retire {
+        /// Where it was written.
+        at: String,
+        /// The domain.
+        domain: String,
+        /// Why.
+        reason: String,
+    },
     #[error("{}: a second definition of {domain} (first: {})", path.display(), first.display())]
     /// Two files name the same domain (e.g. different case).
     Duplicate {
@@ -146,40 +161,80 @@ impl Sites {
     /// The sites of a policy directory and/or a configuration file (templates); a domain
     /// defined twice keeps its first definition (the directory's) and the second is reported.
     pub fn load(dir: Option<&Path>, config: Option<&Path>) -> Result<Self, SourceError> {
-        let mut sites = match dir {
-            Some(d) => Self::load_dir(d).map_err(|source| SourceError::Dir {
+        let (mut sites, mut retiring) = match dir {
+            Some(d) => Self::read_dir(d).map_err(|source| SourceError::Dir {
                 path: d.to_path_buf(),
                 source,
             })?,
-            None => Self::default(),
+            None => (Self::default(), Vec::new()),
         };
         if let Some(c) = config {
-            let (found, problems) = crate::config::load(c).map_err(SourceError::Config)?;
-            sites.problems.extend(problems);
-            for site in found {
+            let found = crate::config::load(c).map_err(SourceError::Config)?;
+            sites.problems.extend(found.problems);
+            for site in found.sites {
                 sites.insert(site);
             }
+            retiring.extend(found.retiring);
         }
+        sites.retire(&retiring);
         Ok(sites)
     }
 
-    /// Reads every `*.txt` in `dir` (other files are ignored). Fails only when `dir` itself
-    /// cannot be read.
+    /// Reads every `*.txt` in `dir`, and every `*.retire` (other files are ignored). Fails
+    /// only when `dir` itself cannot be read.
     pub fn load_dir(dir: &Path) -> std::io::Result<Self> {
+        let (mut sites, retiring) = Self::read_dir(dir)?;
+        sites.retire(&retiring);
+        Ok(sites)
+    }
+
+    fn read_dir(dir: &Path) -> std::io::Result<(Self, Vec<Pending>)> {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "txt") && p.is_file())
+            .filter(|p| p.is_file())
             .collect();
         entries.sort();
         let mut sites = Self::default();
+        let mut retiring = Vec::new();
         for path in entries {
-            match load_file(&path) {
-                Ok(site) => sites.insert(site),
-                Err(e) => sites.problems.push(e),
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("txt") => match load_file(&path) {
+                    Ok(site) => sites.insert(site),
+                    Err(e) => sites.problems.push(e),
+                },
+                Some("retire") => match crate::retire::read_file(&path) {
+                    Ok(p) => retiring.push(p),
+                    Err(e) => sites.problems.push(e),
+                },
+                _ => {}
             }
         }
-        Ok(sites)
+        Ok((sites, retiring))
+    }
+
+    /// Replaces each retiring domain's policy with its `mode: none` one; a second retirement
+    /// of one domain is reported and the first kept.
+    fn retire(&mut self, retiring: &[Pending]) {
+        let mut done: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for p in retiring {
+            let host = format!("mta-sts.{}", p.domain);
+            if let Some(first) = done.get(&host) {
+                self.problems.push(SiteError::Duplicate {
+                    path: p.source.clone(),
+                    first: first.clone(),
+                    domain: p.domain.to_string(),
+                });
+                continue;
+            }
+            match crate::retire::retire(p, self.by_host.get(&host).map(AsRef::as_ref)) {
+                Ok(site) => {
+                    done.insert(host.clone(), p.source.clone());
+                    self.by_host.insert(host, Arc::new(site));
+                }
+                Err(e) => self.problems.push(e),
+            }
+        }
     }
 
     fn insert(&mut self, site: Site) {

@@ -177,6 +177,120 @@ async fn our_fetcher_gets_every_policy_of_a_thousand_domains() {
     assert_eq!(ids.len(), DOMAINS, "distinct policies get distinct ids");
 }
 
+/// `mtasts check` (the checker library) against `serve` for a hosting provider's 1,000
+/// domains: the lab's DNS publishes each domain's TXT with the id `serve records` gives, its
+/// `mta-sts` name at serve's address and one shared MX; every domain must come out healthy
+/// (TXT, policy over PKIX-valid HTTPS, MX covered, STARTTLS with a valid certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_every_one_of_a_thousand_sites_healthy() {
+    use mtasts_check::{CheckSettings, Checker, Level};
+    const MX: &str = "mx.provider.test";
+    let serve_ip = std::net::Ipv4Addr::new(127, 77, 0, 1);
+    let dir = Dir::new("check");
+    let policy = |i: usize| {
+        format!(
+            "version: STSv1\nmode: enforce\nmx: {MX}\nmax_age: {}\n",
+            86_400 + i
+        )
+    };
+    for i in 0..DOMAINS {
+        std::fs::write(dir.policies().join(format!("d{i}.test.txt")), policy(i)).expect("policy");
+    }
+    let sites = mtasts_serve::Sites::load_dir(&dir.policies()).expect("sites");
+    let mut world = mtasts_testkit::World::builder().smtp(MX, mtasts_testkit::SmtpHost::valid());
+    for site in sites.iter() {
+        let d = site.domain.to_string();
+        world = world
+            .txt(
+                &format!("_mta-sts.{d}"),
+                &format!("v=STSv1; id={};", site.id),
+            )
+            .txt(
+                &format!("_smtp._tls.{d}"),
+                "v=TLSRPTv1; rua=mailto:tlsrpt@provider.test",
+            )
+            .a(&format!("mta-sts.{d}"), serve_ip)
+            .mx(&d, 10, MX);
+    }
+    let world = world.build().await.expect("world");
+    for i in 0..DOMAINS {
+        let pem = world
+            .ca()
+            .issue_pem(&[&format!("mta-sts.d{i}.test")])
+            .expect("cert");
+        std::fs::write(dir.certs().join(format!("d{i}.test.pem")), pem).expect("cert");
+    }
+    let (server, loaded) =
+        Server::load(Some(&dir.policies()), None, Some(&dir.certs()), None).expect("load");
+    assert!(
+        loaded.problems.is_empty() && loaded.uncovered.is_empty(),
+        "{loaded:?}"
+    );
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((serve_ip, 0)))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let acceptor = server.tls_acceptor().expect("tls");
+    tokio::spawn(mtasts_serve::serve(
+        listener,
+        Some(acceptor),
+        server.clone(),
+        rx,
+    ));
+    let mut connect_map = world.port_map();
+    connect_map.insert(SocketAddr::from((serve_ip, 443)), addr);
+    let checker = Arc::new(
+        Checker::new(CheckSettings {
+            nameserver: Some(world.dns_addr()),
+            ca_file: Some(world.ca_file().to_path_buf()),
+            timeout: Duration::from_secs(10),
+            smtp: true,
+            connect_map,
+        })
+        .expect("checker"),
+    );
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..DOMAINS {
+        let (checker, sem) = (checker.clone(), sem.clone());
+        tasks.spawn(async move {
+            let _p = sem.acquire().await.expect("permit");
+            let domain = DomainName::parse(&format!("d{i}.test")).expect("domain");
+            checker.check(&domain).await
+        });
+    }
+    let mut unhealthy = Vec::new();
+    let mut seen = 0;
+    while let Some(r) = tasks.join_next().await {
+        let r = r.expect("task");
+        seen += 1;
+        let codes: Vec<&str> = r.findings.iter().map(|f| f.code.as_str()).collect();
+        let want = ["txt-ok", "policy-ok", "mx-covered", "tls-ok", "no-sni-ok"];
+        if r.verdict != Level::Info
+            || r.deliverable != Some(true)
+            || want.iter().any(|c| !codes.contains(c))
+        {
+            unhealthy.push(format!("{}: {:?} {codes:?}", r.domain, r.verdict));
+        }
+    }
+    assert_eq!(seen, DOMAINS);
+    assert!(
+        unhealthy.is_empty(),
+        "{} unhealthy, e.g. {:?}",
+        unhealthy.len(),
+        unhealthy.iter().take(3).collect::<Vec<_>>()
+    );
+    // Every policy came from serve (counted by domain in its metrics).
+    let metrics = server.metrics_text();
+    let served = metrics
+        .lines()
+        .filter(|l| l.starts_with("mtasts_serve_policy_requests_total{domain=\"d"))
+        .count();
+    assert_eq!(served, DOMAINS, "policies served by domain");
+    drop(world);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_and_openssl_with_and_without_sni() {
     let dir = Dir::new("clients");
