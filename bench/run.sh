@@ -7,6 +7,8 @@
 #   bench/run.sh            three full runs (about 25 minutes); docs/benchmarks.md gets the
 #                           median of each figure and its spread
 #   bench/run.sh --smoke    one run, tiny counts, for CI; writes target/bench/benchmarks-smoke.md
+#   ONLY=serve bench/run.sh three runs of the serve-vs-nginx rows alone (results-N.jsonl), to
+#                           merge into a full run's results by hand
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -15,9 +17,13 @@ SMOKE=0
 
 if [ $SMOKE = 1 ]; then
     export HOT=50 COLD=100 SECONDS_PER=1 HOTCOLD=200 MEMORY=20000 DELAY_MS=5 CONNS_LIST="1 16" SCAN=20 INTAKE=200 RUNS=1
+    export SERVE_SITES=20 SERVE_MEMORY_SITES=50 SERVE_CONNS=4
 else
     export HOT=1000 COLD=10000 SECONDS_PER=5 HOTCOLD=1000 MEMORY=1000000 DELAY_MS=20 CONNS_LIST="1 16 64" SCAN=1000 INTAKE=5000 RUNS=${RUNS:-3}
+    export SERVE_SITES=1000 SERVE_MEMORY_SITES=10000 SERVE_CONNS=16
 fi
+# ONLY=serve: just the serve-vs-nginx rows (bench/serve.sh), for a rerun of that part.
+ONLY=${ONLY:-}
 
 echo "== building (release)"
 cargo build --release -q -p mtasts -p mtasts-bench
@@ -32,6 +38,7 @@ fi
 export PMSR=$VENV/bin/mta-sts-daemon CHECKDMARC=$VENV/bin/checkdmarc
 
 OUT=$ROOT/target/bench
+[ "$ONLY" = serve ] && OUT=$ROOT/target/bench-serve
 mkdir -p "$OUT"
 "$BENCH" catalog --hot "$HOT" --cold "$COLD" --delay-ms "$DELAY_MS" > "$OUT/catalog.toml"
 export OUT
@@ -41,6 +48,11 @@ for run in $(seq 1 "$RUNS"); do
     export RESULTS_FILE=$OUT/results-$run.jsonl
     : > "$RESULTS_FILE"
     RESULTS+=("$RESULTS_FILE")
+    if [ "$ONLY" = serve ]; then
+        echo "== run $run of $RUNS: serve vs nginx: $SERVE_SITES sites, memory at $SERVE_MEMORY_SITES"
+        bash "$ROOT/bench/serve.sh"
+        continue
+    fi
     echo "== run $run of $RUNS: lab up with $((HOT + COLD + 1)) domains; the scenarios inside it"
     "$MTASTS" lab run --name mtasts-bench --catalog "$OUT/catalog.toml" -- bash "$ROOT/bench/inside.sh"
     echo "== run $run of $RUNS: memory: $MEMORY cached policies"
@@ -51,6 +63,8 @@ for run in $(seq 1 "$RUNS"); do
     for c in 1 16; do
         "$BENCH" tlsrpt-intake --reports "$INTAKE" --conns "$c" --seconds 60 >> "$RESULTS_FILE"
     done
+    echo "== run $run of $RUNS: serve vs nginx: $SERVE_SITES sites, memory at $SERVE_MEMORY_SITES"
+    bash "$ROOT/bench/serve.sh"
 done
 
 {
@@ -64,6 +78,11 @@ done
 } > "$OUT/header.md"
 TABLE=$OUT/table.md
 "$BENCH" table "${RESULTS[@]}" --header "$OUT/header.md" > "$TABLE"
+if [ "$ONLY" = serve ]; then
+    cat "$TABLE"
+    echo "== serve rows only: $OUT (docs/benchmarks.md untouched)"
+    exit 0
+fi
 if [ $SMOKE = 0 ]; then
     echo "== core micro-benchmarks (criterion)"
     {

@@ -6,9 +6,12 @@
 //! - `memory`: resident memory of the daemon's memory tier holding N policies;
 //! - `catalog`: the lab catalog of benchmark domains;
 //! - `tlsrpt-intake`: gzip'd TLS reports POSTed over HTTPS to the report intake;
+//! - `serve-sites`, `serve-load`, `serve-memory`: `mtasts serve` against nginx on the same
+//!   sites (files, load, memory per site);
 //! - `table`: the markdown table from result lines.
 
 mod intake;
+mod serve_bench;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,6 +82,37 @@ enum Cmd {
         /// Keep-alive connections, one report in flight each.
         #[arg(long, default_value_t = 16)]
         conns: usize,
+    },
+    /// Write N policy sites (policies/, certs/, ca.pem) and an nginx.conf serving the same
+    /// files on PORT.
+    ServeSites {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        sites: usize,
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// nginx worker processes (as many as the cores `mtasts serve` uses).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// HTTPS load against a policy server: a new full TLS handshake per request, or
+    /// keep-alive requests; every response must be the site's policy.
+    ServeLoad(serve_bench::Load),
+    /// Memory (PSS of PID and its children) per site of a server holding SITES sites, beyond
+    /// BASELINE bytes (the same server holding one site; `--print` prints PSS alone).
+    ServeMemory {
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 10_000)]
+        sites: usize,
+        #[arg(long, default_value_t = 0)]
+        baseline: u64,
+        #[arg(long)]
+        system: Option<String>,
+        /// Print the PSS in bytes and nothing else.
+        #[arg(long)]
+        print: bool,
     },
     /// Markdown table from result lines (JSON, one per line).
     Table {
@@ -167,6 +201,27 @@ fn main() -> Result<()> {
             seconds,
             conns,
         } => rt.block_on(intake::run(reports, conns, seconds)),
+        Cmd::ServeSites {
+            dir,
+            sites,
+            port,
+            workers,
+        } => serve_bench::sites(&dir, sites, port, workers),
+        Cmd::ServeLoad(l) => rt.block_on(serve_bench::load(l)),
+        Cmd::ServeMemory {
+            pid,
+            sites,
+            baseline,
+            system,
+            print,
+        } => {
+            if print {
+                println!("{}", serve_bench::pss_tree(pid)?);
+                Ok(())
+            } else {
+                serve_bench::memory_row(system.as_deref().unwrap_or("?"), pid, sites, baseline)
+            }
+        }
     }
 }
 
