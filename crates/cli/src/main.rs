@@ -60,7 +60,7 @@ enum Command {
     ///
     /// Exit status: 0 after a clean shutdown; `records`: 0 printed, 1 some policy invalid; 2
     /// setup error.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {

@@ -31,9 +31,28 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     sites: Option<PathBuf>,
     /// A directory of `*.pem` files, each a certificate chain (leaf first) and its key; the
-    /// certificate is chosen by SNI. Required unless `--plain-http`.
-    #[arg(long, value_name = "DIR", required_unless_present = "plain_http")]
+    /// certificate is chosen by SNI. Required unless `--plain-http` or `--acme-directory`.
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["plain_http", "acme_directory"])]
     certs: Option<PathBuf>,
+    /// Order certificates for the configured sites' `mta-sts.<domain>` names from this ACME
+    /// directory (e.g. `https://acme-v02.api.letsencrypt.org/directory`), validated with
+    /// TLS-ALPN-01 on `--listen` (which must be where port 443 of those names arrives).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "acme_dir",
+        conflicts_with = "plain_http"
+    )]
+    acme_directory: Option<String>,
+    /// Where the ACME account and certificates are kept (so a restart re-issues nothing).
+    #[arg(long, value_name = "DIR", requires = "acme_directory")]
+    acme_dir: Option<PathBuf>,
+    /// A PEM root to trust for the ACME directory's own HTTPS (a test CA).
+    #[arg(long, value_name = "PEM", requires = "acme_directory")]
+    acme_ca: Option<PathBuf>,
+    /// A contact URI for the ACME account, e.g. `mailto:hostmaster@example.net` (repeatable).
+    #[arg(long, value_name = "URI", requires = "acme_directory")]
+    acme_contact: Vec<String>,
     /// Serve plain HTTP, for use behind a TLS-terminating reverse proxy only.
     #[arg(long, conflicts_with = "certs")]
     plain_http: bool,
@@ -226,7 +245,30 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!(mtasts_core::errors::Chain(&e).to_string()))?;
     let tls = !args.plain_http;
-    report(&loaded, tls);
+    let acme = match (&args.acme_directory, &args.acme_dir) {
+        (Some(directory), Some(state)) => {
+            let settings = mtasts_serve::acme::AcmeSettings {
+                directory: directory.clone(),
+                directory_ca: args.acme_ca.clone(),
+                state: state.clone(),
+                contact: args.acme_contact.clone(),
+            };
+            let challenges = server
+                .use_acme(settings.certs_dir())
+                .with_context(|| format!("--acme-dir {}", state.display()))?;
+            let loaded = server
+                .reload()
+                .map_err(|e| anyhow::anyhow!(mtasts_core::errors::Chain(&e).to_string()))?;
+            Some((settings, challenges, loaded))
+        }
+        _ => None,
+    };
+    let loaded = match &acme {
+        Some((_, _, l)) => l.clone(),
+        None => loaded,
+    };
+    // With ACME, names without a certificate are expected: they are being ordered.
+    report(&loaded, tls && acme.is_none());
     let acceptor = if tls {
         Some(server.tls_acceptor().context("TLS configuration")?)
     } else {
@@ -255,6 +297,9 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
             server.clone(),
             rx.clone(),
         ));
+        if let Some((settings, challenges, _)) = acme {
+            tokio::spawn(run_acme(settings, server.clone(), challenges, rx.clone()));
+        }
         if let Some(addr) = args.metrics_listen {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
@@ -333,6 +378,34 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ACME side: the account (retried every minute while the CA cannot be reached), then
+/// its passes, until shutdown.
+async fn run_acme(
+    settings: mtasts_serve::acme::AcmeSettings,
+    server: std::sync::Arc<mtasts_serve::Server>,
+    challenges: std::sync::Arc<mtasts_serve::acme::Challenges>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match mtasts_serve::acme::Acme::start(settings.clone(), server.clone(), challenges.clone())
+            .await
+        {
+            Ok(acme) => {
+                tracing::info!(directory = %settings.directory, "mtasts serve: ACME account ready");
+                return acme.run(shutdown).await;
+            }
+            Err(e) => tracing::warn!(
+                "mtasts serve: ACME: {}; retrying in a minute",
+                mtasts_core::errors::Chain(&e)
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 /// The next burst of file changes; never, without a watch or once it ended.

@@ -32,6 +32,8 @@ pub struct Certs {
     by_name: HashMap<String, Arc<CertifiedKey>>,
     /// Each name's leaf expiry (seconds since the epoch), for metrics and `records`.
     pub not_after: HashMap<String, i64>,
+    /// Each name's leaf start of validity (seconds since the epoch), for ACME renewal.
+    pub not_before: HashMap<String, i64>,
     /// Files not taken, and why.
     pub problems: Vec<CertError>,
 }
@@ -40,22 +42,32 @@ impl Certs {
     /// Reads every `*.pem` in `dir`. Fails only when `dir` itself cannot be read. When two
     /// files cover the same name, the one whose leaf expires later wins.
     pub fn load_dir(dir: &Path) -> std::io::Result<Self> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pem") && p.is_file())
-            .collect();
+        Self::load_dirs(&[dir])
+    }
+
+    /// [`Certs::load_dir`] over several directories (e.g. the operator's and ACME's).
+    pub fn load_dirs(dirs: &[&Path]) -> std::io::Result<Self> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for dir in dirs {
+            files.extend(
+                std::fs::read_dir(dir)?
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "pem") && p.is_file()),
+            );
+        }
         files.sort();
         let provider = rustls::crypto::ring::default_provider();
         let mut certs = Self::default();
         for path in files {
             match load_file(&path, &provider) {
-                Ok((key, names, not_after)) => {
+                Ok((key, names, (not_before, not_after))) => {
                     let key = Arc::new(key);
                     for name in names {
                         let later = certs.not_after.get(&name).is_none_or(|t| not_after > *t);
                         if later {
                             certs.by_name.insert(name.clone(), key.clone());
+                            certs.not_before.insert(name.clone(), not_before);
                             certs.not_after.insert(name, not_after);
                         }
                     }
@@ -75,6 +87,22 @@ impl Certs {
         })
     }
 
+    /// The validity (not before, not after; Unix seconds) of the certificate for `name`.
+    pub fn validity(&self, name: &str) -> Option<(u64, u64)> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let key = if self.by_name.contains_key(&name) {
+            name
+        } else {
+            let (_, parent) = name.split_once('.')?;
+            format!("*.{parent}")
+        };
+        let secs = |t: i64| u64::try_from(t).unwrap_or(0);
+        Some((
+            secs(*self.not_before.get(&key)?),
+            secs(*self.not_after.get(&key)?),
+        ))
+    }
+
     /// Whether some certificate covers `name`.
     pub fn covers(&self, name: &str) -> bool {
         self.for_name(name).is_some()
@@ -91,7 +119,7 @@ impl Certs {
     }
 }
 
-type Loaded = (CertifiedKey, Vec<String>, i64);
+type Loaded = (CertifiedKey, Vec<String>, (i64, i64));
 
 fn load_file(path: &Path, provider: &rustls::crypto::CryptoProvider) -> Result<Loaded, CertError> {
     let bad = |reason: String| CertError::File {
@@ -135,11 +163,12 @@ fn load_file(path: &Path, provider: &rustls::crypto::CryptoProvider) -> Result<L
         ));
     }
     let not_after = cert.validity().not_after.timestamp();
+    let not_before = cert.validity().not_before.timestamp();
     let certified = CertifiedKey::new(chain, signing);
     certified
         .keys_match()
         .map_err(|e| bad(format!("the key is not the leaf certificate's: {e}")))?;
-    Ok((certified, names, not_after))
+    Ok((certified, names, (not_before, not_after)))
 }
 
 /// rustls' view: the certificate for the SNI name, or none (counted).
@@ -149,10 +178,22 @@ pub struct BySni {
     pub certs: Arc<std::sync::RwLock<Arc<Certs>>>,
     /// Where a handshake without a certificate is counted.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// TLS-ALPN-01 certificates under validation.
+    pub challenges: Arc<crate::acme::Challenges>,
 }
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        // A CA validating TLS-ALPN-01 offers only `acme-tls/1` (RFC 8737 §3): it gets the
+        // challenge certificate, or nothing; never the site's own.
+        if hello
+            .alpn()
+            .is_some_and(|mut p| p.any(|p| p == crate::acme::ACME_TLS_ALPN))
+        {
+            return hello
+                .server_name()
+                .and_then(|name| self.challenges.get(name));
+        }
         let certs = match self.certs.read() {
             Ok(c) => c.clone(),
             Err(p) => p.into_inner().clone(),

@@ -4,6 +4,7 @@
 //! publish ([`records`]).
 #![warn(missing_docs)]
 
+pub mod acme;
 pub mod certs;
 pub mod config;
 pub mod dns;

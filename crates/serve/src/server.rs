@@ -79,6 +79,9 @@ pub struct Server {
     tlsrpt: Option<(String, Arc<mtasts_tlsrpt::Intake>)>,
     metrics: Arc<Metrics>,
     invalid_files: std::sync::atomic::AtomicUsize,
+    /// ACME's certificate directory, read beside `certs_dir` once set.
+    acme_certs: std::sync::OnceLock<PathBuf>,
+    challenges: Arc<crate::acme::Challenges>,
 }
 
 impl Server {
@@ -100,6 +103,8 @@ impl Server {
             tlsrpt,
             metrics: Arc::new(Metrics::default()),
             invalid_files: std::sync::atomic::AtomicUsize::new(0),
+            acme_certs: std::sync::OnceLock::new(),
+            challenges: Arc::default(),
         });
         let loaded = server.reload()?;
         Ok((server, loaded))
@@ -110,12 +115,23 @@ impl Server {
     pub fn reload(&self) -> Result<Loaded, ReloadError> {
         let sites = Sites::load(self.policies.as_deref(), self.config.as_deref())
             .map_err(ReloadError::Sites)?;
-        let certs = match &self.certs_dir {
-            Some(dir) => Some(Certs::load_dir(dir).map_err(|source| ReloadError::Certs {
-                path: dir.clone(),
-                source,
-            })?),
-            None => None,
+        let acme = self.acme_certs.get();
+        let certs = match (&self.certs_dir, acme) {
+            (None, None) => None,
+            (dir, acme) => {
+                let dirs: Vec<&Path> = dir.iter().chain(acme).map(PathBuf::as_path).collect();
+                Some(Certs::load_dirs(&dirs).map_err(|source| {
+                    ReloadError::Certs {
+                        path: dirs
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                            .into(),
+                        source,
+                    }
+                })?)
+            }
         };
         let mut problems: Vec<String> = sites.problems.iter().map(ToString::to_string).collect();
         let mut uncovered = Vec::new();
@@ -154,6 +170,19 @@ impl Server {
         get(&self.sites)
     }
 
+    /// The certificates now loaded.
+    pub fn certs(&self) -> Arc<Certs> {
+        get(&self.certs)
+    }
+
+    /// Also serve the certificates of `dir` (ACME's), from the next reload on (created if
+    /// missing); the TLS-ALPN-01 certificates under validation are `challenges`. Once only.
+    pub fn use_acme(&self, dir: PathBuf) -> std::io::Result<Arc<crate::acme::Challenges>> {
+        std::fs::create_dir_all(&dir)?;
+        let _ = self.acme_certs.set(dir);
+        Ok(self.challenges.clone())
+    }
+
     /// The Prometheus text of this server.
     pub fn metrics_text(&self) -> String {
         let certs = get(&self.certs);
@@ -180,8 +209,14 @@ impl Server {
         .with_cert_resolver(Arc::new(BySni {
             certs: self.certs.clone(),
             metrics: self.metrics.clone(),
+            challenges: self.challenges.clone(),
         }));
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // `acme-tls/1` last: only a client offering nothing else (a CA validating) gets it.
+        config.alpn_protocols = vec![
+            b"h2".to_vec(),
+            b"http/1.1".to_vec(),
+            crate::acme::ACME_TLS_ALPN.to_vec(),
+        ];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 
@@ -410,6 +445,13 @@ pub async fn serve(
                         // A handshake for a name we hold no certificate for fails here with
                         // an alert; nothing else is disturbed.
                         match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(stream))
+                                if stream.get_ref().1.alpn_protocol()
+                                    == Some(crate::acme::ACME_TLS_ALPN) =>
+                            {
+                                // RFC 8737 §3: the validation is the handshake; nothing follows.
+                                drop(stream);
+                            }
                             Ok(Ok(stream)) => {
                                 server.metrics.handshake(Handshake::Ok);
                                 let sni = stream.get_ref().1.server_name().map(Arc::from);

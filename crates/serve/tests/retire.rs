@@ -5,29 +5,13 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
-use std::path::PathBuf;
-
 use mtasts_core::policy::Mode;
 use mtasts_serve::Sites;
 use mtasts_serve::records::{Target, records};
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("mtasts-retire-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("dir");
-        Self(p)
-    }
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.0.join(name), text).expect("write");
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+
+use common::Dir;
 
 const POLICY: &str =
     "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmx: *.mx.example.net\nmax_age: 604800\n";

@@ -6,7 +6,7 @@
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,27 +18,9 @@ use mtasts_testkit::TestCa;
 
 const DOMAINS: usize = 1000;
 
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("mtasts-serve-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(p.join("policies")).expect("dir");
-        std::fs::create_dir_all(p.join("certs")).expect("dir");
-        Self(p)
-    }
-    fn policies(&self) -> PathBuf {
-        self.0.join("policies")
-    }
-    fn certs(&self) -> PathBuf {
-        self.0.join("certs")
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+
+use common::Dir;
 
 fn policy(i: usize) -> String {
     let mode = ["enforce", "testing", "none"][i % 3];
@@ -226,18 +208,7 @@ async fn check_finds_every_one_of_a_thousand_sites_healthy() {
         loaded.problems.is_empty() && loaded.uncovered.is_empty(),
         "{loaded:?}"
     );
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from((serve_ip, 0)))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    let acceptor = server.tls_acceptor().expect("tls");
-    tokio::spawn(mtasts_serve::serve(
-        listener,
-        Some(acceptor),
-        server.clone(),
-        rx,
-    ));
+    let (addr, _stop) = common::listen_tls(&server, serve_ip.into()).await;
     let mut connect_map = world.port_map();
     connect_map.insert(SocketAddr::from((serve_ip, 443)), addr);
     let checker = Arc::new(
