@@ -53,6 +53,10 @@ struct RunArgs {
     /// A contact URI for the ACME account, e.g. `mailto:hostmaster@example.net` (repeatable).
     #[arg(long, value_name = "URI", requires = "acme_directory")]
     acme_contact: Vec<String>,
+    /// Validate with HTTP-01 instead, answered here (`IP:PORT` where port 80 of the sites'
+    /// names arrives); this listener serves ACME challenges and nothing else.
+    #[arg(long, value_name = "IP:PORT", requires = "acme_directory")]
+    acme_http_listen: Option<SocketAddr>,
     /// Serve plain HTTP, for use behind a TLS-terminating reverse proxy only.
     #[arg(long, conflicts_with = "certs")]
     plain_http: bool,
@@ -252,6 +256,11 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
                 directory_ca: args.acme_ca.clone(),
                 state: state.clone(),
                 contact: args.acme_contact.clone(),
+                challenge: if args.acme_http_listen.is_some() {
+                    mtasts_serve::acme::Validation::Http01
+                } else {
+                    mtasts_serve::acme::Validation::TlsAlpn01
+                },
             };
             let challenges = server
                 .use_acme(settings.certs_dir())
@@ -298,6 +307,19 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
             rx.clone(),
         ));
         if let Some((settings, challenges, _)) = acme {
+            if let Some(addr) = args.acme_http_listen {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("--acme-http-listen {addr}"))?;
+                tracing::info!(
+                    "mtasts serve: ACME HTTP-01 on http://{addr}/.well-known/acme-challenge/"
+                );
+                tokio::spawn(mtasts_serve::acme::serve_http01(
+                    l,
+                    challenges.clone(),
+                    rx.clone(),
+                ));
+            }
             tokio::spawn(run_acme(settings, server.clone(), challenges, rx.clone()));
         }
         if let Some(addr) = args.metrics_listen {

@@ -586,6 +586,103 @@ fn access_log_as_json_lines() {
     );
 }
 
+/// `mtasts serve --acme-directory …` with pebble (validating for real through the lab's DNS):
+/// the site's certificate is ordered at start and served; a restart serves the stored one
+/// at once and orders nothing.
+#[test]
+fn acme_certificates_from_pebble_end_to_end() {
+    let dir = Dir::new("serve-acme");
+    let policies = dir.0.join("policies");
+    std::fs::create_dir_all(&policies).expect("dir");
+    std::fs::write(policies.join("a.test.txt"), POLICY).expect("policy");
+    let ip = std::net::Ipv4Addr::new(127, 77, 5, 1);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let world = rt
+        .block_on(
+            mtasts_testkit::World::builder()
+                .a("mta-sts.a.test", ip)
+                .build(),
+        )
+        .expect("world");
+    let port = std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let pebble = mtasts_testkit::Pebble::start(
+        &mtasts_testkit::PebbleConfig {
+            dns: world.dns_addr(),
+            tls_port: port,
+            http_port: 9,
+            blocklist: Vec::new(),
+            validity_secs: 3600,
+        },
+        world.ca(),
+        &dir.0.join("pebble"),
+    )
+    .expect("pebble");
+    let acme_dir = dir.0.join("acme");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["serve", "--listen", &format!("{ip}:{port}")])
+            .args(["--policies", &policies.display().to_string()])
+            .args(["--acme-directory", &pebble.directory()])
+            .args(["--acme-dir", &acme_dir.display().to_string()])
+            .args(["--acme-ca", &pebble.api_ca_file().display().to_string()])
+            .args(["--acme-contact", "mailto:hostmaster@provider.test"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let child = Killed(child);
+        let seen = ready(&mut stderr);
+        assert!(seen.contains("1 site(s)"), "{seen}");
+        (child, stderr)
+    };
+    let fetch = |root: &std::path::Path| {
+        let host = "mta-sts.a.test";
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "--cacert",
+                &root.display().to_string(),
+            ])
+            .args(["--resolve", &format!("{host}:{port}:{ip}")])
+            .arg(format!("https://{host}:{port}/.well-known/mta-sts.txt"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let (mut child, _stderr) = start();
+    let root = pebble.root_file().expect("root");
+    let began = Instant::now();
+    while fetch(&root) != POLICY {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "no certificate from pebble served"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cert = acme_dir.join("certs/mta-sts.a.test.pem");
+    let issued = std::fs::read(&cert).expect("stored certificate");
+    child.signal("-TERM");
+    assert_eq!(child.0.wait().expect("wait").code(), Some(0));
+
+    // A restart serves the stored certificate at once and orders nothing new.
+    let (mut child, _stderr) = start();
+    assert_eq!(fetch(&root), POLICY);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        std::fs::read(&cert).expect("stored"),
+        issued,
+        "not re-issued"
+    );
+    child.signal("-TERM");
+    assert_eq!(child.0.wait().expect("wait").code(), Some(0));
+    drop(world);
+}
+
 /// A child killed on drop, so a failed test leaves no server behind.
 struct Killed(std::process::Child);
 

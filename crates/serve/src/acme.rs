@@ -40,6 +40,19 @@ pub struct AcmeSettings {
     pub state: PathBuf,
     /// Contact URIs for the account (`mailto:…`).
     pub contact: Vec<String>,
+    /// How the CA validates.
+    pub challenge: Validation,
+}
+
+/// The challenge answered (RFC 8555 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Validation {
+    /// TLS-ALPN-01 on the HTTPS port (RFC 8737): nothing else to run.
+    #[default]
+    TlsAlpn01,
+    /// HTTP-01: `http://<name>/.well-known/acme-challenge/<token>` on port 80, answered by
+    /// [`serve_http01`].
+    Http01,
 }
 
 impl AcmeSettings {
@@ -80,11 +93,13 @@ pub enum AcmeError {
         /// Why.
         source: instant_acme::Error,
     },
-    #[error("{host}: the CA offers no tls-alpn-01 challenge")]
-    /// TLS-ALPN-01 is the only challenge answered.
-    NoTlsAlpn {
+    #[error("{host}: the CA offers no {kind} challenge")]
+    /// The configured challenge is not offered.
+    NoChallenge {
         /// The name ordered.
         host: String,
+        /// `tls-alpn-01` or `http-01`.
+        kind: &'static str,
     },
     #[error("{host}: the order ended {status:?}")]
     /// Validation failed (the CA could not reach us, or refused the name).
@@ -116,29 +131,58 @@ pub enum AcmeError {
 
 /// TLS-ALPN-01 certificates being validated, by host name; the certificate resolver answers
 /// an `acme-tls/1` handshake from here and nothing else.
+/// HTTP-01 tokens and their key authorizations the same way.
 #[derive(Debug, Default)]
-pub struct Challenges(RwLock<HashMap<String, Arc<CertifiedKey>>>);
+pub struct Challenges {
+    tls: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    http: RwLock<HashMap<String, (String, String)>>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    match lock.read() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    match lock.write() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    }
+}
 
 impl Challenges {
     /// The challenge certificate for `host`, while its validation runs.
     pub fn get(&self, host: &str) -> Option<Arc<CertifiedKey>> {
-        let map = match self.0.read() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.get(&host.trim_end_matches('.').to_ascii_lowercase())
+        read(&self.tls)
+            .get(&host.trim_end_matches('.').to_ascii_lowercase())
             .cloned()
     }
 
-    fn set(&self, host: &str, cert: Option<Arc<CertifiedKey>>) {
-        let mut map = match self.0.write() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        match cert {
-            Some(c) => map.insert(host.to_string(), c),
-            None => map.remove(host),
-        };
+    /// The key authorization for HTTP-01 `token`, if `host` is the name being validated.
+    pub fn http_response(&self, host: &str, token: &str) -> Option<String> {
+        read(&self.http)
+            .get(token)
+            .filter(|(h, _)| h.eq_ignore_ascii_case(host.trim_end_matches('.')))
+            .map(|(_, k)| k.clone())
+    }
+
+    fn set(&self, host: &str, cert: Arc<CertifiedKey>) {
+        write(&self.tls).insert(host.to_string(), cert);
+    }
+
+    /// Forgets every challenge of `host` (its validation is over).
+    fn clear(&self, host: &str) {
+        write(&self.tls).remove(host);
+        write(&self.http).retain(|_, (h, _)| h != host);
+    }
+
+    fn set_http(&self, host: &str, token: &str, key_authorization: &str) {
+        write(&self.http).insert(
+            token.to_string(),
+            (host.to_string(), key_authorization.to_string()),
+        );
     }
 }
 
@@ -296,7 +340,9 @@ impl Acme {
                 pass.backing_off.push(host);
                 continue;
             }
-            match self.issue(&host).await {
+            let result = self.issue(&host).await;
+            self.server.metrics().acme_order(result.is_ok());
+            match result {
                 Ok(()) => {
                     self.retry.remove(&host);
                     pass.issued.push(host);
@@ -328,7 +374,7 @@ impl Acme {
             .map_err(order_err)?;
         let result = self.validate(&mut order, host).await;
         // The challenge certificate is served only while the validation runs.
-        self.challenges.set(host, None);
+        self.challenges.clear(host);
         result?;
         let key_pem = order.finalize().await.map_err(order_err)?;
         let chain_pem = order
@@ -354,20 +400,32 @@ impl Acme {
             if authz.status == AuthorizationStatus::Valid {
                 continue;
             }
-            let mut challenge =
-                authz
-                    .challenge(ChallengeType::TlsAlpn01)
-                    .ok_or_else(|| AcmeError::NoTlsAlpn {
-                        host: host.to_string(),
-                    })?;
-            let digest = challenge.key_authorization().digest();
-            let cert = challenge_cert(host, digest.as_ref()).map_err(|source| {
-                AcmeError::ChallengeCert {
+            let (kind, name) = match self.settings.challenge {
+                Validation::TlsAlpn01 => (ChallengeType::TlsAlpn01, "tls-alpn-01"),
+                Validation::Http01 => (ChallengeType::Http01, "http-01"),
+            };
+            let mut challenge = authz
+                .challenge(kind)
+                .ok_or_else(|| AcmeError::NoChallenge {
                     host: host.to_string(),
-                    source,
+                    kind: name,
+                })?;
+            let key_authorization = challenge.key_authorization();
+            match self.settings.challenge {
+                Validation::TlsAlpn01 => {
+                    let cert = challenge_cert(host, key_authorization.digest().as_ref()).map_err(
+                        |source| AcmeError::ChallengeCert {
+                            host: host.to_string(),
+                            source,
+                        },
+                    )?;
+                    self.challenges.set(host, Arc::new(cert));
                 }
-            })?;
-            self.challenges.set(host, Some(Arc::new(cert)));
+                Validation::Http01 => {
+                    self.challenges
+                        .set_http(host, &challenge.token, key_authorization.as_str());
+                }
+            }
             challenge.set_ready().await.map_err(order_err)?;
         }
         let status = order
@@ -383,8 +441,10 @@ impl Acme {
         Ok(())
     }
 
-    /// Passes until `shutdown` turns true, logging what each did.
+    /// Passes until `shutdown` turns true, logging what each did: one at start, one after
+    /// every reload (new sites), and one at least every [`MAX_SLEEP`] (renewals, retries).
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut reloaded = self.server.reloaded();
         loop {
             let now = mtasts_tlsrpt::unix_now();
             let pass = self.pass(now).await;
@@ -395,10 +455,72 @@ impl Acme {
                 let retry = self.retry.get(h).map_or(0, |(at, _)| *at);
                 tracing::warn!(host = %h, error = %mtasts_core::errors::Chain(e), retry_at = retry, "ACME order failed");
             }
+            reloaded.mark_unchanged();
             tokio::select! {
                 () = tokio::time::sleep(MAX_SLEEP) => {}
+                _ = reloaded.changed() => {}
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+/// Serves HTTP-01 (RFC 8555 §8.3) on `listener` (port 80 of the sites' names) until
+/// `shutdown`: `GET /.well-known/acme-challenge/<token>` for a name being validated gets its
+/// key authorization; everything else `404`. Nothing else is served on it, and no redirect.
+pub async fn serve_http01(
+    listener: tokio::net::TcpListener,
+    challenges: Arc<Challenges>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use http::{Response, StatusCode};
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let challenges = challenges.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let challenges = challenges.clone();
+                    async move {
+                        let host = req
+                            .headers()
+                            .get(http::header::HOST)
+                            .and_then(|v| v.to_str().ok())
+                            .map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h).to_string())
+                            .unwrap_or_default();
+                        let found = req
+                            .uri()
+                            .path()
+                            .strip_prefix("/.well-known/acme-challenge/")
+                            .filter(|_| req.method() == http::Method::GET)
+                            .and_then(|token| challenges.http_response(&host, token));
+                        let mut r = match found {
+                            Some(k) => Response::new(Full::new(Bytes::from(k))),
+                            None => {
+                                let mut r = Response::new(Full::new(Bytes::new()));
+                                *r.status_mut() = StatusCode::NOT_FOUND;
+                                r
+                            }
+                        };
+                        r.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/octet-stream"),
+                        );
+                        Ok::<_, std::convert::Infallible>(r)
+                    }
+                });
+            let work = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let _ = tokio::time::timeout(crate::server::CONNECTION_TIMEOUT, work).await;
+        });
     }
 }

@@ -16,6 +16,8 @@ pub struct Metrics {
     handshakes_ok: AtomicU64,
     handshakes_failed: AtomicU64,
     unknown_names: AtomicU64,
+    acme_issued: AtomicU64,
+    acme_failed: AtomicU64,
 }
 
 /// A handshake's outcome.
@@ -69,6 +71,16 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One ACME order's outcome: a certificate, or not.
+    pub fn acme_order(&self, issued: bool) {
+        let c = if issued {
+            &self.acme_issued
+        } else {
+            &self.acme_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A client hello without SNI, or for a name no certificate covers.
     pub fn unknown_name(&self) {
         self.unknown_names.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +127,14 @@ impl Metrics {
 # TYPE mtasts_serve_unknown_names_total counter\nmtasts_serve_unknown_names_total {}",
             self.unknown_names.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP mtasts_serve_acme_orders_total ACME orders, by outcome.\n# TYPE mtasts_serve_acme_orders_total counter\n");
+        for (result, c) in [("issued", &self.acme_issued), ("failed", &self.acme_failed)] {
+            let _ = writeln!(
+                out,
+                "mtasts_serve_acme_orders_total{{result=\"{result}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
         out.push_str("# HELP mtasts_serve_certificate_expiry_seconds When each certificate name's certificate expires (seconds since the epoch).\n# TYPE mtasts_serve_certificate_expiry_seconds gauge\n");
         for (name, t) in expiry {
             let _ = writeln!(

@@ -82,6 +82,8 @@ pub struct Server {
     /// ACME's certificate directory, read beside `certs_dir` once set.
     acme_certs: std::sync::OnceLock<PathBuf>,
     challenges: Arc<crate::acme::Challenges>,
+    /// Bumped at each reload, so ACME sees new sites at once.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Server {
@@ -105,6 +107,7 @@ impl Server {
             invalid_files: std::sync::atomic::AtomicUsize::new(0),
             acme_certs: std::sync::OnceLock::new(),
             challenges: Arc::default(),
+            generation: tokio::sync::watch::Sender::new(0),
         });
         let loaded = server.reload()?;
         Ok((server, loaded))
@@ -162,12 +165,23 @@ impl Server {
         if let Some(c) = certs {
             set(&self.certs, Arc::new(c));
         }
+        self.generation.send_modify(|g| *g += 1);
         Ok(loaded)
     }
 
     /// The sites now served.
     pub fn sites(&self) -> Arc<Sites> {
         get(&self.sites)
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Changes at every reload.
+    pub fn reloaded(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The certificates now loaded.

@@ -8,42 +8,16 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mtasts_serve::Server;
-use mtasts_serve::acme::{Acme, AcmeSettings};
+use mtasts_serve::acme::{Acme, AcmeSettings, Validation};
 
 mod common;
 
 use common::Dir;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
-fn wait_port(addr: SocketAddr) {
-    let start = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{addr} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 const SITES: [&str; 3] = ["a.test", "b.test", "refused.test"];
 
@@ -52,14 +26,13 @@ struct Setup {
     server: Arc<Server>,
     settings: AcmeSettings,
     _world: mtasts_testkit::World,
-    _pebble: Killed,
+    pebble: mtasts_testkit::Pebble,
     _stop: tokio::sync::watch::Sender<bool>,
     serve_addr: SocketAddr,
-    management: u16,
 }
 
 /// The lab DNS, `serve` with three sites and no certificate, pebble validating against them.
-async fn setup(tag: &str, validity_secs: u64) -> Setup {
+async fn setup(tag: &str, validity_secs: u64, challenge: Validation) -> Setup {
     let dir = Dir::new(tag);
     let ip = Ipv4Addr::new(127, 77, 3, 1);
     let mut world = mtasts_testkit::World::builder();
@@ -81,76 +54,56 @@ async fn setup(tag: &str, validity_secs: u64) -> Setup {
     .expect("load");
     let settings = AcmeSettings {
         directory: String::new(),
-        directory_ca: Some(dir.0.join("pebble-ca.pem")),
+        directory_ca: None,
         state: dir.0.join("acme"),
         contact: vec!["mailto:hostmaster@provider.test".into()],
+        challenge,
     };
     server.use_acme(settings.certs_dir()).expect("acme dir");
     server.reload().expect("reload");
     let (serve_addr, stop) = common::listen_tls(&server, ip.into()).await;
+    // HTTP-01: port 80 of the names, here a free port of the same address.
+    let http = tokio::net::TcpListener::bind(SocketAddr::from((ip, 0)))
+        .await
+        .expect("bind");
+    let http_port = http.local_addr().expect("addr").port();
+    if challenge == Validation::Http01 {
+        tokio::spawn(mtasts_serve::acme::serve_http01(
+            http,
+            server.use_acme(settings.certs_dir()).expect("acme"),
+            stop.subscribe(),
+        ));
+    }
 
-    // pebble's own HTTPS: a certificate for localhost from the lab's CA.
-    world
-        .ca()
-        .write_pem(&dir.0.join("pebble-ca.pem"))
-        .expect("ca");
-    let pem = world.ca().issue_pem(&["localhost"]).expect("cert");
-    std::fs::write(dir.0.join("pebble.pem"), &pem).expect("cert");
-    let (api, management) = (free_port(), free_port());
-    let config = serde_json::json!({"pebble": {
-        "listenAddress": format!("127.0.0.1:{api}"),
-        "managementListenAddress": format!("127.0.0.1:{management}"),
-        "certificate": dir.0.join("pebble.pem"),
-        "privateKey": dir.0.join("pebble.pem"),
-        "httpPort": free_port(),
-        "tlsPort": serve_addr.port(),
-        "ocspResponderURL": "",
-        "externalAccountBindingRequired": false,
-        "domainBlocklist": ["refused.test"],
-        "certificateValidityPeriod": validity_secs,
-    }});
-    std::fs::write(dir.0.join("pebble.json"), config.to_string()).expect("config");
-    let pebble = Command::new("pebble")
-        .arg("-config")
-        .arg(dir.0.join("pebble.json"))
-        .args(["-dnsserver", &world.dns_addr().to_string()])
-        .env("PEBBLE_VA_NOSLEEP", "1")
-        .env("PEBBLE_WFE_NONCEREJECT", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pebble (Debian package `pebble`)");
-    let pebble = Killed(pebble);
-    wait_port(SocketAddr::from(([127, 0, 0, 1], api)));
-    wait_port(SocketAddr::from(([127, 0, 0, 1], management)));
+    let pebble = mtasts_testkit::Pebble::start(
+        &mtasts_testkit::PebbleConfig {
+            dns: world.dns_addr(),
+            tls_port: serve_addr.port(),
+            http_port,
+            blocklist: vec!["refused.test".into()],
+            validity_secs,
+        },
+        world.ca(),
+        &dir.0.join("pebble"),
+    )
+    .expect("pebble (Debian package `pebble`)");
     Setup {
         dir,
         server,
         settings: AcmeSettings {
-            directory: format!("https://localhost:{api}/dir"),
+            directory: pebble.directory(),
+            directory_ca: Some(pebble.api_ca_file().to_path_buf()),
             ..settings
         },
         _world: world,
-        _pebble: pebble,
+        pebble,
         _stop: stop,
         serve_addr,
-        management,
     }
 }
 
-/// pebble's issuing root (random per run), from its management API.
 fn pebble_root(s: &Setup) -> PathBuf {
-    let out = s.dir.0.join("pebble-root.pem");
-    let o = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(s.dir.0.join("pebble-ca.pem"))
-        .arg(format!("https://localhost:{}/roots/0", s.management))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("curl");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out
+    s.pebble.root_file().expect("pebble root")
 }
 
 /// The policy over HTTPS through serve, verified against `root`.
@@ -190,7 +143,7 @@ fn serial(path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pebble_issues_for_configured_sites_refuses_one_and_a_restart_reissues_nothing() {
-    let s = setup("issue", 3600).await;
+    let s = setup("issue", 3600, Validation::TlsAlpn01).await;
     let now = mtasts_tlsrpt::unix_now();
     let challenges = s.server.use_acme(s.settings.certs_dir()).expect("acme");
     let mut acme = Acme::start(s.settings.clone(), s.server.clone(), challenges.clone())
@@ -251,7 +204,7 @@ async fn pebble_issues_for_configured_sites_refuses_one_and_a_restart_reissues_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_lived_certificates_are_renewed_at_two_thirds_of_their_lifetime() {
-    let s = setup("renew", 30).await;
+    let s = setup("renew", 30, Validation::TlsAlpn01).await;
     let challenges = s.server.use_acme(s.settings.certs_dir()).expect("acme");
     let mut acme = Acme::start(s.settings.clone(), s.server.clone(), challenges)
         .await
@@ -287,4 +240,28 @@ async fn short_lived_certificates_are_renewed_at_two_thirds_of_their_lifetime() 
     let root = pebble_root(&s);
     let (ok, body) = fetch(&s, &root, "a.test");
     assert!(ok, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_01_on_port_80_issues_as_well() {
+    let s = setup("http01", 3600, Validation::Http01).await;
+    let challenges = s.server.use_acme(s.settings.certs_dir()).expect("acme");
+    let mut acme = Acme::start(s.settings.clone(), s.server.clone(), challenges)
+        .await
+        .expect("account");
+    let pass = acme.pass(mtasts_tlsrpt::unix_now()).await;
+    assert_eq!(
+        pass.issued,
+        vec!["mta-sts.a.test", "mta-sts.b.test"],
+        "{pass:?}"
+    );
+    let root = pebble_root(&s);
+    let (ok, body) = fetch(&s, &root, "b.test");
+    assert!(ok && body.starts_with("version: STSv1\n"), "{body}");
+    let metrics = s.server.metrics_text();
+    assert!(
+        metrics.contains("mtasts_serve_acme_orders_total{result=\"issued\"} 2")
+            && metrics.contains("mtasts_serve_acme_orders_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
 }
