@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod redis;
 pub mod smtp;
 pub mod tls;
+pub mod unbound;
 pub mod world;
 
 pub use ca::{CertKind, TestCa};
@@ -34,6 +35,7 @@ pub use postgres::PostgresServer;
 pub use redis::RedisServer;
 pub use smtp::{Delivery, SmtpHost, SmtpSession, StartTls};
 pub use tls::TlsRecord;
+pub use unbound::Unbound;
 pub use world::{Placement, World, WorldBuilder};
 
 /// Why the world could not be built.
