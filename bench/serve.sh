@@ -3,7 +3,8 @@
 # files, on loopback, one server at a time: new TLS connections per second (a full handshake
 # and one request each), keep-alive requests per second, and memory per site (PSS of the
 # process tree, at SERVE_MEMORY_SITES sites beyond the same server with one site).
-# Called by run.sh; appends result lines to RESULTS_FILE.
+# Called by run.sh; appends result lines to RESULTS_FILE. serve runs without its per-client
+# rate limit (nginx has none configured, and all the load comes from one address).
 set -euo pipefail
 : "${MTASTS:?}" "${BENCH:?}" "${RESULTS_FILE:?}" "${SERVE_SITES:?}" "${SERVE_MEMORY_SITES:?}" "${SECONDS_PER:?}" "${SERVE_CONNS:?}"
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -24,7 +25,7 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 start() {
     case "$1" in
         mtasts)
-            "$MTASTS" serve --listen "127.0.0.1:$PORT" --policies "$2/policies" --certs "$2/certs" --no-watch \
+            "$MTASTS" serve --listen "127.0.0.1:$PORT" --policies "$2/policies" --certs "$2/certs" --no-watch --client-rate 0 \
                 >"$2/serve.log" 2>&1 &
             ;;
         nginx)

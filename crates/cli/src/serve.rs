@@ -78,6 +78,14 @@ struct RunArgs {
     /// private network).
     #[arg(long, value_name = "IP:PORT")]
     metrics_listen: Option<SocketAddr>,
+    /// Requests per second allowed per client address (token bucket); a client over it gets
+    /// `429`. Default 20, with a burst of 100; `0` turns it off (the default with
+    /// `--plain-http`, where every request comes from the proxy's address).
+    #[arg(long, value_name = "N")]
+    client_rate: Option<f64>,
+    /// Requests a client may make at once above `--client-rate`.
+    #[arg(long, value_name = "N", default_value_t = 100.0)]
+    client_burst: f64,
     /// Reload only on SIGHUP, not when the policy, certificate or sites-file directories
     /// change.
     #[arg(long)]
@@ -249,6 +257,20 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!(mtasts_core::errors::Chain(&e).to_string()))?;
     let tls = !args.plain_http;
+    let rate = args.client_rate.unwrap_or(if tls { 20.0 } else { 0.0 });
+    anyhow::ensure!(
+        rate >= 0.0
+            && rate.is_finite()
+            && args.client_burst >= 1.0
+            && args.client_burst.is_finite(),
+        "--client-rate must be 0 (off) or more, and --client-burst 1 or more"
+    );
+    if rate > 0.0 {
+        server.limit_clients(mtasts_serve::limits::ClientRate {
+            per_second: rate,
+            burst: args.client_burst,
+        });
+    }
     let acme = match (&args.acme_directory, &args.acme_dir) {
         (Some(directory), Some(state)) => {
             let settings = mtasts_serve::acme::AcmeSettings {

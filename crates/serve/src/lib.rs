@@ -8,6 +8,7 @@ pub mod acme;
 pub mod certs;
 pub mod config;
 pub mod dns;
+pub mod limits;
 pub mod metrics;
 pub mod records;
 pub mod retire;

@@ -5,6 +5,7 @@
 //! policy host can also be its domains' `rua`. Sites and certificates reload without dropping
 //! connections.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -84,6 +85,8 @@ pub struct Server {
     challenges: Arc<crate::acme::Challenges>,
     /// Bumped at each reload, so ACME sees new sites at once.
     generation: tokio::sync::watch::Sender<u64>,
+    /// Requests per client address, when limited.
+    limiter: std::sync::OnceLock<crate::limits::RateLimiter>,
 }
 
 impl Server {
@@ -108,6 +111,7 @@ impl Server {
             acme_certs: std::sync::OnceLock::new(),
             challenges: Arc::default(),
             generation: tokio::sync::watch::Sender::new(0),
+            limiter: std::sync::OnceLock::new(),
         });
         let loaded = server.reload()?;
         Ok((server, loaded))
@@ -172,6 +176,11 @@ impl Server {
     /// The sites now served.
     pub fn sites(&self) -> Arc<Sites> {
         get(&self.sites)
+    }
+
+    /// Answers a client over `rate` with `429` (once, before serving).
+    pub fn limit_clients(&self, rate: crate::limits::ClientRate) {
+        let _ = self.limiter.set(crate::limits::RateLimiter::new(rate));
     }
 
     /// The counters.
@@ -469,7 +478,7 @@ pub async fn serve(
                             Ok(Ok(stream)) => {
                                 server.metrics.handshake(Handshake::Ok);
                                 let sni = stream.get_ref().1.server_name().map(Arc::from);
-                                connection(stream, server, peer.to_string(), sni).await;
+                                connection(stream, server, peer, sni).await;
                             }
                             failed => {
                                 server.metrics.handshake(Handshake::Failed);
@@ -481,7 +490,7 @@ pub async fn serve(
                             }
                         }
                     }
-                    None => connection(tcp, server, peer.to_string(), None).await,
+                    None => connection(tcp, server, peer, None).await,
                 }
             };
             let _ = tokio::time::timeout(CONNECTION_TIMEOUT, work).await;
@@ -489,13 +498,27 @@ pub async fn serve(
     }
 }
 
-async fn connection<S>(stream: S, server: Arc<Server>, peer: String, sni: Option<Arc<str>>)
+async fn connection<S>(stream: S, server: Arc<Server>, peer: SocketAddr, sni: Option<Arc<str>>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| {
-        let (server, peer, sni) = (server.clone(), peer.clone(), sni.clone());
-        async move { Ok::<_, std::convert::Infallible>(server.answer(req, peer, sni).await) }
+        let (server, sni) = (server.clone(), sni.clone());
+        async move {
+            if let Some(limiter) = server.limiter.get()
+                && !limiter.allow(peer.ip(), std::time::Instant::now())
+            {
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many requests from this address\n".into(),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                server.metrics.request(r.status(), None);
+                return Ok::<_, std::convert::Infallible>(r);
+            }
+            Ok(server.answer(req, peer.to_string(), sni).await)
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder

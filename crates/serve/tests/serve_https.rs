@@ -622,3 +622,51 @@ domains = ["shared.example"]
     );
     assert_eq!(server.sites().len(), 5, "the previous sites stay");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_request_rate_gets_429_and_others_are_served() {
+    let dir = Dir::new("rate");
+    let ca = TestCa::new().expect("ca");
+    site(&dir, &ca, 7);
+    let r = start(&dir, false, None).await;
+    // 1 request a second, 3 at once: in one curl run (one connection) the fourth is refused.
+    r.server.limit_clients(mtasts_serve::limits::ClientRate {
+        per_second: 1.0,
+        burst: 3.0,
+    });
+    let url = format!("http://{}/.well-known/mta-sts.txt", r.addr);
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %header{retry-after}\n",
+    ])
+    .args(["-H", "Host: mta-sts.d7.test"]);
+    for _ in 0..5 {
+        curl.arg(&url);
+    }
+    let o = curl.output().expect("curl");
+    let codes = String::from_utf8_lossy(&o.stdout).into_owned();
+    // The status lines (`-w`); bodies, where curl prints them, are left out.
+    let codes: Vec<&str> = codes
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.len() >= 3 && l.as_bytes()[..3].iter().all(u8::is_ascii_digit))
+        .collect();
+    assert_eq!(codes, ["200", "200", "200", "429 1", "429 1"], "{codes:?}");
+    assert!(
+        r.server
+            .metrics_text()
+            .contains("mtasts_serve_requests_total{status=\"429\"} 2")
+    );
+    // Another address has its own bucket.
+    let other = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--interface", "127.0.0.9", "-H", "Host: mta-sts.d7.test"])
+        .arg(&url)
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&other.stdout), "200");
+}
