@@ -1,18 +1,21 @@
 //! Counters of the policy host, and their Prometheus text: requests by status, policy requests
 //! by domain, handshakes by outcome, and each certificate name's expiry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
 
 /// What the server counts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    by_status: Mutex<BTreeMap<u16, u64>>,
-    by_domain: Mutex<BTreeMap<String, u64>>,
+    /// By status code, 100 to 599: one atomic add per request, no lock.
+    by_status: Box<[AtomicU64]>,
+    /// By domain: a shared read lock and one atomic add per request; the write lock only
+    /// for a domain's first request.
+    by_domain: RwLock<HashMap<Box<str>, AtomicU64>>,
     handshakes_ok: AtomicU64,
     handshakes_failed: AtomicU64,
     unknown_names: AtomicU64,
@@ -29,12 +32,18 @@ pub enum Handshake {
     Failed,
 }
 
-fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
-    let mut m = match map.lock() {
-        Ok(m) => m,
-        Err(p) => p.into_inner(),
-    };
-    *m.entry(key).or_default() += 1;
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            by_status: (100..600).map(|_| AtomicU64::new(0)).collect(),
+            by_domain: RwLock::default(),
+            handshakes_ok: AtomicU64::default(),
+            handshakes_failed: AtomicU64::default(),
+            unknown_names: AtomicU64::default(),
+            acme_issued: AtomicU64::default(),
+            acme_failed: AtomicU64::default(),
+        }
+    }
 }
 
 fn label(v: &str) -> String {
@@ -46,20 +55,30 @@ fn label(v: &str) -> String {
 impl Metrics {
     /// One answered request; `domain` when a policy was served.
     pub fn request(&self, status: StatusCode, domain: Option<&str>) {
-        bump(&self.by_status, status.as_u16());
-        if let Some(d) = domain {
-            let mut m = match self.by_domain.lock() {
+        if let Some(c) = self
+            .by_status
+            .get(usize::from(status.as_u16()).wrapping_sub(100))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(d) = domain else { return };
+        {
+            let m = match self.by_domain.read() {
                 Ok(m) => m,
                 Err(p) => p.into_inner(),
             };
-            // The name is allocated once per domain, not once per request.
-            match m.get_mut(d) {
-                Some(n) => *n += 1,
-                None => {
-                    m.insert(d.to_string(), 1);
-                }
+            if let Some(n) = m.get(d) {
+                n.fetch_add(1, Ordering::Relaxed);
+                return;
             }
         }
+        let mut m = match self.by_domain.write() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(d.into())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// One handshake.
@@ -96,14 +115,27 @@ impl Metrics {
 # HELP mtasts_serve_invalid_files Policy and certificate files not taken at the last load.\n# TYPE mtasts_serve_invalid_files gauge\nmtasts_serve_invalid_files {invalid}"
         );
         out.push_str("# HELP mtasts_serve_requests_total Requests answered, by status.\n# TYPE mtasts_serve_requests_total counter\n");
-        for (status, n) in copy(&self.by_status) {
+        for (status, n) in (100u16..).zip(self.by_status.iter().map(|c| c.load(Ordering::Relaxed)))
+        {
+            if n == 0 {
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "mtasts_serve_requests_total{{status=\"{status}\"}} {n}"
             );
         }
         out.push_str("# HELP mtasts_serve_policy_requests_total Policies served, by domain.\n# TYPE mtasts_serve_policy_requests_total counter\n");
-        for (domain, n) in copy(&self.by_domain) {
+        let by_domain: BTreeMap<String, u64> = {
+            let m = match self.by_domain.read() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            m.iter()
+                .map(|(d, n)| (d.to_string(), n.load(Ordering::Relaxed)))
+                .collect()
+        };
+        for (domain, n) in by_domain {
             let _ = writeln!(
                 out,
                 "mtasts_serve_policy_requests_total{{domain=\"{}\"}} {n}",
@@ -145,12 +177,4 @@ impl Metrics {
         }
         out
     }
-}
-
-fn copy<K: Ord + Clone>(map: &Mutex<BTreeMap<K, u64>>) -> Vec<(K, u64)> {
-    let m = match map.lock() {
-        Ok(m) => m,
-        Err(p) => p.into_inner(),
-    };
-    m.iter().map(|(k, v)| (k.clone(), *v)).collect()
 }

@@ -248,7 +248,7 @@ impl Server {
     pub async fn answer(
         self: Arc<Self>,
         req: Request<Incoming>,
-        peer: String,
+        peer: SocketAddr,
         sni: Option<Arc<str>>,
     ) -> Response<Full<Bytes>> {
         let metrics = self.metrics.clone();
@@ -256,7 +256,7 @@ impl Server {
         let logged = tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO).then(|| {
             (
                 std::time::Instant::now(),
-                peer.clone(),
+                peer.to_string(),
                 sni.clone(),
                 request_host(&req),
                 req.method().clone(),
@@ -288,13 +288,13 @@ impl Server {
     async fn route(
         self: Arc<Self>,
         req: Request<Incoming>,
-        peer: String,
+        peer: SocketAddr,
         sni: Option<Arc<str>>,
     ) -> (Response<Full<Bytes>>, Option<Arc<crate::sites::Site>>) {
         if let Some((path, intake)) = &self.tlsrpt
             && req.uri().path() == path
         {
-            return (intake.clone().handle(req, peer).await, None);
+            return (intake.clone().handle(req, peer.to_string()).await, None);
         }
         let host = request_host(&req);
         let sites = self.sites();
@@ -517,7 +517,7 @@ where
                 server.metrics.request(r.status(), None);
                 return Ok::<_, std::convert::Infallible>(r);
             }
-            Ok(server.answer(req, peer.to_string(), sni).await)
+            Ok(server.answer(req, peer, sni).await)
         }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

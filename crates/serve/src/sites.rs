@@ -2,7 +2,7 @@
 //! (each the policy exactly as served), validated by the core parser. An invalid file is
 //! reported with its line and rule and not served; the others are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -134,7 +134,7 @@ pub enum SiteError {
 /// The sites by policy host, and the files that were not taken.
 #[derive(Debug, Clone, Default)]
 pub struct Sites {
-    by_host: BTreeMap<String, Arc<Site>>,
+    by_host: HashMap<String, Arc<Site>>,
     /// Files not served, and why.
     pub problems: Vec<SiteError>,
 }
@@ -252,13 +252,19 @@ impl Sites {
 
     /// The site served under `host` (`mta-sts.<domain>`, any case, trailing dot allowed).
     pub fn for_host(&self, host: &str) -> Option<&Arc<Site>> {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.by_host.get(&host)
+        // Hosts usually come lower case without the root dot: no copy then.
+        if !host.ends_with('.') && !host.bytes().any(|b| b.is_ascii_uppercase()) {
+            return self.by_host.get(host);
+        }
+        self.by_host
+            .get(&host.trim_end_matches('.').to_ascii_lowercase())
     }
 
-    /// Every site, by host.
+    /// Every site, in host order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Site>> {
-        self.by_host.values()
+        let mut sites: Vec<(&String, &Arc<Site>)> = self.by_host.iter().collect();
+        sites.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        sites.into_iter().map(|(_, s)| s)
     }
 
     /// How many sites are served.
