@@ -30,6 +30,7 @@ pub mod mx;
 pub mod policy;
 pub mod postfix;
 pub mod report;
+pub mod session;
 pub mod tlsrpt;
 pub mod trust;
 pub mod txt;

@@ -1,0 +1,154 @@
+//! Session results as a sending MTA reports them (libtlsrpt's datagram, protocol version 1):
+//! datagrams written here byte for byte as libtlsrpt 0.5.1 writes them (`"name": "value"` for
+//! strings, bare numbers for codes, `t` and `f` last in each policy), parsed into the report
+//! model, each refusal naming the field and the rule, and a day of sessions aggregated into the
+//! `policies` of one report.
+
+use mtasts_core::report::PolicyType;
+use mtasts_core::session::{DatagramError, DomainDay, parse_datagram};
+
+/// libtlsrpt's example 3: an MTA-STS policy with MX patterns, one expired certificate.
+const STS_FAILURE: &str = r#"{"dpv": "1","d": "company-y.example","pr": "v=TLSRPTv1; rua=mailto:tlsrpt@company-y.example","policies":[{"policy-type":2,"policy-domain": "company-y.example","policy-string":["version: STSv1","mode: enforce","mx: *.mail.company-y.example","max_age: 86400"],"mx-host":["*.mail.company-y.example"],"failure-details":[{"c":204,"s": "192.0.2.1","n": "mx1.mail.company-y.example","h": "mx1.mail.company-y.example","r": "198.51.100.7","a": "certificate expired","f": "X509_V_ERR_CERT_HAS_EXPIRED"}],"t":1,"f":1}]}"#;
+
+/// A successful delivery under the same policy.
+const STS_SUCCESS: &str = r#"{"dpv": "1","d": "company-y.example","pr": "v=TLSRPTv1; rua=mailto:tlsrpt@company-y.example","policies":[{"policy-type":2,"policy-domain": "company-y.example","policy-string":["version: STSv1","mode: enforce","mx: *.mail.company-y.example","max_age: 86400"],"mx-host":["*.mail.company-y.example"],"t":0,"f":0}]}"#;
+
+/// libtlsrpt's example 1: no policy found, success.
+const NO_POLICY: &str = r#"{"dpv": "1","d": "Example.NET","pr": "v=TLSRPTv1; rua=https://reports.example.net/tlsrpt","policies":[{"policy-type":9,"t":0,"f":0}]}"#;
+
+#[test]
+fn an_sts_failure_datagram_becomes_a_policy_with_one_failure_detail() {
+    let s = parse_datagram(STS_FAILURE.as_bytes()).expect("valid");
+    assert_eq!(s.domain.as_str(), "company-y.example");
+    assert_eq!(
+        s.tlsrpt_record,
+        "v=TLSRPTv1; rua=mailto:tlsrpt@company-y.example"
+    );
+    assert_eq!(s.policies.len(), 1);
+    let p = &s.policies[0];
+    assert_eq!(p.policy_type, PolicyType::Sts);
+    assert_eq!(p.policy_domain.as_deref(), Some("company-y.example"));
+    assert_eq!(p.policy_strings.len(), 4);
+    assert_eq!(p.mx_hosts, ["*.mail.company-y.example"]);
+    assert!(p.failed);
+    let f = &p.failures[0];
+    assert_eq!(f.result_type, "certificate-expired");
+    assert_eq!(f.sending_mta_ip, Some("192.0.2.1".parse().expect("ip")));
+    assert_eq!(
+        f.receiving_mx_hostname.as_deref(),
+        Some("mx1.mail.company-y.example")
+    );
+    assert_eq!(f.receiving_ip, Some("198.51.100.7".parse().expect("ip")));
+    assert_eq!(
+        f.failure_reason_code.as_deref(),
+        Some("X509_V_ERR_CERT_HAS_EXPIRED")
+    );
+    assert_eq!(f.failed_session_count, 1);
+}
+
+#[test]
+fn no_policy_found_and_the_domain_normalised() {
+    let s = parse_datagram(NO_POLICY.as_bytes()).expect("valid");
+    assert_eq!(s.domain.as_str(), "example.net");
+    assert_eq!(s.policies[0].policy_type, PolicyType::NoPolicyFound);
+    assert!(!s.policies[0].failed);
+    assert!(s.policies[0].failures.is_empty());
+}
+
+#[test]
+fn every_libtlsrpt_failure_code_maps_to_its_rfc_8460_result_type() {
+    let want = [
+        (201, "starttls-not-supported"),
+        (202, "certificate-host-mismatch"),
+        (203, "certificate-not-trusted"),
+        (204, "certificate-expired"),
+        (205, "validation-failure"),
+        (301, "sts-policy-fetch-error"),
+        (302, "sts-policy-invalid"),
+        (303, "sts-webpki-invalid"),
+        (304, "tlsa-invalid"),
+        (305, "dnssec-invalid"),
+        (306, "dane-required"),
+    ];
+    for (code, name) in want {
+        let d = STS_FAILURE.replace("\"c\":204", &format!("\"c\":{code}"));
+        let s = parse_datagram(d.as_bytes()).expect("valid");
+        assert_eq!(s.policies[0].failures[0].result_type, name, "{code}");
+        assert!(
+            mtasts_core::report::KNOWN_RESULT_TYPES.contains(&name),
+            "{name} is an RFC 8460 type"
+        );
+    }
+}
+
+#[test]
+fn refusals_name_the_field_and_the_rule() {
+    let cases: [(String, &str); 7] = [
+        (
+            STS_FAILURE.replace("\"dpv\": \"1\"", "\"dpv\": \"2\""),
+            "protocol version \"2\"",
+        ),
+        (
+            STS_FAILURE.replace("\"policy-type\":2", "\"policy-type\":5"),
+            "policies[0]: policy-type 5",
+        ),
+        (
+            STS_FAILURE.replace("\"c\":204", "\"c\":999"),
+            "policies[0].failure-details[0]: code 999",
+        ),
+        (
+            STS_FAILURE.replace("\"f\":1}]}", "\"f\":2}]}"),
+            "policies[0]: final result 2",
+        ),
+        (
+            STS_FAILURE.replace("\"d\": \"company-y.example\"", "\"d\": \"not a domain\""),
+            "`d` = \"not a domain\"",
+        ),
+        ("{\"dpv\": \"1\"".to_string(), "not a libtlsrpt datagram"),
+        (
+            format!("{{\"d\": \"{}\"}}", "a".repeat(70_000)),
+            "over the 65536-byte bound",
+        ),
+    ];
+    for (datagram, want) in cases {
+        let e: DatagramError = parse_datagram(datagram.as_bytes()).expect_err(want);
+        assert!(e.to_string().contains(want), "{e} (want {want})");
+    }
+}
+
+#[test]
+fn a_day_of_sessions_aggregates_into_one_policy_with_counts() {
+    let mut day = DomainDay::default();
+    for d in [
+        STS_SUCCESS,
+        STS_FAILURE,
+        STS_SUCCESS,
+        STS_FAILURE,
+        STS_SUCCESS,
+    ] {
+        day.add(&parse_datagram(d.as_bytes()).expect("valid"));
+    }
+    // The same failure seen from another sending address is its own detail.
+    day.add(
+        &parse_datagram(STS_FAILURE.replace("192.0.2.1", "192.0.2.2").as_bytes()).expect("valid"),
+    );
+    let policies = day.policy_results();
+    assert_eq!(policies.len(), 1, "one policy, however many sessions");
+    let p = &policies[0];
+    assert_eq!((p.successful, p.failed), (3, 3));
+    let counts: Vec<(Option<std::net::IpAddr>, u64)> = p
+        .failures
+        .iter()
+        .map(|f| (f.sending_mta_ip, f.failed_session_count))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            (Some("192.0.2.1".parse().expect("ip")), 2),
+            (Some("192.0.2.2".parse().expect("ip")), 1)
+        ]
+    );
+    // A different policy (no-policy-found) is a second element.
+    day.add(&parse_datagram(NO_POLICY.as_bytes()).expect("valid"));
+    assert_eq!(day.policy_results().len(), 2);
+}
