@@ -63,6 +63,21 @@ enum TlsrptCommand {
         #[arg(long, requires = "cert")]
         key: Option<PathBuf>,
     },
+    /// Sending side: collect TLS session results on a unix datagram socket, in libtlsrpt's
+    /// format (point Postfix ≥ 3.10's `smtp_tlsrpt_socket_name` here), counted per UTC day
+    /// into the store for the daily reports. Stops on SIGTERM or SIGINT. Exit status: 0
+    /// stopped, 2 setup error.
+    Collect {
+        /// The store: `sqlite:PATH`, or `postgres://USER@HOST[:PORT]/DB`.
+        #[arg(long)]
+        db: DbSpec,
+        /// The socket path (a stale socket there is replaced).
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// Permissions of the socket, octal: the MTA's user must be able to write to it.
+        #[arg(long, value_name = "MODE", default_value = "0660", value_parser = parse_mode)]
+        socket_mode: u32,
+    },
     /// The web dashboard and Prometheus metrics of the report store: per domain a daily chart
     /// of successful and failed sessions, failure types, the MX hosts failing most, recent
     /// reports with their raw JSON (`GET /`, `/?domain=D`, `/report/ID`, `/metrics`).
@@ -143,6 +158,7 @@ impl TlsrptArgs {
             TlsrptCommand::Receive { .. }
                 | TlsrptCommand::Dashboard { .. }
                 | TlsrptCommand::Alert { .. }
+                | TlsrptCommand::Collect { .. }
         )
     }
 }
@@ -168,6 +184,11 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             since,
             json,
         } => summary(db, domain.as_deref(), *since, *json),
+        TlsrptCommand::Collect {
+            db,
+            socket,
+            socket_mode,
+        } => collect(db, socket, *socket_mode),
         TlsrptCommand::Alert {
             db,
             window,
@@ -358,6 +379,56 @@ fn serve_until_stopped<H: mtasts_tlsrpt::Handler>(
         }
         let _ = stop.send(true);
         let _ = server.await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("`{s}` is not an octal mode such as 0660"))
+}
+
+fn collect(db: &DbSpec, path: &std::path::Path, mode: u32) -> Result<ExitCode> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let store = ReportDb::open(db).context("opening the store")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let socket = mtasts_tlsrpt::collect::bind(path)
+            .with_context(|| format!("binding {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let counts = std::sync::Arc::new(mtasts_tlsrpt::collect::CollectCounts::default());
+        let task = tokio::spawn(mtasts_tlsrpt::collect::collect(
+            socket,
+            std::sync::Arc::new(std::sync::Mutex::new(store)),
+            counts.clone(),
+            rx,
+        ));
+        eprintln!("mtasts tlsrpt collect ready on {}", path.display());
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = stop.send(true);
+        let _ = task.await;
+        let _ = std::fs::remove_file(path);
+        use std::sync::atomic::Ordering::Relaxed;
+        eprintln!(
+            "mtasts tlsrpt collect: {} session(s) counted, {} datagram(s) refused, {} lost to store failures",
+            counts.sessions.load(Relaxed),
+            counts.refused.load(Relaxed),
+            counts.store_failures.load(Relaxed)
+        );
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

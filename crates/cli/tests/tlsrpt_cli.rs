@@ -433,3 +433,68 @@ fn postgres_store_gives_the_summary_sqlite_gives() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn collect_counts_datagrams_from_the_socket_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = Dir::new("collect");
+    let db = dir.db();
+    let socket = dir.0.join("tlsrpt.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["tlsrpt", "collect", "--db", &db, "--socket"])
+        .arg(&socket)
+        .args(["--socket-mode", "0666"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("read");
+    assert!(
+        line.starts_with("mtasts tlsrpt collect ready on "),
+        "{line}"
+    );
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o666);
+    let datagram = r#"{"dpv": "1","d": "example.com","pr": "v=TLSRPTv1; rua=mailto:r@example.com","policies":[{"policy-type":2,"policy-domain": "example.com","policy-string":["version: STSv1","mode: enforce","mx: mx.example.com","max_age: 86400"],"mx-host":["mx.example.com"],"failure-details":[{"c":201,"s": "192.0.2.1","n": "mx.example.com"}],"t":1,"f":1}]}"#;
+    let client = std::os::unix::net::UnixDatagram::unbound().expect("client");
+    for d in [datagram, datagram, "{}", datagram] {
+        client.send_to(d.as_bytes(), &socket).expect("send");
+    }
+    // Counted once the store has them: poll the store itself.
+    let spec: mtasts_tlsrpt::DbSpec = db.parse().expect("spec");
+    let day = mtasts_tlsrpt::collect::utc_day(mtasts_tlsrpt::unix_now());
+    let start = std::time::Instant::now();
+    let failed = loop {
+        let got = mtasts_tlsrpt::ReportDb::open(&spec)
+            .and_then(|mut s| s.session_day(&day))
+            .expect("store");
+        let failed: u64 = got
+            .values()
+            .flat_map(|d| d.policy_results())
+            .map(|p| p.failed)
+            .sum();
+        if failed == 3 || start.elapsed() > std::time::Duration::from_secs(10) {
+            break failed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(failed, 3);
+    let pid = i32::try_from(child.id()).expect("pid");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).expect("stderr");
+    assert!(
+        rest.contains("3 session(s) counted, 1 datagram(s) refused, 0 lost"),
+        "{rest}"
+    );
+    assert!(!socket.exists(), "the socket is removed on exit");
+}

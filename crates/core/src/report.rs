@@ -35,7 +35,7 @@ pub enum PolicyType {
 }
 
 impl PolicyType {
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "sts" => Self::Sts,
             "tlsa" => Self::Tlsa,

@@ -321,13 +321,7 @@ impl DomainDay {
     /// Counts one session's results.
     pub fn add(&mut self, session: &SessionResult) {
         for p in &session.policies {
-            let key = PolicyKey {
-                policy_type: p.policy_type.clone(),
-                policy_domain: p.policy_domain.clone(),
-                policy_strings: p.policy_strings.clone(),
-                mx_hosts: p.mx_hosts.clone(),
-            };
-            let counts = self.policies.entry(key).or_default();
+            let counts = self.policies.entry(p.key()).or_default();
             if p.failed {
                 counts.failed += 1;
             } else {
@@ -366,5 +360,90 @@ impl DomainDay {
                     .collect(),
             })
             .collect()
+    }
+}
+
+fn opt_str(v: &serde_json::Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+}
+
+fn str_list(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl PolicyKey {
+    /// The key as stored: JSON with the report's field names, fields in a fixed order (so
+    /// equal keys are equal text).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "policy-type": self.policy_type.as_str(),
+            "policy-domain": self.policy_domain,
+            "policy-string": self.policy_strings,
+            "mx-host": self.mx_hosts,
+        })
+        .to_string()
+    }
+
+    /// The key [`PolicyKey::to_json`] wrote.
+    pub fn from_json(text: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        Some(Self {
+            policy_type: PolicyType::parse(v.get("policy-type")?.as_str()?),
+            policy_domain: opt_str(&v, "policy-domain"),
+            policy_strings: str_list(&v, "policy-string"),
+            mx_hosts: str_list(&v, "mx-host"),
+        })
+    }
+}
+
+impl FailureKey {
+    /// The key as stored, like [`PolicyKey::to_json`].
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "result-type": self.result_type,
+            "sending-mta-ip": self.sending_mta_ip.map(|i| i.to_string()),
+            "receiving-mx-hostname": self.receiving_mx_hostname,
+            "receiving-mx-helo": self.receiving_mx_helo,
+            "receiving-ip": self.receiving_ip.map(|i| i.to_string()),
+            "additional-information": self.additional_information,
+            "failure-reason-code": self.failure_reason_code,
+        })
+        .to_string()
+    }
+
+    /// The key [`FailureKey::to_json`] wrote.
+    pub fn from_json(text: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let ip = |k: &str| opt_str(&v, k).and_then(|s| s.parse().ok());
+        Some(Self {
+            result_type: opt_str(&v, "result-type")?,
+            sending_mta_ip: ip("sending-mta-ip"),
+            receiving_mx_hostname: opt_str(&v, "receiving-mx-hostname"),
+            receiving_mx_helo: opt_str(&v, "receiving-mx-helo"),
+            receiving_ip: ip("receiving-ip"),
+            additional_information: opt_str(&v, "additional-information"),
+            failure_reason_code: opt_str(&v, "failure-reason-code"),
+        })
+    }
+}
+
+impl SessionPolicy {
+    /// This policy's key in a day's counts.
+    pub fn key(&self) -> PolicyKey {
+        PolicyKey {
+            policy_type: self.policy_type.clone(),
+            policy_domain: self.policy_domain.clone(),
+            policy_strings: self.policy_strings.clone(),
+            mx_hosts: self.mx_hosts.clone(),
+        }
     }
 }

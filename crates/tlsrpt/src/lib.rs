@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod collect;
 pub mod dashboard;
 pub mod dkim;
 pub mod http;

@@ -21,9 +21,48 @@ fn report(id: &str, domain: &str, end: &str, ok: u64, failed: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Sending side: sessions counted per day, domain, record and policy, read back as the
+/// in-memory aggregation of the same sessions.
+fn counts_sessions(db: &mut ReportDb) {
+    use mtasts_core::session::{DomainDay, parse_datagram};
+    let failure = r#"{"dpv": "1","d": "example.com","pr": "v=TLSRPTv1; rua=mailto:r@example.com","policies":[{"policy-type":2,"policy-domain": "example.com","policy-string":["version: STSv1","mode: enforce","mx: mx.example.com","max_age: 86400"],"mx-host":["mx.example.com"],"failure-details":[{"c":202,"s": "192.0.2.1","n": "mx.example.com"}],"t":1,"f":1}]}"#;
+    let success = failure.replace(
+        r#""failure-details":[{"c":202,"s": "192.0.2.1","n": "mx.example.com"}],"t":1,"f":1"#,
+        r#""t":0,"f":0"#,
+    );
+    let sessions: Vec<_> = [failure, &success, &success, failure]
+        .iter()
+        .map(|d| parse_datagram(d.as_bytes()).expect("datagram"))
+        .collect();
+    let mut want = DomainDay::default();
+    for s in &sessions {
+        db.add_session("2026-11-30", s).expect("add");
+        want.add(s);
+    }
+    db.add_session("2026-12-01", &sessions[0]).expect("add");
+    let day = db.session_day("2026-11-30").expect("day");
+    assert_eq!(day.len(), 1);
+    let got = &day[&(
+        "example.com".to_string(),
+        "v=TLSRPTv1; rua=mailto:r@example.com".to_string(),
+    )];
+    assert_eq!(got, &want);
+    let p = &got.policy_results()[0];
+    assert_eq!(
+        (p.successful, p.failed, p.failures[0].failed_session_count),
+        (2, 2, 2)
+    );
+    let next = db.session_day("2026-12-01").expect("day");
+    assert_eq!(
+        next.values().next().map(|d| d.policy_results()[0].failed),
+        Some(1)
+    );
+}
+
 /// The same checks on any backend.
 fn behaves(spec: &DbSpec) {
     let mut db = ReportDb::open(spec).expect("open");
+    counts_sessions(&mut db);
     let r1 = receive(&report(
         "r-1",
         "example.com",

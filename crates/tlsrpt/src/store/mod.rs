@@ -192,6 +192,24 @@ CREATE TABLE IF NOT EXISTS alerts (
     since INT NOT NULL,
     PRIMARY KEY (policy_domain, policy_type)
 );
+CREATE TABLE IF NOT EXISTS session_policies (
+    day TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    tlsrpt_record TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    successful INT NOT NULL,
+    failed INT NOT NULL,
+    PRIMARY KEY (day, domain, tlsrpt_record, policy)
+);
+CREATE TABLE IF NOT EXISTS session_failures (
+    day TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    tlsrpt_record TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    failure TEXT NOT NULL,
+    sessions INT NOT NULL,
+    PRIMARY KEY (day, domain, tlsrpt_record, policy, failure)
+);
 ";
 
     /// [`SCHEMA`] with each type word replaced by `types`' (ID, INT, BLOB, BOOL) names.
@@ -237,7 +255,40 @@ CREATE TABLE IF NOT EXISTS alerts (
         "SELECT received_at, reporting_domain, reason FROM ignored_messages
          WHERE received_at >= ?1 ORDER BY id";
     pub const COUNT_REPORTS: &str = "SELECT COUNT(*) FROM reports";
+    /// Sending side: one day's sessions of one policy, counted up.
+    pub const ADD_SESSION_POLICY: &str =
+        "INSERT INTO session_policies (day, domain, tlsrpt_record, policy, successful, failed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (day, domain, tlsrpt_record, policy) DO UPDATE SET
+           successful = session_policies.successful + excluded.successful,
+           failed = session_policies.failed + excluded.failed";
+    pub const ADD_SESSION_FAILURE: &str =
+        "INSERT INTO session_failures (day, domain, tlsrpt_record, policy, failure, sessions)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (day, domain, tlsrpt_record, policy, failure) DO UPDATE SET
+           sessions = session_failures.sessions + excluded.sessions";
+    pub const SELECT_SESSION_POLICIES: &str =
+        "SELECT domain, tlsrpt_record, policy, successful, failed FROM session_policies
+         WHERE day = ?1 ORDER BY 1, 2, 3";
+    pub const SELECT_SESSION_FAILURES: &str =
+        "SELECT domain, tlsrpt_record, policy, failure, sessions FROM session_failures
+         WHERE day = ?1 ORDER BY 1, 2, 3, 4";
 }
+
+/// One session as rows: (policy key, successful, failed) and (policy key, failure key, 1).
+pub(crate) struct SessionRows<'a> {
+    pub(crate) day: &'a str,
+    pub(crate) domain: &'a str,
+    pub(crate) tlsrpt_record: &'a str,
+    pub(crate) policies: Vec<(String, i64, i64)>,
+    pub(crate) failures: Vec<(String, String, i64)>,
+}
+
+/// A day's stored rows, as the backends read them: (domain, record, policy, a, b) where
+/// (a, b) is (successful, failed) for policies and (failure key, sessions) for failures.
+type SessionRow<D> = (String, String, String, D, i64);
+type SessionPolicyRow = SessionRow<i64>;
+type SessionFailureRow = SessionRow<String>;
 
 /// A stored report as read back: where it came from and its JSON as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +346,13 @@ trait Backend: Send + std::fmt::Debug {
     /// (received at, reporting domain, reason)
     fn ignored(&mut self, since: i64) -> Result<Vec<(i64, Option<String>, String)>, DbError>;
     fn count(&mut self) -> Result<i64, DbError>;
+    /// Adds one session's counts in one transaction.
+    fn add_session(&mut self, rows: &SessionRows<'_>) -> Result<(), DbError>;
+    /// The day's counts.
+    fn session_day(
+        &mut self,
+        day: &str,
+    ) -> Result<(Vec<SessionPolicyRow>, Vec<SessionFailureRow>), DbError>;
 }
 
 /// The report store.
@@ -395,6 +453,77 @@ impl ReportDb {
     /// How many reports are stored.
     pub fn count(&mut self) -> Result<u64, DbError> {
         Ok(u64::try_from(self.backend.count()?).unwrap_or(0))
+    }
+
+    /// Counts one session result (sending side) into `day` (`YYYY-MM-DD`, UTC): per policy
+    /// a successful or failed session, per failure detail one more. One transaction.
+    pub fn add_session(
+        &mut self,
+        day: &str,
+        session: &mtasts_core::session::SessionResult,
+    ) -> Result<(), DbError> {
+        let mut rows = SessionRows {
+            day,
+            domain: session.domain.as_str(),
+            tlsrpt_record: &session.tlsrpt_record,
+            policies: Vec::with_capacity(session.policies.len()),
+            failures: Vec::new(),
+        };
+        for p in &session.policies {
+            let key = p.key().to_json();
+            for f in &p.failures {
+                rows.failures.push((
+                    key.clone(),
+                    mtasts_core::session::FailureKey::from(f).to_json(),
+                    i64::try_from(f.failed_session_count).unwrap_or(i64::MAX),
+                ));
+            }
+            rows.policies
+                .push((key, i64::from(!p.failed), i64::from(p.failed)));
+        }
+        self.backend.add_session(&rows)
+    }
+
+    /// `day`'s sessions, by (recipient domain, TLS-RPT record): what that day's report to
+    /// the domain holds.
+    pub fn session_day(
+        &mut self,
+        day: &str,
+    ) -> Result<BTreeMap<(String, String), mtasts_core::session::DomainDay>, DbError> {
+        use mtasts_core::session::{DomainDay, FailureKey, PolicyKey};
+        let (policies, failures) = self.backend.session_day(day)?;
+        let mut out: BTreeMap<(String, String), DomainDay> = BTreeMap::new();
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        for (domain, record, policy, successful, failed) in policies {
+            let Some(key) = PolicyKey::from_json(&policy) else {
+                continue;
+            };
+            let c = out
+                .entry((domain, record))
+                .or_default()
+                .policies
+                .entry(key)
+                .or_default();
+            c.successful += count(successful);
+            c.failed += count(failed);
+        }
+        for (domain, record, policy, failure, sessions) in failures {
+            let (Some(key), Some(f)) = (
+                PolicyKey::from_json(&policy),
+                FailureKey::from_json(&failure),
+            ) else {
+                continue;
+            };
+            *out.entry((domain, record))
+                .or_default()
+                .policies
+                .entry(key)
+                .or_default()
+                .failures
+                .entry(f)
+                .or_default() += count(sessions);
+        }
+        Ok(out)
     }
 
     /// The reports `filter` selects (a report naming the domain among others included),

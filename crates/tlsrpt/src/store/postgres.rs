@@ -4,7 +4,10 @@
 
 use postgres::{Client, Config};
 
-use super::{Backend, DbError, NewReport, ReportRow, TotalsRow, sql};
+use super::{
+    Backend, DbError, NewReport, ReportRow, SessionFailureRow, SessionPolicyRow, SessionRow,
+    SessionRows, TotalsRow, sql,
+};
 
 fn report_row(row: &postgres::Row) -> Result<ReportRow, postgres::Error> {
     Ok(ReportRow {
@@ -54,6 +57,30 @@ fn target(config: &Config) -> String {
 }
 
 /// `?N` → `$N`.
+/// The rows of a five-column query on `day`.
+fn five<D>(
+    client: &mut postgres::Client,
+    statement: &str,
+    day: &str,
+) -> Result<Vec<SessionRow<D>>, postgres::Error>
+where
+    D: for<'a> postgres::types::FromSql<'a>,
+{
+    client
+        .query(&pg(statement), &[&day])?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            ))
+        })
+        .collect()
+}
+
 fn pg(statement: &str) -> String {
     statement.replace('?', "$")
 }
@@ -230,5 +257,51 @@ impl Backend for Postgres {
             .query_one(sql::COUNT_REPORTS, &[])
             .and_then(|row| row.try_get(0))
             .map_err(err)
+    }
+
+    fn add_session(&mut self, rows: &SessionRows<'_>) -> Result<(), DbError> {
+        let err = self.err();
+        let mut tx = self.client.transaction().map_err(&err)?;
+        let policy = tx.prepare(&pg(sql::ADD_SESSION_POLICY)).map_err(&err)?;
+        for (key, successful, failed) in &rows.policies {
+            tx.execute(
+                &policy,
+                &[
+                    &rows.day,
+                    &rows.domain,
+                    &rows.tlsrpt_record,
+                    key,
+                    successful,
+                    failed,
+                ],
+            )
+            .map_err(&err)?;
+        }
+        let failure = tx.prepare(&pg(sql::ADD_SESSION_FAILURE)).map_err(&err)?;
+        for (key, detail, sessions) in &rows.failures {
+            tx.execute(
+                &failure,
+                &[
+                    &rows.day,
+                    &rows.domain,
+                    &rows.tlsrpt_record,
+                    key,
+                    detail,
+                    sessions,
+                ],
+            )
+            .map_err(&err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn session_day(
+        &mut self,
+        day: &str,
+    ) -> Result<(Vec<SessionPolicyRow>, Vec<SessionFailureRow>), DbError> {
+        let err = self.err();
+        let policies = five(&mut self.client, sql::SELECT_SESSION_POLICIES, day).map_err(&err)?;
+        let failures = five(&mut self.client, sql::SELECT_SESSION_FAILURES, day).map_err(err)?;
+        Ok((policies, failures))
     }
 }

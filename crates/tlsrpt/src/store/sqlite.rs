@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Backend, DbError, NewReport, ReportRow, TotalsRow, sql};
+use super::{
+    Backend, DbError, NewReport, ReportRow, SessionFailureRow, SessionPolicyRow, SessionRow,
+    SessionRows, TotalsRow, sql,
+};
 
 fn report_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
     Ok(ReportRow {
@@ -15,6 +18,24 @@ fn report_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
         source: row.get(4)?,
         raw: row.get(5)?,
     })
+}
+
+/// The rows of a five-column query on `day`.
+fn five<D>(conn: &Connection, statement: &str, day: &str) -> rusqlite::Result<Vec<SessionRow<D>>>
+where
+    D: rusqlite::types::FromSql,
+{
+    let mut stmt = conn.prepare(statement)?;
+    let rows = stmt.query_map(params![day], |row| {
+        Ok((
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+        ))
+    })?;
+    rows.collect()
 }
 
 /// The column types of [`sql::SCHEMA`].
@@ -182,5 +203,49 @@ impl Backend for Sqlite {
         self.conn
             .query_row(sql::COUNT_REPORTS, [], |row| row.get(0))
             .map_err(self.err())
+    }
+
+    fn add_session(&mut self, rows: &SessionRows<'_>) -> Result<(), DbError> {
+        let err = self.err();
+        let tx = self.conn.transaction().map_err(&err)?;
+        for (policy, successful, failed) in &rows.policies {
+            tx.execute(
+                sql::ADD_SESSION_POLICY,
+                params![
+                    rows.day,
+                    rows.domain,
+                    rows.tlsrpt_record,
+                    policy,
+                    successful,
+                    failed
+                ],
+            )
+            .map_err(&err)?;
+        }
+        for (policy, failure, sessions) in &rows.failures {
+            tx.execute(
+                sql::ADD_SESSION_FAILURE,
+                params![
+                    rows.day,
+                    rows.domain,
+                    rows.tlsrpt_record,
+                    policy,
+                    failure,
+                    sessions
+                ],
+            )
+            .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)
+    }
+
+    fn session_day(
+        &mut self,
+        day: &str,
+    ) -> Result<(Vec<SessionPolicyRow>, Vec<SessionFailureRow>), DbError> {
+        let err = self.err();
+        let policies = five(&self.conn, sql::SELECT_SESSION_POLICIES, day).map_err(&err)?;
+        let failures = five(&self.conn, sql::SELECT_SESSION_FAILURES, day).map_err(err)?;
+        Ok((policies, failures))
     }
 }
