@@ -447,3 +447,129 @@ impl SessionPolicy {
         }
     }
 }
+
+/// What a generated report says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportMeta<'a> {
+    /// `organization-name`: who sends the report.
+    pub organization: &'a str,
+    /// `contact-info`: an address at the submitter domain (MAIL-02).
+    pub contact_info: &'a str,
+    /// `report-id`, unique per report.
+    pub report_id: &'a str,
+    /// The UTC day covered, its first second (JSON-10: one whole UTC day).
+    pub day_start: crate::cache::UnixTime,
+}
+
+/// The first second of UTC day `day` (`YYYY-MM-DD`).
+pub fn day_start(day: &str) -> Option<crate::cache::UnixTime> {
+    if day.len() != 10 {
+        return None;
+    }
+    crate::report::parse_datetime(&format!("{day}T00:00:00Z")).map(|(t, _)| t)
+}
+
+/// `t` as RFC 3339 UTC (`2026-11-30T00:00:00Z`).
+pub fn rfc3339_utc(t: crate::cache::UnixTime) -> String {
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The RFC 8460 §4.4 report of one day's sessions of one policy domain (JSON-02 to JSON-09:
+/// `policies` always an array, `mx-host` an array, counts as integers, addresses in their
+/// canonical text form, optional fields left out when unknown).
+pub fn render_report(meta: &ReportMeta<'_>, day: &DomainDay) -> String {
+    use serde_json::{Map, Value, json};
+    let policies: Vec<Value> = day
+        .policy_results()
+        .iter()
+        .map(|p| {
+            let mut policy = Map::new();
+            policy.insert("policy-type".into(), json!(p.policy_type.as_str()));
+            if !p.policy_strings.is_empty() {
+                policy.insert("policy-string".into(), json!(p.policy_strings));
+            }
+            if let Some(d) = &p.policy_domain {
+                policy.insert("policy-domain".into(), json!(d));
+            }
+            if !p.mx_hosts.is_empty() {
+                policy.insert("mx-host".into(), json!(p.mx_hosts));
+            }
+            let failures: Vec<Value> = p
+                .failures
+                .iter()
+                .map(|f| {
+                    let mut o = Map::new();
+                    o.insert("result-type".into(), json!(f.result_type));
+                    let mut put = |k: &str, v: Option<String>| {
+                        if let Some(v) = v {
+                            o.insert(k.into(), json!(v));
+                        }
+                    };
+                    put("sending-mta-ip", f.sending_mta_ip.map(|i| i.to_string()));
+                    put("receiving-mx-hostname", f.receiving_mx_hostname.clone());
+                    put("receiving-mx-helo", f.receiving_mx_helo.clone());
+                    put("receiving-ip", f.receiving_ip.map(|i| i.to_string()));
+                    put("additional-information", f.additional_information.clone());
+                    put("failure-reason-code", f.failure_reason_code.clone());
+                    o.insert("failed-session-count".into(), json!(f.failed_session_count));
+                    Value::Object(o)
+                })
+                .collect();
+            let mut element = Map::new();
+            element.insert("policy".into(), Value::Object(policy));
+            element.insert(
+                "summary".into(),
+                json!({
+                    "total-successful-session-count": p.successful,
+                    "total-failure-session-count": p.failed,
+                }),
+            );
+            if !failures.is_empty() {
+                element.insert("failure-details".into(), Value::Array(failures));
+            }
+            Value::Object(element)
+        })
+        .collect();
+    json!({
+        "organization-name": meta.organization,
+        "date-range": {
+            "start-datetime": rfc3339_utc(meta.day_start),
+            "end-datetime": rfc3339_utc(meta.day_start + 86_399),
+        },
+        "contact-info": meta.contact_info,
+        "report-id": meta.report_id,
+        "policies": policies,
+    })
+    .to_string()
+}
+
+/// The report's file name (RFC 8460 §5.1, DLV-01):
+/// `<submitter>!<policy domain>!<begin>!<end>[!<unique id>].json[.gz]`.
+pub fn report_filename(
+    submitter: &str,
+    policy_domain: &str,
+    begin: crate::cache::UnixTime,
+    end: crate::cache::UnixTime,
+    unique_id: Option<&str>,
+    gzip: bool,
+) -> String {
+    let unique = unique_id.map(|u| format!("!{u}")).unwrap_or_default();
+    let ext = if gzip { "json.gz" } else { "json" };
+    format!("{submitter}!{policy_domain}!{begin}!{end}{unique}.{ext}")
+}

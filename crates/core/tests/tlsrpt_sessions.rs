@@ -152,3 +152,69 @@ fn a_day_of_sessions_aggregates_into_one_policy_with_counts() {
     day.add(&parse_datagram(NO_POLICY.as_bytes()).expect("valid"));
     assert_eq!(day.policy_results().len(), 2);
 }
+
+#[test]
+fn dlv_01_the_report_file_name() {
+    use mtasts_core::session::report_filename;
+    assert_eq!(
+        report_filename(
+            "mail.sndr.example.com",
+            "example.net",
+            1_470_013_207,
+            1_470_186_007,
+            Some("001"),
+            true
+        ),
+        "mail.sndr.example.com!example.net!1470013207!1470186007!001.json.gz"
+    );
+    assert_eq!(
+        report_filename("s.example", "d.example", 1, 2, None, false),
+        "s.example!d.example!1!2.json"
+    );
+}
+
+#[test]
+fn utc_days_and_their_rfc_3339_form() {
+    use mtasts_core::session::{day_start, rfc3339_utc};
+    assert_eq!(day_start("2027-01-15"), Some(1_800_000_000 - 8 * 3600));
+    assert_eq!(rfc3339_utc(1_800_000_000), "2027-01-15T08:00:00Z");
+    assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(day_start("2027-1-15"), None);
+    // Every day start of four years, through a leap day, comes back as itself.
+    for d in 0..(4 * 366) {
+        let t = 1_700_006_400 + d * 86_400; // 2023-11-15T00:00:00Z onwards
+        let text = rfc3339_utc(t);
+        assert_eq!(day_start(&text[..10]), Some(t), "{text}");
+    }
+}
+
+#[test]
+fn json_02_to_09_a_generated_report_is_read_back_by_our_receiver_without_a_warning() {
+    use mtasts_core::session::{ReportMeta, day_start, render_report};
+    let mut day = DomainDay::default();
+    for d in [STS_SUCCESS, STS_FAILURE, STS_SUCCESS, STS_FAILURE] {
+        day.add(&parse_datagram(d.as_bytes()).expect("valid"));
+    }
+    let start = day_start("2026-11-30").expect("day");
+    let json = render_report(
+        &ReportMeta {
+            organization: "Sender Inc.",
+            contact_info: "tlsrpt@sndr.example",
+            report_id: "2026-11-30T00:00:00Z_company-y.example@sndr.example",
+            day_start: start,
+        },
+        &day,
+    );
+    let parsed = mtasts_core::report::parse_report(json.as_bytes()).expect("our receiver reads it");
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    let r = &parsed.report;
+    assert_eq!((r.start, r.end), (start, start + 86_399));
+    assert_eq!(r.organization, "Sender Inc.");
+    assert_eq!(r.policies, day.policy_results());
+    // mx-host is an array (JSON-08), policies an array (JSON-03).
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(v["policies"].is_array());
+    assert!(v["policies"][0]["policy"]["mx-host"].is_array());
+    assert_eq!(v["date-range"]["end-datetime"], "2026-11-30T23:59:59Z");
+}
