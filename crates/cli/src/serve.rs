@@ -249,7 +249,7 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
                 .map(|store| (args.tlsrpt_path.clone(), mtasts_tlsrpt::Intake::new(store)))
         })
         .transpose()?;
-    let (server, loaded) = Server::load(
+    let (server, mut loaded) = Server::load(
         args.policies.as_deref(),
         args.sites.as_deref(),
         args.certs.as_deref(),
@@ -287,16 +287,13 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
             let challenges = server
                 .use_acme(settings.certs_dir())
                 .with_context(|| format!("--acme-dir {}", state.display()))?;
-            let loaded = server
+            // Once more, now with ACME's certificates.
+            loaded = server
                 .reload()
                 .map_err(|e| anyhow::anyhow!(mtasts_core::errors::Chain(&e).to_string()))?;
-            Some((settings, challenges, loaded))
+            Some((settings, challenges))
         }
         _ => None,
-    };
-    let loaded = match &acme {
-        Some((_, _, l)) => l.clone(),
-        None => loaded,
     };
     // With ACME, names without a certificate are expected: they are being ordered.
     report(&loaded, tls && acme.is_none());
@@ -328,7 +325,7 @@ fn serve(args: &RunArgs) -> Result<ExitCode> {
             server.clone(),
             rx.clone(),
         ));
-        if let Some((settings, challenges, _)) = acme {
+        if let Some((settings, challenges)) = acme {
             if let Some(addr) = args.acme_http_listen {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await

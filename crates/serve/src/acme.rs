@@ -471,56 +471,37 @@ impl Acme {
 pub async fn serve_http01(
     listener: tokio::net::TcpListener,
     challenges: Arc<Challenges>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     use http::{Response, StatusCode};
     use http_body_util::Full;
     use hyper::body::Bytes;
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
+    crate::server::serve_http1(listener, shutdown, move |req| {
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h).to_string())
+            .unwrap_or_default();
+        let found = req
+            .uri()
+            .path()
+            .strip_prefix("/.well-known/acme-challenge/")
+            .filter(|_| req.method() == http::Method::GET)
+            .and_then(|token| challenges.http_response(&host, token));
+        let mut r = match found {
+            Some(k) => Response::new(Full::new(Bytes::from(k))),
+            None => {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::NOT_FOUND;
+                r
+            }
         };
-        let Ok((tcp, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let challenges = challenges.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let challenges = challenges.clone();
-                    async move {
-                        let host = req
-                            .headers()
-                            .get(http::header::HOST)
-                            .and_then(|v| v.to_str().ok())
-                            .map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h).to_string())
-                            .unwrap_or_default();
-                        let found = req
-                            .uri()
-                            .path()
-                            .strip_prefix("/.well-known/acme-challenge/")
-                            .filter(|_| req.method() == http::Method::GET)
-                            .and_then(|token| challenges.http_response(&host, token));
-                        let mut r = match found {
-                            Some(k) => Response::new(Full::new(Bytes::from(k))),
-                            None => {
-                                let mut r = Response::new(Full::new(Bytes::new()));
-                                *r.status_mut() = StatusCode::NOT_FOUND;
-                                r
-                            }
-                        };
-                        r.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static("application/octet-stream"),
-                        );
-                        Ok::<_, std::convert::Infallible>(r)
-                    }
-                });
-            let work = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-            let _ = tokio::time::timeout(crate::server::CONNECTION_TIMEOUT, work).await;
-        });
-    }
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/octet-stream"),
+        );
+        r
+    })
+    .await;
 }

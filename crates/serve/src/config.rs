@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use mtasts_core::DomainName;
 use serde::Deserialize;
 
-use crate::retire::{Pending, RetireEntry};
+use crate::retire::{Pending, RetireFields};
 use crate::sites::{Site, SiteError};
 
 /// What a sites file holds.
@@ -58,7 +58,7 @@ struct File {
     #[serde(default)]
     template: Vec<Template>,
     #[serde(default)]
-    retire: Vec<RetireEntry>,
+    retire: Vec<RetireFields>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,16 +168,19 @@ pub(crate) fn load(path: &Path) -> Result<Found, ConfigError> {
     let mut retiring = Vec::new();
     for (i, r) in file.retire.iter().enumerate() {
         let at = format!("{}: retire[{i}]", path.display());
-        match DomainName::parse(r.domain.trim()) {
+        let named = r.domain.as_deref().unwrap_or("");
+        match DomainName::parse(named.trim()) {
             Ok(domain) => retiring.push(Pending {
                 at,
                 source: path.to_path_buf(),
                 domain,
-                fields: r.fields(),
+                fields: r.clone(),
             }),
             Err(e) => problems.push(SiteError::Template {
                 at,
-                reason: format!("`{}` is not a valid domain: {e}", r.domain),
+                reason: format!(
+                    "domain = `{named}`: not a valid domain (a [[retire]] entry names one): {e}"
+                ),
             }),
         }
     }

@@ -1,7 +1,8 @@
 //! Per-client request rate (a token bucket per source address): a sender fetches a policy a
 //! few times a day per domain, so a client asking hundreds of times a second is a scraper or
-//! an attack, and gets `429` rather than a share of the server. The table is bounded: idle
-//! clients are forgotten, and past [`MAX_CLIENTS`] the oldest go first.
+//! an attack, and gets `429` rather than a share of the server. The table is sharded by
+//! address (a request takes one of [`SHARDS`] locks, not one shared by all) and bounded:
+//! idle clients are forgotten, and past [`MAX_CLIENTS`] the oldest go first.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,6 +11,10 @@ use std::time::Instant;
 
 /// Clients remembered at most.
 pub const MAX_CLIENTS: usize = 65_536;
+/// Independent tables, each with its own lock and an equal share of [`MAX_CLIENTS`].
+pub const SHARDS: usize = 16;
+
+type Buckets = HashMap<IpAddr, (f64, Instant)>;
 
 /// The rate allowed per client.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,7 +29,15 @@ pub struct ClientRate {
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: ClientRate,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    shards: Vec<Mutex<Buckets>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+fn lock(m: &Mutex<Buckets>) -> std::sync::MutexGuard<'_, Buckets> {
+    match m.lock() {
+        Ok(b) => b,
+        Err(p) => p.into_inner(),
+    }
 }
 
 impl RateLimiter {
@@ -32,17 +45,20 @@ impl RateLimiter {
     pub fn new(rate: ClientRate) -> Self {
         Self {
             rate,
-            buckets: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
     /// Whether `client` may make a request at `now` (and takes its token if so).
     pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
-        let mut buckets = match self.buckets.lock() {
-            Ok(b) => b,
-            Err(p) => p.into_inner(),
+        use std::hash::BuildHasher as _;
+        let shard = usize::try_from(self.hasher.hash_one(client) % SHARDS as u64).unwrap_or(0);
+        let Some(shard) = self.shards.get(shard) else {
+            return true;
         };
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&client) {
+        let mut buckets = lock(shard);
+        if buckets.len() >= MAX_CLIENTS / SHARDS && !buckets.contains_key(&client) {
             self.forget(&mut buckets, now);
         }
         let (tokens, last) = buckets.entry(client).or_insert((self.rate.burst, now));
@@ -59,11 +75,11 @@ impl RateLimiter {
 
     /// Drops clients whose bucket is full again (idle long enough); if none is, the half
     /// seen least recently.
-    fn forget(&self, buckets: &mut HashMap<IpAddr, (f64, Instant)>, now: Instant) {
+    fn forget(&self, buckets: &mut Buckets, now: Instant) {
         let full_after = self.rate.burst / self.rate.per_second.max(f64::MIN_POSITIVE);
         buckets
             .retain(|_, (_, last)| now.saturating_duration_since(*last).as_secs_f64() < full_after);
-        if buckets.len() >= MAX_CLIENTS {
+        if buckets.len() >= MAX_CLIENTS / SHARDS {
             let mut seen: Vec<Instant> = buckets.values().map(|(_, l)| *l).collect();
             seen.sort_unstable();
             let cut = seen[seen.len() / 2];
@@ -73,10 +89,7 @@ impl RateLimiter {
 
     /// How many clients are remembered.
     pub fn clients(&self) -> usize {
-        match self.buckets.lock() {
-            Ok(b) => b.len(),
-            Err(p) => p.into_inner().len(),
-        }
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 }
 

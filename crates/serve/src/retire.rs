@@ -46,33 +46,15 @@ impl Retirement {
     }
 }
 
-/// The fields of a retirement as written, before checking.
+/// A retirement as written, before checking: a `<domain>.retire` file (the domain from its
+/// name), or a `[[retire]]` entry of the sites file (with `domain`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetireFields {
+    pub(crate) domain: Option<String>,
     pub(crate) since: String,
     pub(crate) previous_max_age: Option<u64>,
     pub(crate) max_age: Option<u64>,
-}
-
-/// A `[[retire]]` entry of the sites file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RetireEntry {
-    pub(crate) domain: String,
-    since: String,
-    previous_max_age: Option<u64>,
-    max_age: Option<u64>,
-}
-
-impl RetireEntry {
-    pub(crate) fn fields(&self) -> RetireFields {
-        RetireFields {
-            since: self.since.clone(),
-            previous_max_age: self.previous_max_age,
-            max_age: self.max_age,
-        }
-    }
 }
 
 /// A retirement read but not yet applied to the sites (it needs the domain's policy, which
@@ -110,6 +92,13 @@ pub(crate) fn read_file(path: &Path) -> Result<Pending, SiteError> {
     })?;
     let fields: RetireFields =
         toml::from_str(&text).map_err(|e| problem(&at, &domain, e.message().to_string()))?;
+    if fields.domain.is_some() {
+        return Err(problem(
+            &at,
+            &domain,
+            "a .retire file names its domain by its file name: remove `domain`",
+        ));
+    }
     Ok(Pending {
         at,
         source: path.to_path_buf(),

@@ -401,8 +401,32 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 pub async fn serve_metrics(
     listener: TcpListener,
     server: Arc<Server>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    serve_http1(listener, shutdown, move |req| {
+        if req.uri().path() != "/metrics" {
+            return text(StatusCode::NOT_FOUND, "metrics are at /metrics\n".into());
+        }
+        let mut r = text(StatusCode::OK, server.metrics_text());
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        r
+    })
+    .await;
+}
+
+/// Plain HTTP/1.1 on `listener` until `shutdown` turns true, each request answered by
+/// `answer` (a side listener: metrics, ACME HTTP-01), each connection bounded in time.
+pub(crate) async fn serve_http1<F>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    answer: F,
+) where
+    F: Fn(Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let answer = Arc::new(answer);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -412,23 +436,11 @@ pub async fn serve_metrics(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let server = server.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let server = server.clone();
-                async move {
-                    let r = if req.uri().path() == "/metrics" {
-                        let mut r = text(StatusCode::OK, server.metrics_text());
-                        r.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                        );
-                        r
-                    } else {
-                        text(StatusCode::NOT_FOUND, "metrics are at /metrics\n".into())
-                    };
-                    Ok::<_, std::convert::Infallible>(r)
-                }
+                let r = answer(req);
+                async move { Ok::<_, std::convert::Infallible>(r) }
             });
             let work = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), service);
