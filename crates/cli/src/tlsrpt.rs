@@ -78,6 +78,39 @@ enum TlsrptCommand {
         #[arg(long, value_name = "MODE", default_value = "0660", value_parser = parse_mode)]
         socket_mode: u32,
     },
+    /// Sending side: build each ended UTC day's reports from the collected sessions (one per
+    /// policy domain, after a per-domain delay of up to `max_delay`) and deliver them to
+    /// every `rua`: HTTPS POST, or mail DKIM-signed and handed to the submission server of
+    /// `--config`. Failed deliveries are retried on later runs with back-off, and given up
+    /// after `retry_for` (24 h). Run it from a timer (dist/mtasts-tlsrpt-send.timer).
+    ///
+    /// Exit status: 0 nothing failed, 1 some delivery failed (retried later, or given up),
+    /// 2 setup error.
+    Send {
+        /// The store the collector counts into: `sqlite:PATH`, or `postgres://…`.
+        #[arg(long)]
+        db: DbSpec,
+        /// The sending configuration (TOML; see docs/tlsrpt.md).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Build this UTC day's reports now (it must have ended), whatever the delay.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        day: Option<String>,
+        /// Print the reports that would be built, with where each would go; store and
+        /// deliver nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// DNS server for `_smtp._tls` records and HTTPS hosts (IP:PORT); default: the
+        /// servers in /etc/resolv.conf.
+        #[arg(long, value_name = "IP:PORT")]
+        nameserver: Option<std::net::SocketAddr>,
+        /// DNS timeout per query, in seconds (more than 0, at most 60).
+        #[arg(long, default_value = "5", value_name = "SECS", value_parser = crate::net::seconds_up_to::<60>)]
+        dns_timeout: Duration,
+        /// Act as if the time were this (seconds since the epoch): for tests and backfills.
+        #[arg(long, hide = true)]
+        now: Option<u64>,
+    },
     /// The web dashboard and Prometheus metrics of the report store: per domain a daily chart
     /// of successful and failed sessions, failure types, the MX hosts failing most, recent
     /// reports with their raw JSON (`GET /`, `/?domain=D`, `/report/ID`, `/metrics`).
@@ -189,6 +222,23 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             socket,
             socket_mode,
         } => collect(db, socket, *socket_mode),
+        TlsrptCommand::Send {
+            db,
+            config,
+            day,
+            dry_run,
+            nameserver,
+            dns_timeout,
+            now,
+        } => send(
+            db,
+            config,
+            day.as_deref(),
+            *dry_run,
+            *nameserver,
+            *dns_timeout,
+            *now,
+        ),
         TlsrptCommand::Alert {
             db,
             window,
@@ -432,6 +482,96 @@ fn collect(db: &DbSpec, path: &std::path::Path, mode: u32) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn send(
+    db: &DbSpec,
+    config: &std::path::Path,
+    day: Option<&str>,
+    dry_run: bool,
+    nameserver: Option<std::net::SocketAddr>,
+    dns_timeout: Duration,
+    now: Option<u64>,
+) -> Result<ExitCode> {
+    use mtasts_tlsrpt::send::{Rua, SendConfig, Sender};
+    let config = SendConfig::load(config)?;
+    let store = ReportDb::open(db).context("opening the store")?;
+    let dns =
+        mtasts_resolver::HickoryDns::new(nameserver, dns_timeout).context("setting up DNS")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let now = now.unwrap_or_else(mtasts_tlsrpt::unix_now);
+    let summary = runtime.block_on(async {
+        let sender = Sender::new(config, std::sync::Arc::new(dns))?;
+        sender
+            .run(
+                &std::sync::Arc::new(std::sync::Mutex::new(store)),
+                now,
+                day,
+                dry_run,
+            )
+            .await
+    })?;
+    let rfc3339 = mtasts_core::session::rfc3339_utc;
+    for (r, rua) in &summary.built {
+        let to = match rua {
+            Rua::Uris(u) if u.is_empty() => "no usable rua URI".to_string(),
+            Rua::Uris(u) => u.join(", "),
+            Rua::None(why) => format!("nowhere: {why}"),
+            Rua::Later(why) => {
+                println!("deferred {} {}: {why}", r.day, r.domain);
+                continue;
+            }
+        };
+        if dry_run {
+            let pretty = serde_json::from_str::<serde_json::Value>(&r.json)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_else(|_| r.json.clone());
+            println!(
+                "# {} {} {} -> {to}\n# {}\n{pretty}",
+                r.day, r.domain, r.report_id, r.filename
+            );
+        } else {
+            println!("built {} {} {} -> {to}", r.day, r.domain, r.report_id);
+        }
+    }
+    for (day, domain, at) in &summary.waiting {
+        println!("waiting {day} {domain} until {}", rfc3339(*at));
+    }
+    let mut failed = false;
+    for (d, outcome) in &summary.attempts {
+        match (outcome, d.state) {
+            (Ok(how), _) => println!("delivered {} {} {} ({how})", d.day, d.domain, d.uri),
+            (Err(e), mtasts_tlsrpt::DeliveryState::GaveUp) => {
+                failed = true;
+                println!(
+                    "gave up {} {} {} after {} attempts: {e}",
+                    d.day, d.domain, d.uri, d.attempts
+                );
+            }
+            (Err(e), _) => {
+                failed = true;
+                println!(
+                    "failed {} {} {} (attempt {}, retry at {}): {e}",
+                    d.day,
+                    d.domain,
+                    d.uri,
+                    d.attempts,
+                    rfc3339(d.next_attempt)
+                );
+            }
+        }
+    }
+    if summary.built.is_empty() && summary.attempts.is_empty() {
+        println!("nothing to send");
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn receive_https(

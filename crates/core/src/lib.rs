@@ -22,6 +22,7 @@ pub mod advice;
 pub mod cache;
 pub mod dane;
 pub mod decision;
+pub mod delivery;
 pub mod domain;
 pub mod errors;
 #[doc(hidden)]

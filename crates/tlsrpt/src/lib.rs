@@ -12,6 +12,7 @@ pub mod live;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
+pub mod send;
 pub mod site;
 pub mod store;
 
@@ -21,7 +22,10 @@ pub use intake::{IntakeError, Received, receive};
 pub use live::{Checked, Outcome, check_message, file_message};
 pub use mail::{MailError, ReportMail, read_message, report_from_message};
 pub use site::Site;
-pub use store::{DbError, DbSpec, Filter, IgnoredMessage, ReportDb, ReportRow, Stored, Totals};
+pub use store::{
+    DbError, DbSpec, Delivery, DeliveryState, Filter, IgnoredMessage, NewOutgoing, ReportDb,
+    ReportRow, Stored, Totals,
+};
 
 /// Seconds since the epoch, from the system clock (when a report was received).
 pub fn unix_now() -> mtasts_core::UnixTime {

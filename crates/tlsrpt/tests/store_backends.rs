@@ -59,10 +59,78 @@ fn counts_sessions(db: &mut ReportDb) {
     );
 }
 
+/// Built reports are stored once, with a delivery per URI that is due, updated, and then
+/// no longer due.
+fn keeps_outgoing_reports(db: &mut ReportDb) {
+    use mtasts_tlsrpt::{DeliveryState, NewOutgoing};
+    assert_eq!(
+        db.session_days().expect("days"),
+        ["2026-11-30", "2026-12-01"]
+    );
+    let rua = [
+        "https://r.example/".to_string(),
+        "mailto:r@example.com".to_string(),
+    ];
+    let new = NewOutgoing {
+        day: "2026-11-30",
+        domain: "example.com",
+        tlsrpt_record: "v=TLSRPTv1; rua=mailto:r@example.com",
+        report_id: "id-1@sender.example",
+        filename: "f.json.gz",
+        json: b"{}",
+        created_at: 1000,
+        rua: &rua,
+        due: 1000,
+    };
+    assert!(db.add_outgoing(&new).expect("add"));
+    assert!(
+        !db.add_outgoing(&NewOutgoing {
+            report_id: "other",
+            ..new
+        })
+        .expect("again")
+    );
+    assert_eq!(
+        db.outgoing_keys("2026-11-30").expect("keys"),
+        [("example.com".to_string(), new.tlsrpt_record.to_string())]
+    );
+    assert!(db.due_deliveries(999).expect("due").is_empty());
+    let due = db.due_deliveries(1000).expect("due");
+    assert_eq!(due.len(), 2);
+    assert_eq!(
+        (due[0].report_id.as_str(), due[0].json.as_slice()),
+        ("id-1@sender.example", &b"{}"[..])
+    );
+    let mut d = due[0].clone();
+    d.state = DeliveryState::Delivered;
+    d.attempts = 1;
+    d.first_attempt = Some(1000);
+    db.update_delivery(&d).expect("update");
+    let mut d = due[1].clone();
+    d.attempts = 1;
+    d.first_attempt = Some(1000);
+    d.next_attempt = 1300;
+    d.last_error = Some("refused".into());
+    db.update_delivery(&d).expect("update");
+    assert!(db.due_deliveries(1299).expect("due").is_empty());
+    let again = db.due_deliveries(1300).expect("due");
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].attempts, again[0].last_error.as_deref()),
+        (1, Some("refused"))
+    );
+    let all = db.deliveries_since("2026-11-30").expect("all");
+    assert_eq!(
+        all.iter().map(|d| d.state).collect::<Vec<_>>(),
+        [DeliveryState::Delivered, DeliveryState::Pending]
+    );
+}
+
 /// The same checks on any backend.
 fn behaves(spec: &DbSpec) {
     let mut db = ReportDb::open(spec).expect("open");
     counts_sessions(&mut db);
+    keeps_outgoing_reports(&mut db);
     let r1 = receive(&report(
         "r-1",
         "example.com",

@@ -210,6 +210,28 @@ CREATE TABLE IF NOT EXISTS session_failures (
     sessions INT NOT NULL,
     PRIMARY KEY (day, domain, tlsrpt_record, policy, failure)
 );
+CREATE TABLE IF NOT EXISTS outgoing_reports (
+    id ID PRIMARY KEY,
+    day TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    tlsrpt_record TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    json BLOB NOT NULL,
+    created_at INT NOT NULL,
+    UNIQUE (day, domain, tlsrpt_record)
+);
+CREATE TABLE IF NOT EXISTS report_deliveries (
+    report INT NOT NULL REFERENCES outgoing_reports(id),
+    uri TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INT NOT NULL,
+    first_attempt INT NULL,
+    next_attempt INT NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (report, uri)
+);
+CREATE INDEX IF NOT EXISTS report_deliveries_due ON report_deliveries (state, next_attempt);
 ";
 
     /// [`SCHEMA`] with each type word replaced by `types`' (ID, INT, BLOB, BOOL) names.
@@ -270,6 +292,32 @@ CREATE TABLE IF NOT EXISTS session_failures (
     pub const SELECT_SESSION_POLICIES: &str =
         "SELECT domain, tlsrpt_record, policy, successful, failed FROM session_policies
          WHERE day = ?1 ORDER BY 1, 2, 3";
+    /// Sending side: a day's report, built once (retries send the same bytes and id).
+    pub const INSERT_OUTGOING: &str =
+        "INSERT INTO outgoing_reports (day, domain, tlsrpt_record, report_id, filename, json, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (day, domain, tlsrpt_record) DO NOTHING RETURNING id";
+    pub const INSERT_DELIVERY: &str =
+        "INSERT INTO report_deliveries (report, uri, state, attempts, first_attempt, next_attempt, last_error)
+         VALUES (?1, ?2, 'pending', 0, NULL, ?3, NULL)";
+    pub const SELECT_SESSION_DAYS: &str = "SELECT DISTINCT day FROM session_policies ORDER BY 1";
+    pub const SELECT_OUTGOING_KEYS: &str =
+        "SELECT domain, tlsrpt_record FROM outgoing_reports WHERE day = ?1 ORDER BY 1, 2";
+    /// The columns of [`super::Delivery`], in order: what is due at ?1.
+    pub const SELECT_DUE: &str =
+        "SELECT r.id, d.uri, d.state, d.attempts, d.first_attempt, d.next_attempt, d.last_error,
+           r.day, r.domain, r.report_id, r.filename, r.json
+         FROM report_deliveries d JOIN outgoing_reports r ON r.id = d.report
+         WHERE d.state = 'pending' AND d.next_attempt <= ?1 ORDER BY r.id, d.uri";
+    /// The same columns, for every report of day ?1 or later.
+    pub const SELECT_DELIVERIES: &str =
+        "SELECT r.id, d.uri, d.state, d.attempts, d.first_attempt, d.next_attempt, d.last_error,
+           r.day, r.domain, r.report_id, r.filename, r.json
+         FROM report_deliveries d JOIN outgoing_reports r ON r.id = d.report
+         WHERE r.day >= ?1 ORDER BY r.id, d.uri";
+    pub const UPDATE_DELIVERY: &str =
+        "UPDATE report_deliveries SET state = ?3, attempts = ?4, first_attempt = ?5,
+           next_attempt = ?6, last_error = ?7 WHERE report = ?1 AND uri = ?2";
     pub const SELECT_SESSION_FAILURES: &str =
         "SELECT domain, tlsrpt_record, policy, failure, sessions FROM session_failures
          WHERE day = ?1 ORDER BY 1, 2, 3, 4";
@@ -289,6 +337,125 @@ pub(crate) struct SessionRows<'a> {
 type SessionRow<D> = (String, String, String, D, i64);
 type SessionPolicyRow = SessionRow<i64>;
 type SessionFailureRow = SessionRow<String>;
+
+/// A day's report to send, as built (sending side).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutgoing<'a> {
+    /// The UTC day (`YYYY-MM-DD`).
+    pub day: &'a str,
+    /// The policy domain it is about.
+    pub domain: &'a str,
+    /// The TLS-RPT record the sessions were counted under (`""`: looked up when built).
+    pub tlsrpt_record: &'a str,
+    /// `report-id`.
+    pub report_id: &'a str,
+    /// The §5.1 file name.
+    pub filename: &'a str,
+    /// The report JSON.
+    pub json: &'a [u8],
+    /// When it was built.
+    pub created_at: UnixTime,
+    /// The `rua` URIs to deliver it to, each first due at `due`.
+    pub rua: &'a [String],
+    /// When the first attempt is due.
+    pub due: UnixTime,
+}
+
+/// Where one report stands with one `rua` URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not delivered yet; tried at `next_attempt`.
+    Pending,
+    /// Accepted by the endpoint.
+    Delivered,
+    /// Given up after the retry window (RETRY-01).
+    GaveUp,
+}
+
+impl DeliveryState {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::GaveUp => "gave-up",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "delivered" => Self::Delivered,
+            "gave-up" => Self::GaveUp,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One (report, `rua` URI) as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The report's row id.
+    pub report: i64,
+    /// The `rua` URI.
+    pub uri: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the first attempt was made.
+    pub first_attempt: Option<UnixTime>,
+    /// When the next attempt is due.
+    pub next_attempt: UnixTime,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The report's UTC day.
+    pub day: String,
+    /// The policy domain.
+    pub domain: String,
+    /// `report-id`.
+    pub report_id: String,
+    /// The §5.1 file name.
+    pub filename: String,
+    /// The report JSON.
+    pub json: Vec<u8>,
+}
+
+/// A delivery as the backends read it: (report, uri, state, attempts, first, next, error,
+/// day, domain, report-id, filename, json).
+type DeliveryRow = (
+    i64,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    Vec<u8>,
+);
+
+impl From<DeliveryRow> for Delivery {
+    fn from(r: DeliveryRow) -> Self {
+        let time = |t: i64| u64::try_from(t).unwrap_or(0);
+        Self {
+            report: r.0,
+            uri: r.1,
+            state: DeliveryState::parse(&r.2),
+            attempts: u32::try_from(r.3).unwrap_or(u32::MAX),
+            first_attempt: r.4.map(time),
+            next_attempt: time(r.5),
+            last_error: r.6,
+            day: r.7,
+            domain: r.8,
+            report_id: r.9,
+            filename: r.10,
+            json: r.11,
+        }
+    }
+}
 
 /// A stored report as read back: where it came from and its JSON as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +520,18 @@ trait Backend: Send + std::fmt::Debug {
         &mut self,
         day: &str,
     ) -> Result<(Vec<SessionPolicyRow>, Vec<SessionFailureRow>), DbError>;
+    /// Stores a built report and its deliveries in one transaction; false: already there.
+    fn insert_outgoing(&mut self, r: &NewOutgoing<'_>) -> Result<bool, DbError>;
+    /// The days with sessions counted.
+    fn session_days(&mut self) -> Result<Vec<String>, DbError>;
+    /// (domain, record) of the reports built for `day`.
+    fn outgoing_keys(&mut self, day: &str) -> Result<Vec<(String, String)>, DbError>;
+    /// Pending deliveries due at `now`.
+    fn due(&mut self, now: i64) -> Result<Vec<DeliveryRow>, DbError>;
+    /// Every delivery of the reports of `day` or later.
+    fn deliveries_since(&mut self, day: &str) -> Result<Vec<DeliveryRow>, DbError>;
+    /// Records an attempt's outcome.
+    fn update_delivery(&mut self, d: &Delivery) -> Result<(), DbError>;
 }
 
 /// The report store.
@@ -524,6 +703,48 @@ impl ReportDb {
                 .or_default() += count(sessions);
         }
         Ok(out)
+    }
+
+    /// Stores a built report with a pending delivery per `rua` URI, in one transaction;
+    /// false when that day's report for (domain, record) was built before (kept as it was).
+    pub fn add_outgoing(&mut self, r: &NewOutgoing<'_>) -> Result<bool, DbError> {
+        self.backend.insert_outgoing(r)
+    }
+
+    /// The UTC days (`YYYY-MM-DD`) with sessions counted, oldest first.
+    pub fn session_days(&mut self) -> Result<Vec<String>, DbError> {
+        self.backend.session_days()
+    }
+
+    /// (domain, record) of the reports already built for `day`.
+    pub fn outgoing_keys(&mut self, day: &str) -> Result<Vec<(String, String)>, DbError> {
+        self.backend.outgoing_keys(day)
+    }
+
+    /// Pending deliveries due at `now`, oldest report first.
+    pub fn due_deliveries(&mut self, now: UnixTime) -> Result<Vec<Delivery>, DbError> {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        Ok(self
+            .backend
+            .due(now)?
+            .into_iter()
+            .map(Delivery::from)
+            .collect())
+    }
+
+    /// Every delivery of the reports of `day` (`YYYY-MM-DD`) or later.
+    pub fn deliveries_since(&mut self, day: &str) -> Result<Vec<Delivery>, DbError> {
+        Ok(self
+            .backend
+            .deliveries_since(day)?
+            .into_iter()
+            .map(Delivery::from)
+            .collect())
+    }
+
+    /// Records the outcome of an attempt (state, attempts, times, error of `d`).
+    pub fn update_delivery(&mut self, d: &Delivery) -> Result<(), DbError> {
+        self.backend.update_delivery(d)
     }
 
     /// The reports `filter` selects (a report naming the domain among others included),

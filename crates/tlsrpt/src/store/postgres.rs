@@ -5,9 +5,26 @@
 use postgres::{Client, Config};
 
 use super::{
-    Backend, DbError, NewReport, ReportRow, SessionFailureRow, SessionPolicyRow, SessionRow,
-    SessionRows, TotalsRow, sql,
+    Backend, DbError, Delivery, DeliveryRow, NewOutgoing, NewReport, ReportRow, SessionFailureRow,
+    SessionPolicyRow, SessionRow, SessionRows, TotalsRow, sql,
 };
+
+fn delivery_row(row: &postgres::Row) -> Result<DeliveryRow, postgres::Error> {
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+        row.try_get(8)?,
+        row.try_get(9)?,
+        row.try_get(10)?,
+        row.try_get(11)?,
+    ))
+}
 
 fn report_row(row: &postgres::Row) -> Result<ReportRow, postgres::Error> {
     Ok(ReportRow {
@@ -56,7 +73,6 @@ fn target(config: &Config) -> String {
     )
 }
 
-/// `?N` → `$N`.
 /// The rows of a five-column query on `day`.
 fn five<D>(
     client: &mut postgres::Client,
@@ -81,6 +97,7 @@ where
         .collect()
 }
 
+/// `?N` → `$N`.
 fn pg(statement: &str) -> String {
     statement.replace('?', "$")
 }
@@ -303,5 +320,100 @@ impl Backend for Postgres {
         let policies = five(&mut self.client, sql::SELECT_SESSION_POLICIES, day).map_err(&err)?;
         let failures = five(&mut self.client, sql::SELECT_SESSION_FAILURES, day).map_err(err)?;
         Ok((policies, failures))
+    }
+
+    fn insert_outgoing(&mut self, r: &NewOutgoing<'_>) -> Result<bool, DbError> {
+        let err = self.err();
+        let created = i64::try_from(r.created_at).unwrap_or(i64::MAX);
+        let due = i64::try_from(r.due).unwrap_or(i64::MAX);
+        let mut tx = self.client.transaction().map_err(&err)?;
+        let row = tx
+            .query_opt(
+                &pg(sql::INSERT_OUTGOING),
+                &[
+                    &r.day,
+                    &r.domain,
+                    &r.tlsrpt_record,
+                    &r.report_id,
+                    &r.filename,
+                    &r.json,
+                    &created,
+                ],
+            )
+            .map_err(&err)?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let id: i64 = row.try_get(0).map_err(&err)?;
+        let insert = tx.prepare(&pg(sql::INSERT_DELIVERY)).map_err(&err)?;
+        for uri in r.rua {
+            tx.execute(&insert, &[&id, uri, &due]).map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        Ok(true)
+    }
+
+    fn session_days(&mut self) -> Result<Vec<String>, DbError> {
+        let err = self.err();
+        self.client
+            .query(sql::SELECT_SESSION_DAYS, &[])
+            .map_err(&err)?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(err)
+    }
+
+    fn outgoing_keys(&mut self, day: &str) -> Result<Vec<(String, String)>, DbError> {
+        let err = self.err();
+        self.client
+            .query(&pg(sql::SELECT_OUTGOING_KEYS), &[&day])
+            .map_err(&err)?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(err)
+    }
+
+    fn due(&mut self, now: i64) -> Result<Vec<DeliveryRow>, DbError> {
+        let err = self.err();
+        self.client
+            .query(&pg(sql::SELECT_DUE), &[&now])
+            .map_err(&err)?
+            .iter()
+            .map(delivery_row)
+            .collect::<Result<_, _>>()
+            .map_err(err)
+    }
+
+    fn deliveries_since(&mut self, day: &str) -> Result<Vec<DeliveryRow>, DbError> {
+        let err = self.err();
+        self.client
+            .query(&pg(sql::SELECT_DELIVERIES), &[&day])
+            .map_err(&err)?
+            .iter()
+            .map(delivery_row)
+            .collect::<Result<_, _>>()
+            .map_err(err)
+    }
+
+    fn update_delivery(&mut self, d: &Delivery) -> Result<(), DbError> {
+        let err = self.err();
+        let time = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        self.client
+            .execute(
+                &pg(sql::UPDATE_DELIVERY),
+                &[
+                    &d.report,
+                    &d.uri,
+                    &d.state.as_str(),
+                    &i64::from(d.attempts),
+                    &d.first_attempt.map(time),
+                    &time(d.next_attempt),
+                    &d.last_error,
+                ],
+            )
+            .map_err(err)?;
+        Ok(())
     }
 }

@@ -5,9 +5,36 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Backend, DbError, NewReport, ReportRow, SessionFailureRow, SessionPolicyRow, SessionRow,
-    SessionRows, TotalsRow, sql,
+    Backend, DbError, Delivery, DeliveryRow, NewOutgoing, NewReport, ReportRow, SessionFailureRow,
+    SessionPolicyRow, SessionRow, SessionRows, TotalsRow, sql,
 };
+
+fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+fn deliveries(
+    conn: &Connection,
+    statement: &str,
+    param: &dyn rusqlite::ToSql,
+) -> rusqlite::Result<Vec<DeliveryRow>> {
+    let mut stmt = conn.prepare(statement)?;
+    let rows = stmt.query_map([param], delivery_row)?;
+    rows.collect()
+}
 
 fn report_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
     Ok(ReportRow {
@@ -247,5 +274,83 @@ impl Backend for Sqlite {
         let policies = five(&self.conn, sql::SELECT_SESSION_POLICIES, day).map_err(&err)?;
         let failures = five(&self.conn, sql::SELECT_SESSION_FAILURES, day).map_err(err)?;
         Ok((policies, failures))
+    }
+
+    fn insert_outgoing(&mut self, r: &NewOutgoing<'_>) -> Result<bool, DbError> {
+        let err = self.err();
+        let created = i64::try_from(r.created_at).unwrap_or(i64::MAX);
+        let due = i64::try_from(r.due).unwrap_or(i64::MAX);
+        let tx = self.conn.transaction().map_err(&err)?;
+        let id: Option<i64> = tx
+            .query_row(
+                sql::INSERT_OUTGOING,
+                params![
+                    r.day,
+                    r.domain,
+                    r.tlsrpt_record,
+                    r.report_id,
+                    r.filename,
+                    r.json,
+                    created
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        for uri in r.rua {
+            tx.execute(sql::INSERT_DELIVERY, params![id, uri, due])
+                .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        Ok(true)
+    }
+
+    fn session_days(&mut self) -> Result<Vec<String>, DbError> {
+        let err = self.err();
+        let mut stmt = self.conn.prepare(sql::SELECT_SESSION_DAYS).map_err(&err)?;
+        let rows = stmt.query_map([], |row| row.get(0)).map_err(&err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)
+    }
+
+    fn outgoing_keys(&mut self, day: &str) -> Result<Vec<(String, String)>, DbError> {
+        let err = self.err();
+        let mut stmt = self.conn.prepare(sql::SELECT_OUTGOING_KEYS).map_err(&err)?;
+        let rows = stmt
+            .query_map(params![day], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(&err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)
+    }
+
+    fn due(&mut self, now: i64) -> Result<Vec<DeliveryRow>, DbError> {
+        let err = self.err();
+        deliveries(&self.conn, sql::SELECT_DUE, &now).map_err(err)
+    }
+
+    fn deliveries_since(&mut self, day: &str) -> Result<Vec<DeliveryRow>, DbError> {
+        let err = self.err();
+        deliveries(&self.conn, sql::SELECT_DELIVERIES, &day).map_err(err)
+    }
+
+    fn update_delivery(&mut self, d: &Delivery) -> Result<(), DbError> {
+        let err = self.err();
+        let time = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        self.conn
+            .execute(
+                sql::UPDATE_DELIVERY,
+                params![
+                    d.report,
+                    d.uri,
+                    d.state.as_str(),
+                    i64::from(d.attempts),
+                    d.first_attempt.map(time),
+                    time(d.next_attempt),
+                    d.last_error
+                ],
+            )
+            .map_err(err)?;
+        Ok(())
     }
 }
