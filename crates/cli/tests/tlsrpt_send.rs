@@ -22,7 +22,7 @@ const SUBMISSION: &str = "smtp.sender.example";
 fn datagram(record: &str, failure: Option<u32>) -> String {
     let (details, f) = match failure {
         Some(code) => (
-            format!(r#"[{{"c":{code},"s":"192.0.2.1","h":"mx.receiver.test","r":"127.0.0.9"}}]"#),
+            format!(r#"[{{"c":{code},"s":"192.0.2.1","n":"mx.receiver.test","r":"127.0.0.9"}}]"#),
             1,
         ),
         None => ("[]".to_string(), 0),
@@ -201,7 +201,7 @@ async fn a_days_sessions_reach_the_receivers_https_and_mail_rua_with_the_same_co
         "v=TLSRPTv1; rua=https://rua.receiver.test:{port}/tlsrpt,mailto:tlsrpt@receiver.test"
     );
 
-    // 7 successful sessions, 2 certificate-expired (202), 1 starttls-not-supported (201).
+    // 7 successful sessions, 2 certificate-host-mismatch (202), 1 starttls-not-supported (201).
     let send_db = dir.db();
     let mut datagrams = vec![datagram(&record, None); 7];
     datagrams.extend([datagram(&record, Some(202)), datagram(&record, Some(202))]);

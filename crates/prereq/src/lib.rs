@@ -25,17 +25,21 @@ pub enum Prereq {
     Postgres,
     /// Debian's `chromium`, headless (the dashboard's browser test).
     Chromium,
+    /// The independent TLS-RPT peers from PyPI (parsedmarc, tlsrpt-reporter) in the venv
+    /// `.ci/peers.sh` makes ([`peers_venv`]).
+    Peers,
 }
 
 impl Prereq {
     /// Every prerequisite; each crate declares all flags so `check-cfg` knows them.
-    pub const ALL: [Prereq; 6] = [
+    pub const ALL: [Prereq; 7] = [
         Prereq::Redis,
         Prereq::LabNamespace,
         Prereq::Postfix,
         Prereq::SocketActivate,
         Prereq::Postgres,
         Prereq::Chromium,
+        Prereq::Peers,
     ];
 
     /// The name in `MTASTS_TEST_SKIP` and in the cfg flag.
@@ -47,6 +51,7 @@ impl Prereq {
             Prereq::SocketActivate => "systemd",
             Prereq::Postgres => "postgres",
             Prereq::Chromium => "chromium",
+            Prereq::Peers => "peers",
         }
     }
 
@@ -63,6 +68,8 @@ impl Prereq {
             // Found by `postgres_bin_dir`, not on PATH.
             Prereq::Postgres => &[],
             Prereq::Chromium => &["chromium"],
+            // In the venv, not on PATH.
+            Prereq::Peers => &[],
         }
     }
 
@@ -71,9 +78,20 @@ impl Prereq {
         match self {
             Prereq::Postgres if postgres_bin_dir().is_none() => Some("initdb, postgres"),
             Prereq::Postgres if root && !passwd_has("postgres") => Some("the postgres user"),
+            Prereq::Peers if !is_executable(&peers_venv().join("bin/tlsrpt-collectd")) => {
+                Some("the PyPI peers (run `bash .ci/peers.sh`)")
+            }
             _ => None,
         }
     }
+}
+
+/// The venv holding parsedmarc and tlsrpt-reporter: `$MTASTS_PEERS_VENV`, else
+/// `target/peers-venv` of the workspace (where `.ci/peers.sh` puts it).
+pub fn peers_venv() -> PathBuf {
+    std::env::var_os("MTASTS_PEERS_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers-venv"))
 }
 
 /// The directory of PostgreSQL's server programs: the one holding `initdb` on PATH, else
@@ -108,6 +126,7 @@ fn passwd_has(user: &str) -> bool {
 pub fn emit() {
     println!("cargo::rerun-if-env-changed=MTASTS_TEST_SKIP");
     println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-env-changed=MTASTS_PEERS_VENV");
     let skip = std::env::var("MTASTS_TEST_SKIP").unwrap_or_default();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
