@@ -101,6 +101,10 @@ async fn lab() -> World {
 }
 
 fn write_config(dir: &Dir, world: &World, mail: bool) -> String {
+    write_config_with(dir, world, mail, false)
+}
+
+fn write_config_with(dir: &Dir, world: &World, mail: bool, unvalidated_retry: bool) -> String {
     let smtp = world.smtp_addr(SUBMISSION).expect("submission server");
     let ca = world.ca_file().display().to_string();
     let key = concat!(
@@ -109,7 +113,7 @@ fn write_config(dir: &Dir, world: &World, mail: bool) -> String {
     );
     let mut config = format!(
         "organization = \"Sender Example\"\ncontact = \"tlsrpt@sender.example\"\n\n\
-         [https]\nca_file = \"{ca}\"\ntimeout = \"10s\"\nretry_without_validation = false\n"
+         [https]\nca_file = \"{ca}\"\ntimeout = \"10s\"\nretry_without_validation = {unvalidated_retry}\n"
     );
     if mail {
         config.push_str(&format!(
@@ -399,4 +403,198 @@ async fn an_unreachable_rua_is_retried_with_back_off_then_given_up_after_a_day()
     );
     let o = send(t0 + 2 * 86_400, &[]);
     assert!(text(&o).contains("nothing to send"), "{}", text(&o));
+}
+
+/// RPT-01/RPT-02: the daemon's own failed fetches reach the collector as session results of
+/// their RFC 8460 types, and become the domain's report (its rua looked up at send time).
+#[test]
+fn the_daemons_failed_fetches_become_sessions_of_their_result_types() {
+    let lab = common::EphemeralLab::start("tlsrpt-events");
+    let dir = Dir::new("send-events");
+    let db = dir.db();
+    let socket = dir.0.join("tlsrpt.sock");
+    let (collector, _) = start(
+        Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["tlsrpt", "collect", "--db", &db, "--socket"])
+            .arg(&socket),
+        "mtasts tlsrpt collect ready on ",
+    );
+    let config = dir.0.join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = [\"127.0.0.1:0\"]\ncache = \"memory\"\nnameserver = \"{}\"\nca_file = \"{}\"\ntlsrpt_socket = \"{}\"\n",
+            lab.dns,
+            lab.ca().display(),
+            socket.display()
+        ),
+    )
+    .expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["daemon", "--config"])
+        .arg(&config)
+        .arg("--port-map")
+        .arg(lab.ports());
+    let mut daemon = common::Daemon::spawn(cmd);
+    for domain in [
+        "status-404.test",
+        "policy-invalid.test",
+        "policy-expired.test",
+        "enforce.test",
+    ] {
+        let _ = common::ask(daemon.port, &format!("postfix {domain}"));
+    }
+    let day = mtasts_tlsrpt::collect::utc_day(mtasts_tlsrpt::unix_now());
+    let spec: mtasts_tlsrpt::DbSpec = db.parse().expect("spec");
+    let start_wait = Instant::now();
+    let types = loop {
+        let got = mtasts_tlsrpt::ReportDb::open(&spec)
+            .and_then(|mut s| s.session_day(&day))
+            .expect("store");
+        let types: Vec<(String, String)> = got
+            .iter()
+            .flat_map(|((domain, _), d)| {
+                d.policy_results().into_iter().flat_map(move |p| {
+                    let domain = domain.clone();
+                    p.failures
+                        .into_iter()
+                        .map(move |f| (domain.clone(), f.result_type))
+                })
+            })
+            .collect();
+        if types.len() >= 3 || start_wait.elapsed() > Duration::from_secs(10) {
+            break types;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (_, log) = daemon.stop("-TERM");
+    stop(collector);
+    assert_eq!(
+        types,
+        [
+            (
+                "policy-expired.test".to_string(),
+                "sts-webpki-invalid".to_string()
+            ),
+            (
+                "policy-invalid.test".to_string(),
+                "sts-policy-invalid".to_string()
+            ),
+            (
+                "status-404.test".to_string(),
+                "sts-policy-fetch-error".to_string()
+            ),
+        ],
+        "{log}"
+    );
+    // The report of one: its rua is looked up now (the lab publishes none: kept, not sent).
+    let send_config = dir.0.join("send.toml");
+    std::fs::write(
+        &send_config,
+        "organization = \"Sender Example\"\ncontact = \"tlsrpt@sender.example\"\n",
+    )
+    .expect("config");
+    let o = mtasts(&[
+        "tlsrpt",
+        "send",
+        "--db",
+        &db,
+        "--config",
+        &send_config.display().to_string(),
+        "--nameserver",
+        &lab.dns,
+        "--day",
+        &day,
+        "--dry-run",
+        "--now",
+        &after(&day, 1),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("status-404.test")
+            && out.contains("\"result-type\": \"sts-policy-fetch-error\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("nowhere: no TXT record at _smtp._tls.status-404.test"),
+        "{out}"
+    );
+}
+
+/// HTTP-03: a rua whose certificate does not validate is posted to once more without
+/// validation (said in the outcome), unless `retry_without_validation = false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_rua_certificate_is_posted_to_once_more_without_validation() {
+    let world = lab().await;
+    for retry in [false, true] {
+        let dir = Dir::new(if retry {
+            "send-http03-on"
+        } else {
+            "send-http03-off"
+        });
+        // A CA the sender does not trust.
+        let stranger = mtasts_testkit::TestCa::new().expect("ca");
+        let pem = dir.0.join("rua.pem");
+        std::fs::write(
+            &pem,
+            stranger.issue_pem(&["rua.receiver.test"]).expect("cert"),
+        )
+        .expect("pem");
+        let recv_db = format!("sqlite:{}", dir.0.join("received.db").display());
+        let (receiver, addr) = start(
+            Command::new(env!("CARGO_BIN_EXE_mtasts"))
+                .args([
+                    "tlsrpt",
+                    "receive",
+                    "--db",
+                    &recv_db,
+                    "--listen",
+                    "127.0.0.1:0",
+                ])
+                .arg("--cert")
+                .arg(&pem)
+                .arg("--key")
+                .arg(&pem),
+            "mtasts tlsrpt receive ready on https://",
+        );
+        let port = addr
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .to_string();
+        let record = format!("v=TLSRPTv1; rua=https://rua.receiver.test:{port}/");
+        let send_db = dir.db();
+        let day = collect(
+            &send_db,
+            &dir.0.join("tlsrpt.sock"),
+            &[datagram(&record, None)],
+        );
+        let config = write_config_with(&dir, &world, false, retry);
+        let o = mtasts(&[
+            "tlsrpt",
+            "send",
+            "--db",
+            &send_db,
+            "--config",
+            &config,
+            "--nameserver",
+            &world.dns_addr().to_string(),
+            "--now",
+            &after(&day, 5),
+        ]);
+        let out = text(&o);
+        stop(receiver);
+        if retry {
+            assert_eq!(o.status.code(), Some(0), "{out}");
+            assert!(
+                out.contains("(HTTP 201 (certificate not valid, sent anyway: HTTP-03))"),
+                "{out}"
+            );
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{out}");
+            assert!(out.contains("(attempt 1, retry at"), "{out}");
+        }
+    }
 }

@@ -253,6 +253,36 @@ pub fn parse_datagram(bytes: &[u8]) -> Result<SessionResult, DatagramError> {
     })
 }
 
+/// The libtlsrpt datagram (protocol version 1) of a session that failed before TLS: the STS
+/// policy of `domain` could not be applied (`result_type`: `sts-policy-fetch-error`,
+/// `sts-policy-invalid` or `sts-webpki-invalid`). `policy_strings` and `mx_hosts` are the
+/// cached policy's, if one is in force. `None` for a result type libtlsrpt has no code for.
+pub fn failure_datagram(
+    domain: &str,
+    result_type: &str,
+    policy_strings: &[String],
+    mx_hosts: &[String],
+) -> Option<String> {
+    let code = RESULT_CODES.iter().find(|(_, t)| *t == result_type)?.0;
+    Some(
+        serde_json::json!({
+            "dpv": "1",
+            "d": domain,
+            "pr": "",
+            "policies": [{
+                "policy-type": 2,
+                "policy-domain": domain,
+                "policy-string": policy_strings,
+                "mx-host": mx_hosts,
+                "failure-details": [{"c": code}],
+                "t": 1,
+                "f": 1,
+            }],
+        })
+        .to_string(),
+    )
+}
+
 /// What identifies one `policies` element of a report.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PolicyKey {

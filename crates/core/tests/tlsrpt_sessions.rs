@@ -218,3 +218,43 @@ fn json_02_to_09_a_generated_report_is_read_back_by_our_receiver_without_a_warni
     assert!(v["policies"][0]["policy"]["mx-host"].is_array());
     assert_eq!(v["date-range"]["end-datetime"], "2026-11-30T23:59:59Z");
 }
+
+#[test]
+fn rpt_01_02_the_daemons_own_fetch_failures_are_datagrams_our_collector_reads() {
+    use mtasts_core::session::failure_datagram;
+    let lines = vec!["version: STSv1".to_string(), "mode: enforce".to_string()];
+    let mx = vec!["mx.example.com".to_string()];
+    for (result_type, code) in [
+        ("sts-policy-fetch-error", 301),
+        ("sts-policy-invalid", 302),
+        ("sts-webpki-invalid", 303),
+    ] {
+        let d = failure_datagram("example.com", result_type, &lines, &mx).expect("a code");
+        assert!(d.contains(&format!("\"c\":{code}")), "{d}");
+        let s = parse_datagram(d.as_bytes()).expect("our collector reads it");
+        assert_eq!(s.domain.as_str(), "example.com");
+        assert_eq!(
+            s.tlsrpt_record, "",
+            "the record is looked up when the report is built"
+        );
+        let p = &s.policies[0];
+        assert_eq!(p.policy_type, PolicyType::Sts);
+        assert!(p.failed);
+        assert_eq!(
+            (p.policy_strings.clone(), p.mx_hosts.clone()),
+            (lines.clone(), mx.clone())
+        );
+        assert_eq!(p.failures[0].result_type, result_type);
+    }
+    // Without a cached policy: no strings, still a failed sts session.
+    let d = failure_datagram("example.com", "sts-policy-fetch-error", &[], &[]).expect("code");
+    assert!(
+        parse_datagram(d.as_bytes()).expect("valid").policies[0]
+            .policy_strings
+            .is_empty()
+    );
+    assert_eq!(
+        failure_datagram("example.com", "no-such-type", &[], &[]),
+        None
+    );
+}

@@ -55,6 +55,15 @@ pub enum StartError {
     #[error(transparent)]
     /// A listener could not be bound.
     Listen(#[from] ServerError),
+    #[error("the TLS-RPT event socket {}", path.display())]
+    /// The socket for policy failure events could not be set up.
+    TlsrptSocket {
+        /// The socket's path.
+        path: PathBuf,
+        #[source]
+        /// Why.
+        source: std::io::Error,
+    },
     #[error("metrics listener {addr}")]
     /// The HTTP listener could not be bound.
     Metrics {
@@ -143,7 +152,20 @@ impl Daemon {
             connect_map: options.connect_map,
             trust: trust.clone(),
         };
-        let resolver = endpoints.resolver(store, config.resolver_settings())?;
+        let mut builder = endpoints.builder()?.settings(config.resolver_settings());
+        if let Some(store) = store {
+            builder = builder.store(store);
+        }
+        if let Some(path) = &config.tlsrpt_socket {
+            let sink = mtasts_resolver::events::DatagramSink::new(path).map_err(|source| {
+                StartError::TlsrptSocket {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            builder = builder.failure_sink(Arc::new(sink));
+        }
+        let resolver = builder.build();
         let dane =
             if config.postfix_dnssec.dane_answers() && config.named_zones().any(|(_, z)| z.dane) {
                 let client = DnssecClient::new(

@@ -68,6 +68,10 @@ pub struct Config {
     /// (first matching rule wins; see docs/conditional-trust.md).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trust: Vec<TrustRule>,
+    /// The TLS-RPT collector's datagram socket (`mtasts tlsrpt collect --socket`): each
+    /// failed policy fetch is sent there as a session result (none: not reported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tlsrpt_socket: Option<PathBuf>,
 }
 
 /// One `[[trust]]` rule.
@@ -268,6 +272,7 @@ impl Default for Config {
             default_zone: Zone::default(),
             zones: BTreeMap::new(),
             trust: Vec::new(),
+            tlsrpt_socket: None,
         }
     }
 }
@@ -361,6 +366,7 @@ impl Config {
             self.dane_nameserver != new.dane_nameserver,
         );
         differs("metrics_listen", self.metrics_listen != new.metrics_listen);
+        differs("tlsrpt_socket", self.tlsrpt_socket != new.tlsrpt_socket);
         differs("log_format", self.log_format != new.log_format);
         differs(
             "shutdown_timeout",

@@ -23,6 +23,7 @@ pub struct ResolverBuilder<D, F> {
     store: Option<AnyStore>,
     clock: Arc<dyn Clock>,
     settings: ResolverSettings,
+    failure_sink: Option<Arc<dyn crate::events::FailureSink>>,
 }
 
 impl<D, F> std::fmt::Debug for ResolverBuilder<D, F> {
@@ -44,6 +45,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
             store: None,
             clock: Arc::new(SystemClock),
             settings: ResolverSettings::default(),
+            failure_sink: None,
         }
     }
 }
@@ -68,8 +70,22 @@ impl<D: Dns, F: Fetch> ResolverBuilder<D, F> {
     }
 
     /// The resolver.
+    /// Reports failed fetches to `sink` (TLS-RPT events).
+    pub fn failure_sink(mut self, sink: Arc<dyn crate::events::FailureSink>) -> Self {
+        self.failure_sink = Some(sink);
+        self
+    }
+
+    /// The resolver.
     pub fn build(self) -> Resolver<D, F> {
-        Resolver::new(self.dns, self.fetch, self.store, self.clock, self.settings)
+        Resolver::with_sink(
+            self.dns,
+            self.fetch,
+            self.store,
+            self.clock,
+            self.settings,
+            self.failure_sink,
+        )
     }
 }
 

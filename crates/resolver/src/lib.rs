@@ -8,6 +8,7 @@ pub mod counter;
 pub mod dane;
 pub mod dns;
 pub mod dnssec;
+pub mod events;
 pub mod fetch;
 pub mod pinned;
 pub mod resolver;

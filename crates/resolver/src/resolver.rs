@@ -134,6 +134,8 @@ struct Inner<D, F> {
     unsaved: Unsaved,
     /// Store errors come in storms when a backend is down: logged at most once per 10 s each.
     throttle: crate::throttle::Throttle,
+    /// Where failed fetches are reported (TLS-RPT), if anywhere.
+    failure_sink: Option<Arc<dyn crate::events::FailureSink>>,
 }
 
 /// The sender-side resolver. Cheap to clone.
@@ -167,6 +169,18 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         clock: Arc<dyn Clock>,
         settings: ResolverSettings,
     ) -> Self {
+        Self::with_sink(dns, fetcher, backing, clock, settings, None)
+    }
+
+    /// [`Resolver::new`], reporting failed fetches to `failure_sink`.
+    pub fn with_sink(
+        dns: Arc<D>,
+        fetcher: F,
+        backing: Option<AnyStore>,
+        clock: Arc<dyn Clock>,
+        settings: ResolverSettings,
+        failure_sink: Option<Arc<dyn crate::events::FailureSink>>,
+    ) -> Self {
         // A memory backing would only duplicate the hot tier.
         let backing = backing.filter(|b| !matches!(b, AnyStore::Memory(_)));
         Self {
@@ -181,6 +195,7 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                 unsaved: Unsaved::default(),
                 stats: Stats::default(),
                 throttle: crate::throttle::Throttle::default(),
+                failure_sink,
             }),
         }
     }
@@ -404,6 +419,9 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
                     }
                 };
                 let (next, v) = on_fetch(Some(&next), now, &id, outcome);
+                if let (Some(sink), Some(e)) = (&inner.failure_sink, &err) {
+                    sink.fetch_failed(domain, e.failure(), next.policy.as_ref());
+                }
                 (next, v, err)
             }
         };
