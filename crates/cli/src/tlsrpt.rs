@@ -77,6 +77,19 @@ enum TlsrptCommand {
         /// Permissions of the socket, octal: the MTA's user must be able to write to it.
         #[arg(long, value_name = "MODE", default_value = "0660", value_parser = parse_mode)]
         socket_mode: u32,
+        /// Also take session results as JSON lines on this unix stream socket, each answered
+        /// `ok` or `error: …` (Exim's `event_action`, scripts; see docs/tlsrpt.md). Same mode.
+        #[arg(long, value_name = "PATH")]
+        submit_socket: Option<PathBuf>,
+    },
+    /// Send session results, one JSON object per line on stdin, to a collector's
+    /// `--submit-socket` (see docs/tlsrpt.md for the fields); prints each answer.
+    ///
+    /// Exit status: 0 every line stored, 1 some line refused or not stored, 2 no collector.
+    Submit {
+        /// The collector's submission socket.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
     },
     /// Sending side: build each ended UTC day's reports from the collected sessions (one per
     /// policy domain, after a per-domain delay of up to `max_delay`) and deliver them to
@@ -221,7 +234,9 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             db,
             socket,
             socket_mode,
-        } => collect(db, socket, *socket_mode),
+            submit_socket,
+        } => collect(db, socket, *socket_mode, submit_socket.as_deref()),
+        TlsrptCommand::Submit { socket } => submit(socket),
         TlsrptCommand::Send {
             db,
             config,
@@ -441,7 +456,45 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("`{s}` is not an octal mode such as 0660"))
 }
 
-fn collect(db: &DbSpec, path: &std::path::Path, mode: u32) -> Result<ExitCode> {
+fn submit(socket: &std::path::Path) -> Result<ExitCode> {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let stream = std::os::unix::net::UnixStream::connect(socket)
+        .with_context(|| format!("connecting to the collector at {}", socket.display()))?;
+    let mut answers = BufReader::new(stream.try_clone().context("socket")?);
+    let mut stream = stream;
+    let mut failed = false;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        stream
+            .write_all(format!("{line}\n").as_bytes())
+            .context("writing to the collector")?;
+        let mut answer = String::new();
+        if answers
+            .read_line(&mut answer)
+            .context("reading the answer")?
+            == 0
+        {
+            anyhow::bail!("the collector closed the connection");
+        }
+        failed |= !answer.starts_with("ok");
+        print!("{answer}");
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn collect(
+    db: &DbSpec,
+    path: &std::path::Path,
+    mode: u32,
+    submit_path: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     use std::os::unix::fs::PermissionsExt as _;
     let store = ReportDb::open(db).context("opening the store")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -458,23 +511,52 @@ fn collect(db: &DbSpec, path: &std::path::Path, mode: u32) -> Result<ExitCode> {
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let (stop, rx) = tokio::sync::watch::channel(false);
         let counts = std::sync::Arc::new(mtasts_tlsrpt::collect::CollectCounts::default());
+        let store = std::sync::Arc::new(std::sync::Mutex::new(store));
+        let submissions = match submit_path {
+            Some(p) => {
+                let listener = mtasts_tlsrpt::collect::bind_stream(p)
+                    .with_context(|| format!("binding {}", p.display()))?;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                    .with_context(|| format!("setting the mode of {}", p.display()))?;
+                Some(tokio::spawn(mtasts_tlsrpt::collect::serve_submissions(
+                    listener,
+                    store.clone(),
+                    counts.clone(),
+                    rx.clone(),
+                )))
+            }
+            None => None,
+        };
         let task = tokio::spawn(mtasts_tlsrpt::collect::collect(
             socket,
-            std::sync::Arc::new(std::sync::Mutex::new(store)),
+            store,
             counts.clone(),
             rx,
         ));
-        eprintln!("mtasts tlsrpt collect ready on {}", path.display());
+        match submit_path {
+            Some(p) => eprintln!(
+                "mtasts tlsrpt collect ready on {} (submissions on {})",
+                path.display(),
+                p.display()
+            ),
+            None => eprintln!("mtasts tlsrpt collect ready on {}", path.display()),
+        }
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
         let _ = stop.send(true);
         let _ = task.await;
+        if let Some(t) = submissions {
+            let _ = t.await;
+        }
         let _ = std::fs::remove_file(path);
+        if let Some(p) = submit_path {
+            let _ = std::fs::remove_file(p);
+        }
         use std::sync::atomic::Ordering::Relaxed;
         eprintln!(
-            "mtasts tlsrpt collect: {} session(s) counted, {} datagram(s) refused, {} lost to store failures",
+            "mtasts tlsrpt collect: {} session(s) counted, {} refused (bad datagrams or lines), {} lost to store failures",
             counts.sessions.load(Relaxed),
             counts.refused.load(Relaxed),
             counts.store_failures.load(Relaxed)

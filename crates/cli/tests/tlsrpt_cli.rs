@@ -493,8 +493,88 @@ fn collect_counts_datagrams_from_the_socket_and_stops_on_sigterm() {
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).expect("stderr");
     assert!(
-        rest.contains("3 session(s) counted, 1 datagram(s) refused, 0 lost"),
+        rest.contains("3 session(s) counted, 1 refused (bad datagrams or lines), 0 lost"),
         "{rest}"
     );
     assert!(!socket.exists(), "the socket is removed on exit");
+}
+
+/// The line protocol for MTAs without libtlsrpt: each line answered once stored (`ok`) or
+/// refused with the field and the rule; an over-long line is refused and the connection
+/// closed; `mtasts tlsrpt submit` says which failed in its exit status.
+#[test]
+fn submitted_lines_are_answered_once_stored_or_refused_with_the_rule() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = Dir::new("submit");
+    let db = dir.db();
+    let socket = dir.0.join("tlsrpt.sock");
+    let submit = dir.0.join("submit.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["tlsrpt", "collect", "--db", &db, "--socket"])
+        .arg(&socket)
+        .arg("--submit-socket")
+        .arg(&submit)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("read");
+    assert!(line.contains("(submissions on "), "{line}");
+
+    let lines = concat!(
+        r#"{"domain":"example.com","policy-type":"sts","result":"starttls-not-supported","receiving-mx-hostname":"mx.example.com"}"#,
+        "\n",
+        r#"{"domain":"example.com","policy-type":"sts","result":"tls-went-wrong"}"#,
+        "\n\n",
+        r#"{"domain":"example.com","policy-type":"sts","result":"success"}"#,
+        "\n",
+    );
+    let mut submitter = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["tlsrpt", "submit", "--socket"])
+        .arg(&submit)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("submit");
+    submitter
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.as_bytes())
+        .expect("lines");
+    let o = submitter.wait_with_output().expect("submit");
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let answers: Vec<&str> = out.lines().collect();
+    assert_eq!(answers.len(), 3, "{out}");
+    assert_eq!(answers[0], "ok");
+    assert!(
+        answers[1].starts_with("error: `result` = \"tls-went-wrong\""),
+        "{out}"
+    );
+    assert_eq!(answers[2], "ok");
+    // Stored before answered: the store has both now.
+    let spec: mtasts_tlsrpt::DbSpec = db.parse().expect("spec");
+    let day = mtasts_tlsrpt::collect::utc_day(mtasts_tlsrpt::unix_now());
+    let got = mtasts_tlsrpt::ReportDb::open(&spec)
+        .and_then(|mut s| s.session_day(&day))
+        .expect("store");
+    let p = &got.values().next().expect("a domain").policy_results()[0];
+    assert_eq!((p.successful, p.failed), (1, 1));
+    assert_eq!(p.failures[0].result_type, "starttls-not-supported");
+
+    // A line over the bound: refused, and the connection closed.
+    let mut raw = std::os::unix::net::UnixStream::connect(&submit).expect("connect");
+    let long = vec![b'x'; mtasts_core::submission::MAX_LINE + 10];
+    let _ = raw.write_all(&long);
+    let mut answer = String::new();
+    let _ = raw.read_to_string(&mut answer);
+    assert!(answer.starts_with("error: line of "), "{answer}");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    assert!(!submit.exists(), "the submission socket is removed on exit");
 }

@@ -32,6 +32,7 @@ pub mod policy;
 pub mod postfix;
 pub mod report;
 pub mod session;
+pub mod submission;
 pub mod tlsrpt;
 pub mod trust;
 pub mod txt;

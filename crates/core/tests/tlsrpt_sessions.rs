@@ -258,3 +258,49 @@ fn rpt_01_02_the_daemons_own_fetch_failures_are_datagrams_our_collector_reads() 
         None
     );
 }
+
+#[test]
+fn a_submitted_line_is_the_same_session_as_the_datagram_libtlsrpt_would_send() {
+    use mtasts_core::submission::{SubmissionError, parse_submission};
+    let line = r#"{"domain": "company-y.example", "tlsrpt-record": "v=TLSRPTv1; rua=mailto:tlsrpt@company-y.example", "policy-type": "sts", "policy-string": ["version: STSv1","mode: enforce","mx: *.mail.company-y.example","max_age: 86400"], "mx-host": ["*.mail.company-y.example"], "result": "certificate-expired", "sending-mta-ip": "192.0.2.1", "receiving-mx-hostname": "MX1.mail.company-y.example.", "receiving-mx-helo": "mx1.mail.company-y.example", "receiving-ip": "198.51.100.7", "additional-information": "certificate expired", "failure-reason-code": "X509_V_ERR_CERT_HAS_EXPIRED"}"#;
+    let submitted = parse_submission(line.as_bytes()).expect("valid");
+    let datagram = parse_datagram(STS_FAILURE.as_bytes()).expect("valid");
+    assert_eq!(submitted, datagram);
+    let ok = parse_submission(
+        br#"{"domain":"example.net","policy-type":"no-policy-found","result":"success"}"#,
+    )
+    .expect("valid");
+    assert!(!ok.policies[0].failed);
+    assert_eq!(ok.tlsrpt_record, "");
+    assert_eq!(ok.policies[0].policy_domain.as_deref(), Some("example.net"));
+    for (line, want) in [
+        (
+            r#"{"domain":"example.net","policy-type":"dane","result":"success"}"#,
+            "`policy-type` = \"dane\"",
+        ),
+        (
+            r#"{"domain":"example.net","policy-type":"sts","result":"tls-broken"}"#,
+            "`result` = \"tls-broken\"",
+        ),
+        (
+            r#"{"domain":"example.net","policy-type":"sts","result":"validation-failure","receiving-ip":"mx1"}"#,
+            "`receiving-ip` = \"mx1\"",
+        ),
+        (
+            r#"{"domain":"-bad-","policy-type":"sts","result":"success"}"#,
+            "`domain` = \"-bad-\"",
+        ),
+        (
+            r#"{"domain":"example.net","policy-type":"sts","result":"success","colour":"red"}"#,
+            "not a session result",
+        ),
+    ] {
+        let e = parse_submission(line.as_bytes()).expect_err(line);
+        assert!(e.to_string().contains(want), "{e} for {line}");
+    }
+    let long = vec![b' '; mtasts_core::submission::MAX_LINE + 1];
+    assert!(matches!(
+        parse_submission(&long),
+        Err(SubmissionError::TooLong(_))
+    ));
+}

@@ -3,12 +3,17 @@
 //! counted into the store under the UTC day it arrived. A bad datagram is logged and counted,
 //! and the others go on; a store failure is logged and that session is lost (libtlsrpt sends
 //! without waiting, so nothing could be asked to send again).
+//!
+//! Beside it, a unix stream socket for MTAs without libtlsrpt (Exim's `event_action`,
+//! scripts): one JSON session result per line ([`mtasts_core::submission`]), each answered
+//! `ok` once stored or `error: <why>`, so the submitter knows.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UnixDatagram;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{UnixDatagram, UnixListener, UnixStream};
 
 use crate::store::ReportDb;
 
@@ -32,6 +37,17 @@ pub fn utc_day(unix: u64) -> String {
 
 /// Binds `path` (a stale socket file there is replaced) for datagrams.
 pub fn bind(path: &Path) -> std::io::Result<UnixDatagram> {
+    remove_stale(path)?;
+    UnixDatagram::bind(path)
+}
+
+/// Binds `path` (a stale socket file there is replaced) for submission connections.
+pub fn bind_stream(path: &Path) -> std::io::Result<UnixListener> {
+    remove_stale(path)?;
+    UnixListener::bind(path)
+}
+
+fn remove_stale(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
             std::fs::remove_file(path)?;
@@ -44,7 +60,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixDatagram> {
         }
         Err(_) => {}
     }
-    UnixDatagram::bind(path)
+    Ok(())
 }
 
 /// Receives datagrams on `socket` into `db` until `shutdown` turns true.
@@ -75,30 +91,128 @@ pub async fn collect(
                 continue;
             }
         };
-        let day = utc_day(crate::unix_now());
-        let db = db.clone();
-        // The store may fsync: off the runtime's threads.
-        let stored = tokio::task::spawn_blocking(move || {
-            let mut db = match db.lock() {
-                Ok(d) => d,
-                Err(p) => p.into_inner(),
-            };
-            db.add_session(&day, &session)
-                .map_err(|e| mtasts_core::errors::Chain(&e).to_string())
-        })
-        .await;
-        match stored {
-            Ok(Ok(())) => {
+        match store(&db, session).await {
+            Ok(()) => {
                 counts.sessions.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Err(e)) => {
-                counts.store_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "tlsrpt collect: a session could not be stored");
             }
             Err(e) => {
                 counts.store_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "tlsrpt collect: the store task failed");
+                tracing::error!(error = %e, "tlsrpt collect: a session could not be stored");
             }
+        }
+    }
+}
+
+/// Counts `session` under today (UTC); the error as text.
+async fn store(
+    db: &Arc<Mutex<ReportDb>>,
+    session: mtasts_core::session::SessionResult,
+) -> Result<(), String> {
+    let day = utc_day(crate::unix_now());
+    let db = db.clone();
+    // The store may fsync: off the runtime's threads.
+    tokio::task::spawn_blocking(move || {
+        let mut db = match db.lock() {
+            Ok(d) => d,
+            Err(p) => p.into_inner(),
+        };
+        db.add_session(&day, &session)
+            .map_err(|e| mtasts_core::errors::Chain(&e).to_string())
+    })
+    .await
+    .map_err(|e| format!("the store task failed: {e}"))?
+}
+
+/// Submission connections open at once at most; more are told `error: busy` and closed.
+pub const MAX_SUBMITTERS: usize = 64;
+
+/// A submitter idle this long is disconnected.
+pub const SUBMIT_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes submission connections on `listener` until `shutdown` turns true.
+pub async fn serve_submissions(
+    listener: UnixListener,
+    db: Arc<Mutex<ReportDb>>,
+    counts: Arc<CollectCounts>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SUBMITTERS));
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tlsrpt collect: accepting a submitter failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let mut stream = stream;
+            let _ = stream.write_all(b"error: busy, try again\n").await;
+            continue;
+        };
+        let (db, counts, shutdown) = (db.clone(), counts.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            submitter(stream, db, counts, shutdown).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One submitter: a line in, a line out, until it closes, idles or the collector stops.
+async fn submitter(
+    stream: UnixStream,
+    db: Arc<Mutex<ReportDb>>,
+    counts: Arc<CollectCounts>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let limit = u64::try_from(mtasts_core::submission::MAX_LINE + 2).unwrap_or(u64::MAX);
+        let mut limited = (&mut read).take(limit);
+        let n = tokio::select! {
+            r = tokio::time::timeout(SUBMIT_IDLE, limited.read_until(b'\n', &mut line)) => match r {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) | Err(_) => return,
+            },
+            _ = shutdown.changed() => return,
+        };
+        if n == 0 {
+            return;
+        }
+        let complete = line.last() == Some(&b'\n');
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        if line.is_empty() && complete {
+            continue;
+        }
+        let answer = match mtasts_core::submission::parse_submission(&line) {
+            Err(e) => {
+                counts.refused.fetch_add(1, Ordering::Relaxed);
+                format!("error: {}\n", mtasts_core::errors::Chain(&e))
+            }
+            Ok(session) => match store(&db, session).await {
+                Ok(()) => {
+                    counts.sessions.fetch_add(1, Ordering::Relaxed);
+                    "ok\n".to_string()
+                }
+                Err(e) => {
+                    counts.store_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "tlsrpt collect: a submitted session could not be stored");
+                    format!("error: not stored, try again: {e}\n")
+                }
+            },
+        };
+        if write.write_all(answer.as_bytes()).await.is_err() || !complete {
+            // An over-long line has no end to resynchronise on: close after answering.
+            return;
         }
     }
 }
