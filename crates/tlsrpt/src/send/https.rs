@@ -162,19 +162,36 @@ impl Poster {
                     source,
                 })?,
         };
-        let Some(&ip) = addrs.first() else {
-            return Err(PostError::NoAddress { host: target.host });
-        };
-        let addr = SocketAddr::new(ip, target.port);
         let body = Bytes::copy_from_slice(gzipped);
+        // The next address only when this one cannot be reached at all.
+        let mut last = PostError::NoAddress {
+            host: target.host.clone(),
+        };
+        for ip in addrs {
+            let addr = SocketAddr::new(ip, target.port);
+            match self.to_addr(uri, &target, addr, body.clone()).await {
+                Err(e @ PostError::Connect { .. }) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    async fn to_addr(
+        &self,
+        uri: &str,
+        target: &Target,
+        addr: SocketAddr,
+        body: Bytes,
+    ) -> Result<Posted, PostError> {
         match self
-            .once(&self.validating, &target, addr, body.clone())
+            .once(&self.validating, target, addr, body.clone())
             .await
         {
             Err(e) if e.is_certificate_error() && self.config.retry_without_validation => {
                 tracing::warn!(uri, error = %mtasts_core::errors::Chain(&e),
                     "tlsrpt send: certificate not valid; posting once more without validation (RFC 8460 §3 allows it)");
-                let status = self.once(&self.accepting, &target, addr, body).await?;
+                let status = self.once(&self.accepting, target, addr, body).await?;
                 Ok(Posted {
                     status,
                     unvalidated: true,
