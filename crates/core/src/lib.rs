@@ -25,6 +25,7 @@ pub mod decision;
 pub mod delivery;
 pub mod domain;
 pub mod errors;
+pub mod exim;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mx;

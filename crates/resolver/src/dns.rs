@@ -66,6 +66,10 @@ pub trait Dns: Send + Sync + 'static {
     fn txt(&self, name: &str) -> impl Future<Output = Result<TxtAnswer, DnsError>> + Send;
     /// IPv4 and IPv6 addresses of `host` (empty: none).
     fn addresses(&self, host: &str) -> impl Future<Output = Result<Vec<IpAddr>, DnsError>> + Send;
+    /// The MX RRset of `domain` as (preference, exchange without the trailing dot, lower
+    /// case); empty when the name has no MX records or does not exist.
+    fn mx(&self, domain: &str)
+    -> impl Future<Output = Result<Vec<(u16, String)>, DnsError>> + Send;
 }
 
 /// [`Dns`] through hickory-resolver, with no second cache: the policy cache is the cache, and
@@ -161,6 +165,25 @@ impl Dns for HickoryDns {
                 }
             }
             Err(e) => classify(&e),
+        }
+    }
+
+    async fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
+        match self.resolver.lookup(fqdn(domain), RecordType::MX).await {
+            Ok(lookup) => Ok(lookup
+                .record_iter()
+                .filter_map(|r| match r.data() {
+                    RData::MX(mx) => Some((
+                        mx.preference(),
+                        mx.exchange()
+                            .to_ascii()
+                            .trim_end_matches('.')
+                            .to_ascii_lowercase(),
+                    )),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) => classify(&e).map(|_| Vec::new()),
         }
     }
 

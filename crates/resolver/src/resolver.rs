@@ -206,6 +206,11 @@ impl<D: Dns, F: Fetch> Resolver<D, F> {
         self.inner.flights.len()
     }
 
+    /// The DNS it asks (front ends that need other records, e.g. Exim's MX list).
+    pub fn dns(&self) -> &Arc<D> {
+        &self.inner.dns
+    }
+
     /// The backing store behind the memory tier, if any.
     pub fn backing(&self) -> Option<&AnyStore> {
         self.inner.backing.as_ref()

@@ -25,6 +25,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct DnsScript {
     txt: HashMap<String, Result<TxtAnswer, DnsError>>,
     addresses: HashMap<String, Result<Vec<IpAddr>, DnsError>>,
+    mx: HashMap<String, Result<Vec<(u16, String)>, DnsError>>,
     txt_queries: HashMap<String, usize>,
     address_queries: HashMap<String, usize>,
 }
@@ -60,6 +61,11 @@ impl ScriptedDns {
             &format!("mta-sts.{domain}"),
             Ok(vec![IpAddr::from([192, 0, 2, 1])]),
         );
+    }
+
+    /// The answer to MX queries for `domain`.
+    pub fn set_mx(&self, domain: &str, answer: Result<Vec<(u16, String)>, DnsError>) {
+        lock(&self.script).mx.insert(domain.to_string(), answer);
     }
 
     /// The answer to address queries for `host`.
@@ -113,6 +119,14 @@ impl Dns for ScriptedDns {
         };
         self.queried.notify_waiters();
         answer
+    }
+
+    async fn mx(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
+        lock(&self.script)
+            .mx
+            .get(domain)
+            .cloned()
+            .unwrap_or(Ok(Vec::new()))
     }
 
     async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {

@@ -1,0 +1,113 @@
+//! The answer Exim reads (`${readsocket…}` into a router variable, fields taken with
+//! `${extract{NAME}{…}}`): one line of `name="value"` fields rendered from the same
+//! [`Decision`] the Postfix reply comes from.
+//!
+//! Exim has no MTA-STS client and cannot match MX names against a policy's patterns
+//! (RFC 8461 §4.1), so for `enforce` the answer carries the MX hosts the policy allows, in MX
+//! preference order; the router routes only to them, the transport requires TLS, sends SNI
+//! and verifies the certificate for the host's name.
+//!
+//! Fields: `mode` (`enforce`, `testing`, `none`, `dane`, `defer`), `domain`, `hosts` (enforce:
+//! the allowed MX hosts, `:`-separated), `id` (the policy id, where a policy applies),
+//! `ca` (enforce with conditional trust: the PEM files to verify with, `:`-separated),
+//! `reason` (for logs and deferrals).
+
+use crate::DomainName;
+use crate::decision::Decision;
+use crate::mx::host_matches_any;
+
+/// One MX record: preference and exchange.
+pub type MxRecord = (u16, String);
+
+/// The MX hosts of `mx` that `decision`'s enforced policy allows, in preference order (ties
+/// in the order given), each once. Without MX records the domain itself is the one host
+/// (RFC 5321 §5.1's implicit MX).
+pub fn allowed_hosts(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> Vec<String> {
+    let Decision::Enforce { policy, .. } = decision else {
+        return Vec::new();
+    };
+    let implicit = [(0, domain.as_str().to_string())];
+    let mx = if mx.is_empty() { &implicit[..] } else { mx };
+    let mut sorted: Vec<&MxRecord> = mx.iter().collect();
+    sorted.sort_by_key(|(pref, _)| *pref);
+    let mut out: Vec<String> = Vec::with_capacity(sorted.len());
+    for (_, host) in sorted {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let Ok(name) = DomainName::parse(&host) else {
+            continue;
+        };
+        if host_matches_any(&policy.policy.mx, &name) && !out.contains(&host) {
+            out.push(host);
+        }
+    }
+    out
+}
+
+fn field(out: &mut String, name: &str, value: &str) {
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    out.push_str(name);
+    out.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // One line, printable: Exim reads up to the end of the answer.
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The answer line (no line end) for `decision` about `domain`; `mx` is the domain's MX
+/// RRset, used only when the decision enforces a policy.
+pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> String {
+    let mut out = String::with_capacity(160);
+    let reason = decision.to_string();
+    match decision {
+        Decision::Enforce { policy, trust, .. } => {
+            let hosts = allowed_hosts(domain, decision, mx);
+            if hosts.is_empty() {
+                field(&mut out, "mode", "defer");
+                field(&mut out, "domain", domain.as_str());
+                field(&mut out, "id", &policy.id.to_string());
+                field(
+                    &mut out,
+                    "reason",
+                    &format!("MTA-STS: no MX host of {domain} matches the enforced policy"),
+                );
+                return out;
+            }
+            field(&mut out, "mode", "enforce");
+            field(&mut out, "domain", domain.as_str());
+            field(&mut out, "hosts", &hosts.join(":"));
+            field(&mut out, "id", &policy.id.to_string());
+            if let Some(t) = trust {
+                field(&mut out, "ca", &t.anchor_files.join(":"));
+            }
+        }
+        Decision::Testing(policy) => {
+            field(&mut out, "mode", "testing");
+            field(&mut out, "domain", domain.as_str());
+            field(&mut out, "id", &policy.id.to_string());
+        }
+        Decision::Dane(_) | Decision::DaneOnly(_) => {
+            field(&mut out, "mode", "dane");
+            field(&mut out, "domain", domain.as_str());
+        }
+        Decision::NoPolicy(_) => {
+            field(&mut out, "mode", "none");
+            field(&mut out, "domain", domain.as_str());
+        }
+        Decision::Defer(_) => {
+            field(&mut out, "mode", "defer");
+            field(&mut out, "domain", domain.as_str());
+        }
+    }
+    field(&mut out, "reason", &reason);
+    out
+}
