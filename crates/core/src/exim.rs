@@ -74,7 +74,7 @@ pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> 
             if hosts.is_empty() {
                 field(&mut out, "mode", "defer");
                 field(&mut out, "domain", domain.as_str());
-                field(&mut out, "id", &policy.id.to_string());
+                field(&mut out, "id", policy.id.as_ref());
                 field(
                     &mut out,
                     "reason",
@@ -85,7 +85,7 @@ pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> 
             field(&mut out, "mode", "enforce");
             field(&mut out, "domain", domain.as_str());
             field(&mut out, "hosts", &hosts.join(":"));
-            field(&mut out, "id", &policy.id.to_string());
+            field(&mut out, "id", policy.id.as_ref());
             if let Some(t) = trust {
                 field(&mut out, "ca", &t.anchor_files.join(":"));
             }
@@ -93,7 +93,7 @@ pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> 
         Decision::Testing(policy) => {
             field(&mut out, "mode", "testing");
             field(&mut out, "domain", domain.as_str());
-            field(&mut out, "id", &policy.id.to_string());
+            field(&mut out, "id", policy.id.as_ref());
         }
         Decision::Dane(_) | Decision::DaneOnly(_) => {
             field(&mut out, "mode", "dane");
