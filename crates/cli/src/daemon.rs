@@ -124,6 +124,9 @@ async fn serve(args: &DaemonArgs, config: Config) -> Result<()> {
     if let Some(bound) = daemon.metrics_addr() {
         tracing::info!(%bound, "metrics on /metrics, health on /healthz, decisions on /v1/decision/<domain>");
     }
+    if !daemon.exim_listening().is_empty() {
+        tracing::info!(exim = ?daemon.exim_listening(), "answers for Exim");
+    }
     tracing::info!(listen = ?daemon.listening(), cache = %daemon.cache(), postfix = %postfix, postfix_dnssec = %dnssec, "mtasts daemon ready");
     let server = daemon.server().clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -81,6 +81,7 @@ pub struct Daemon {
     server: Arc<NetServer>,
     listeners: Vec<Listener>,
     metrics: Option<TcpListener>,
+    exim: Vec<Listener>,
     cache: CacheSpec,
 }
 
@@ -178,6 +179,7 @@ impl Daemon {
                 None
             };
         let listeners = bind(&config).await?;
+        let exim = crate::server::bind_addrs(&config.exim_listen, &config.unix_socket).await?;
         let metrics = match config.metrics_listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -195,6 +197,7 @@ impl Daemon {
             server,
             listeners,
             metrics,
+            exim,
             cache,
         })
     }
@@ -207,6 +210,11 @@ impl Daemon {
     /// Where it listens, for the ready line.
     pub fn listening(&self) -> Vec<String> {
         self.listeners.iter().map(Listener::describe).collect()
+    }
+
+    /// Where it answers Exim, for the ready line.
+    pub fn exim_listening(&self) -> Vec<String> {
+        self.exim.iter().map(Listener::describe).collect()
     }
 
     /// The HTTP listener's address, if any.
@@ -229,6 +237,13 @@ impl Daemon {
                 shutdown.clone(),
             ));
         }
+        let mut exim_sockets = Vec::new();
+        for l in self.exim {
+            if let Listener::Unix(_, path) = &l {
+                exim_sockets.push(path.clone());
+            }
+            tokio::spawn(crate::exim::serve(self.server.clone(), l, shutdown.clone()));
+        }
         let refresher = self.server.resolver().spawn_refresher();
         let grace: Duration = self.server.config().shutdown_timeout;
         self.server
@@ -237,6 +252,9 @@ impl Daemon {
             .await;
         if let Some(r) = refresher {
             r.abort();
+        }
+        for path in exim_sockets {
+            let _ = std::fs::remove_file(path);
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct Config {
     /// (first matching rule wins; see docs/conditional-trust.md).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trust: Vec<TrustRule>,
+    /// Listeners answering Exim (`${readsocket…}`, see docs/exim.md): `IP:PORT` or
+    /// `unix:/path`; none: off.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exim_listen: Vec<ListenAddr>,
     /// The TLS-RPT collector's datagram socket (`mtasts tlsrpt collect --socket`): each
     /// failed policy fetch is sent there as a session result (none: not reported).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -272,6 +276,7 @@ impl Default for Config {
             default_zone: Zone::default(),
             zones: BTreeMap::new(),
             trust: Vec::new(),
+            exim_listen: Vec::new(),
             tlsrpt_socket: None,
         }
     }
@@ -367,6 +372,7 @@ impl Config {
         );
         differs("metrics_listen", self.metrics_listen != new.metrics_listen);
         differs("tlsrpt_socket", self.tlsrpt_socket != new.tlsrpt_socket);
+        differs("exim_listen", self.exim_listen != new.exim_listen);
         differs("log_format", self.log_format != new.log_format);
         differs(
             "shutdown_timeout",

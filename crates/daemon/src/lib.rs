@@ -6,6 +6,7 @@ pub mod assemble;
 pub mod codec;
 pub mod config;
 pub mod decision_log;
+pub mod exim;
 pub mod fuzzing;
 pub mod load;
 pub mod metrics;

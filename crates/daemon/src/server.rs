@@ -793,10 +793,18 @@ pub async fn bind(config: &Config) -> Result<Vec<Listener>, ServerError> {
         tracing::info!(count = out.len(), "using sockets passed by systemd");
         return Ok(out);
     }
+    bind_addrs(&config.listen, &config.unix_socket).await
+}
+
+/// Binds `specs` (TCP addresses or unix sockets with `unix` ownership and mode).
+pub async fn bind_addrs(
+    specs: &[ListenAddr],
+    unix: &UnixSocket,
+) -> Result<Vec<Listener>, ServerError> {
     let mut out = Vec::new();
-    for spec in &config.listen {
+    for spec in specs {
         match spec {
-            ListenAddr::Unix(path) => out.push(bind_unix(path, &config.unix_socket)?),
+            ListenAddr::Unix(path) => out.push(bind_unix(path, unix)?),
             ListenAddr::Tcp(addr) => {
                 let l = TcpListener::bind(addr)
                     .await
