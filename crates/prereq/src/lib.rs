@@ -25,6 +25,9 @@ pub enum Prereq {
     Postgres,
     /// Debian's `chromium`, headless (the dashboard's browser test).
     Chromium,
+    /// Debian's Exim 4.96 unpacked by `.ci/exim.sh` ([`exim_binary`]), its `Debian-exim`
+    /// user, root and the lab's tools (the Exim end-to-end test).
+    Exim,
     /// The independent TLS-RPT peers from PyPI (parsedmarc, tlsrpt-reporter) in the venv
     /// `.ci/peers.sh` makes ([`peers_venv`]).
     Peers,
@@ -32,7 +35,7 @@ pub enum Prereq {
 
 impl Prereq {
     /// Every prerequisite; each crate declares all flags so `check-cfg` knows them.
-    pub const ALL: [Prereq; 7] = [
+    pub const ALL: [Prereq; 8] = [
         Prereq::Redis,
         Prereq::LabNamespace,
         Prereq::Postfix,
@@ -40,6 +43,7 @@ impl Prereq {
         Prereq::Postgres,
         Prereq::Chromium,
         Prereq::Peers,
+        Prereq::Exim,
     ];
 
     /// The name in `MTASTS_TEST_SKIP` and in the cfg flag.
@@ -52,11 +56,12 @@ impl Prereq {
             Prereq::Postgres => "postgres",
             Prereq::Chromium => "chromium",
             Prereq::Peers => "peers",
+            Prereq::Exim => "exim",
         }
     }
 
     fn needs_root(self) -> bool {
-        matches!(self, Prereq::LabNamespace | Prereq::Postfix)
+        matches!(self, Prereq::LabNamespace | Prereq::Postfix | Prereq::Exim)
     }
 
     fn tools(self) -> &'static [&'static str] {
@@ -70,6 +75,7 @@ impl Prereq {
             Prereq::Chromium => &["chromium"],
             // In the venv, not on PATH.
             Prereq::Peers => &[],
+            Prereq::Exim => &["ip", "python3"],
         }
     }
 
@@ -80,6 +86,9 @@ impl Prereq {
             Prereq::Postgres if root && !passwd_has("postgres") => Some("the postgres user"),
             Prereq::Peers if !is_executable(&peers_venv().join("bin/tlsrpt-collectd")) => {
                 Some("the PyPI peers (run `bash .ci/peers.sh`)")
+            }
+            Prereq::Exim if !is_executable(&exim_binary()) || !passwd_has("Debian-exim") => {
+                Some("Debian's Exim unpacked (run `bash .ci/exim.sh` as root)")
             }
             _ => None,
         }
@@ -92,6 +101,15 @@ pub fn peers_venv() -> PathBuf {
     std::env::var_os("MTASTS_PEERS_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/peers-venv"))
+}
+
+/// Exim's binary as `.ci/exim.sh` unpacks it: under `$MTASTS_EXIM_ROOT`, else the workspace's
+/// `target/exim-root`.
+pub fn exim_binary() -> PathBuf {
+    std::env::var_os("MTASTS_EXIM_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/exim-root"))
+        .join("usr/sbin/exim4")
 }
 
 /// The directory of PostgreSQL's server programs: the one holding `initdb` on PATH, else
@@ -127,6 +145,7 @@ pub fn emit() {
     println!("cargo::rerun-if-env-changed=MTASTS_TEST_SKIP");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-env-changed=MTASTS_PEERS_VENV");
+    println!("cargo::rerun-if-env-changed=MTASTS_EXIM_ROOT");
     let skip = std::env::var("MTASTS_TEST_SKIP").unwrap_or_default();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();

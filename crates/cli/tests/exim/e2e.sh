@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Real Exim (Debian's 4.96, unpacked by .ci/exim.sh) enforcing MTA-STS through `mtasts daemon`
+# and the shipped snippets (dist/exim/), inside the lab's network namespace. Run by
+# crates/cli/tests/exim_e2e.rs through `mtasts lab run`; prints lines the test reads:
+#   ANSWER <domain> <answer>   what the daemon told Exim
+#   STATUS <domain> <status>   first outcome per recipient domain (delivered/deferred/failed/pending)
+#   FIXED <domain> <status>    after the world was fixed and the queue run
+#   DOWN <domain> <status>     with mtasts stopped; UP <domain> <status> after it is back
+#   SESSION <line>             the lab's record of each SMTP session
+#   MAINLOG <line>             Exim's main log
+set -euo pipefail
+
+MTASTS="$1"
+EXIM="$2"
+DIST="$3"
+: "${MTASTS_LAB_CA:?run inside mtasts lab run}" "${MTASTS_LAB_NAME:?}"
+WORK=$(mktemp -d /tmp/mtasts-exim.XXXXXX)
+DAEMON_PID=
+EXIM_PID=
+
+cleanup() {
+    [ -n "$EXIM_PID" ] && kill "$EXIM_PID" 2>/dev/null || true
+    [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
+    if [ "${KEEP_EXIM_WORK:-}" = 1 ]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/spool" "$WORK/log"
+chmod 0755 "$WORK"
+chown Debian-exim "$WORK/spool" "$WORK/log"
+cp "$MTASTS_LAB_CA" "$WORK/lab-ca.pem"
+chmod 0644 "$WORK/lab-ca.pem"
+
+# A private Exim: its own spool and logs, mail accepted on 127.0.0.1:2526 from loopback, the
+# lab CA as trust store, the shipped mtasts routers and transports, quick retries.
+cat >"$WORK/exim.conf" <<CONF
+MTASTS_ANSWERS = inet:127.0.0.1:8462
+MTASTS_TIMEOUT = 10s
+MTASTS_CA_FILE = $WORK/lab-ca.pem
+.include $DIST/main.conf
+primary_hostname = sender.lab.test
+exim_path = $EXIM
+spool_directory = $WORK/spool
+log_file_path = $WORK/log/%slog
+daemon_smtp_ports = 2526
+local_interfaces = 127.0.0.1
+domainlist local_domains = sender.lab.test
+acl_smtp_rcpt = acl_rcpt
+tls_advertise_hosts =
+dns_dnssec_ok = 1
+keep_environment =
+never_users =
+delay_warning =
+
+begin acl
+acl_rcpt:
+  accept hosts = 127.0.0.1
+  deny
+
+begin routers
+.include $DIST/routers.conf
+
+dnslookup:
+  driver = dnslookup
+  domains = ! +local_domains
+  transport = remote_smtp
+  no_more
+
+begin transports
+.include $DIST/transports.conf
+
+remote_smtp:
+  driver = smtp
+  tls_sni = \$host
+  tls_try_verify_hosts = *
+  tls_verify_certificates = $WORK/lab-ca.pem
+
+begin retry
+*   *   F,10m,2s
+CONF
+
+start_daemon() {
+    "$MTASTS" daemon --config "$WORK/mtasts.toml" >>"$WORK/daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    for _ in $(seq 200); do
+        (exec 3<>/dev/tcp/127.0.0.1/8462) 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "daemon did not start" >&2; cat "$WORK/daemon.log" >&2; exit 1
+}
+cat >"$WORK/mtasts.toml" <<EOF2
+listen = ["127.0.0.1:8461"]
+exim_listen = ["127.0.0.1:8462"]
+cache = "memory"
+nameserver = "127.0.0.1:53"
+ca_file = "$MTASTS_LAB_CA"
+postfix_version = "3.7.0"
+postfix_dnssec = "yes"
+[resolver]
+txt_grace = 1
+negative_ttl = 1
+fetch_backoff = 1
+[zones.exim]
+dane = true
+EOF2
+start_daemon
+
+"$EXIM" -C "$WORK/exim.conf" -bV >"$WORK/bv.log" 2>&1 || { cat "$WORK/bv.log" >&2; exit 1; }
+"$EXIM" -C "$WORK/exim.conf" -bd -q2s &
+EXIM_PID=$!
+for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/2526) 2>/dev/null && break
+    sleep 0.05
+done
+
+answer() { exec 3<>/dev/tcp/127.0.0.1/8462; printf '%s\n' "$1" >&3; cat <&3; exec 3<&-; }
+for d in sni-only.test mx-mismatch.test testing-bad-cert.test no-txt.test dane.test; do
+    echo "ANSWER $d $(answer "$d")"
+done
+
+DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test mx-partial.test testing-bad-cert.test no-txt.test dane.test)
+send() {
+    python3 - "$@" <<'PY'
+import smtplib, sys
+with smtplib.SMTP("127.0.0.1", 2526, timeout=20) as s:
+    for d in sys.argv[1:]:
+        s.sendmail("tester@sender.lab.test", [f"user@{d}"], f"Subject: mtasts exim e2e {d}\r\n\r\nhello {d}\r\n")
+PY
+}
+send "${DOMAINS[@]}"
+
+# The newest outcome for a recipient domain in Exim's main log.
+status_of() {
+    local line
+    line=$(grep -E "(=>|==|\*\*) user@$1( |$)" "$WORK/log/mainlog" 2>/dev/null | tail -n 1 || true)
+    case "$line" in
+        *"=> user@"*) echo delivered ;;
+        *"== user@"*) echo deferred ;;
+        *"** user@"*) echo failed ;;
+        *) echo pending ;;
+    esac
+}
+wait_all() {
+    local deadline=$((SECONDS + 40)) d pending
+    while [ $SECONDS -lt $deadline ]; do
+        pending=0
+        for d in "$@"; do [ "$(status_of "$d")" = pending ] && pending=1; done
+        [ $pending = 0 ] && return 0
+        sleep 0.5
+    done
+}
+wait_all "${DOMAINS[@]}"
+for d in "${DOMAINS[@]}"; do echo "STATUS $d $(status_of "$d")"; done
+
+# Fix the world: a valid certificate on the wrong-name MX, a policy listing the MX the
+# mismatch domain really uses (new id).
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" smtp mx1.mx-wrong-name.test '{cert = "valid"}' >/dev/null
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" policy mx-mismatch.test \
+    '{body = "version: STSv1\nmode: enforce\nmx: mx.elsewhere.test\nmax_age: 604800\n"}' >/dev/null
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" txt _mta-sts.mx-mismatch.test 'v=STSv1; id=fixed2;' >/dev/null
+deadline=$((SECONDS + 40))
+while [ $SECONDS -lt $deadline ]; do
+    [ "$(status_of mx-wrong-name.test)" = delivered ] && [ "$(status_of mx-mismatch.test)" = delivered ] && break
+    sleep 1
+done
+for d in mx-wrong-name.test mx-mismatch.test; do echo "FIXED $d $(status_of "$d")"; done
+
+# mtasts stopped: mail to an enforce domain waits; back up, it goes.
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=
+send enforce.test
+deadline=$((SECONDS + 20))
+while [ $SECONDS -lt $deadline ] && [ "$(status_of enforce.test)" = pending ]; do sleep 0.5; done
+echo "DOWN enforce.test $(status_of enforce.test)"
+start_daemon
+deadline=$((SECONDS + 30))
+while [ $SECONDS -lt $deadline ] && [ "$(status_of enforce.test)" != delivered ]; do sleep 0.5; done
+echo "UP enforce.test $(status_of enforce.test)"
+
+SESSIONS="/run/mtasts-lab/$MTASTS_LAB_NAME/smtp-sessions.log"
+sleep 0.3
+sed 's/^/SESSION /' "$SESSIONS" 2>/dev/null || true
+sed 's/^/MAINLOG /' "$WORK/log/mainlog"

@@ -1,0 +1,163 @@
+//! Real Exim (Debian's 4.96, unpacked by `.ci/exim.sh`) enforcing MTA-STS through `mtasts
+//! daemon` and the shipped snippets in `dist/exim/`, inside the lab's network namespace. The
+//! scenario is `tests/exim/e2e.sh`; this test checks what Exim logged and what the lab's SMTP
+//! servers saw. Needs root (or, with `MTASTS_TEST_SKIP=exim`, is reported as ignored).
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn exim() -> PathBuf {
+    std::env::var_os("MTASTS_EXIM_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/exim-root"))
+        .join("usr/sbin/exim4")
+}
+
+fn scenario() -> String {
+    let exe = env!("CARGO_BIN_EXE_mtasts");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("tests/exim/e2e.sh");
+    let dist = root.join("../../dist/exim");
+    let name = format!("mtexim-{}", std::process::id());
+    assert!(
+        exim().exists(),
+        "no Exim at {}: run `bash .ci/exim.sh` as root",
+        exim().display()
+    );
+    let out = Command::new(exe)
+        .args(["lab", "run", "--name", &name, "--", "bash"])
+        .arg(&script)
+        .arg(exe)
+        .arg(exim())
+        .arg(dist.canonicalize().expect("dist/exim"))
+        .output()
+        .expect("run the scenario");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "scenario failed:\n{text}");
+    assert!(
+        !Path::new("/run/netns").join(&name).exists(),
+        "lab cleaned up"
+    );
+    text
+}
+
+fn has(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+fn mainlog<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with("MAINLOG ") && l.contains(needle))
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    not(mtasts_run_exim),
+    ignore = "needs root and Debian's Exim unpacked (bash .ci/exim.sh)"
+)]
+fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
+    let text = scenario();
+    // The daemon's answers: the same decisions Postfix gets.
+    assert!(
+        has(
+            &text,
+            "ANSWER sni-only.test mode=\"enforce\" domain=\"sni-only.test\" hosts=\"mx1.sni-only.test\" id=\"20261125\" reason=\"MTA-STS policy enforced\""
+        ),
+        "{text}"
+    );
+    // 1. Enforce, the right certificate only with SNI: delivered, verified, and the MX saw
+    //    SNI = its name.
+    assert!(has(&text, "STATUS sni-only.test delivered"), "{text}");
+    assert!(
+        mainlog(
+            &text,
+            "=> user@sni-only.test R=mtasts_enforce T=mtasts_enforce_smtp"
+        )
+        .iter()
+        .any(|l| l.contains(" CV=yes ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("SESSION host=mx1.sni-only.test ")
+                && l.contains(" sni=mx1.sni-only.test ")
+                && l.ends_with(" delivered=1")),
+        "{text}"
+    );
+    // 2. Enforce, wrong certificate: deferred; delivered once the world is fixed.
+    assert!(has(&text, "STATUS mx-wrong-name.test deferred"), "{text}");
+    assert!(
+        !mainlog(&text, "== user@mx-wrong-name.test").is_empty()
+            && mainlog(&text, "== user@mx-wrong-name.test")[0]
+                .contains("certificate verification failed"),
+        "{text}"
+    );
+    assert!(has(&text, "FIXED mx-wrong-name.test delivered"), "{text}");
+    // 3. Enforce: only the MX the policy allows; with none allowed, deferred until the policy
+    //    names the MX the domain uses.
+    assert!(has(&text, "STATUS mx-partial.test delivered"), "{text}");
+    assert!(
+        mainlog(&text, "=> user@mx-partial.test")
+            .iter()
+            .any(|l| l.contains("H=mx2.mx-partial.test ")),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("SESSION host=rogue.mx-partial.test")),
+        "the MX not in the policy was contacted:\n{text}"
+    );
+    assert!(has(&text, "STATUS mx-mismatch.test deferred"), "{text}");
+    assert!(
+        mainlog(&text, "== user@mx-mismatch.test R=mtasts_defer")
+            .iter()
+            .any(|l| l.contains("no MX host of mx-mismatch.test matches the enforced policy")),
+        "{text}"
+    );
+    assert!(has(&text, "FIXED mx-mismatch.test delivered"), "{text}");
+    // 4. Testing policy, bad certificate: delivered as usual (unverified).
+    assert!(
+        has(&text, "STATUS testing-bad-cert.test delivered"),
+        "{text}"
+    );
+    assert!(
+        mainlog(&text, "=> user@testing-bad-cert.test R=dnslookup")
+            .iter()
+            .any(|l| l.contains(" CV=no ")),
+        "{text}"
+    );
+    // 5. No policy: delivered as before, by the ordinary router.
+    assert!(has(&text, "STATUS no-txt.test delivered"), "{text}");
+    assert!(
+        !mainlog(&text, "=> user@no-txt.test R=dnslookup T=remote_smtp").is_empty(),
+        "{text}"
+    );
+    // 6. DANE: Exim's own DANE verified it.
+    assert!(has(&text, "STATUS dane.test delivered"), "{text}");
+    assert!(
+        mainlog(&text, "=> user@dane.test R=mtasts_dane T=mtasts_dane_smtp")
+            .iter()
+            .any(|l| l.contains(" CV=dane ")),
+        "{text}"
+    );
+    // 7. mtasts down: the mail waits (documented: defer), and goes once it is back.
+    assert!(has(&text, "DOWN enforce.test deferred"), "{text}");
+    assert!(
+        !mainlog(
+            &text,
+            "MTA-STS: mtasts is not answering at inet:127.0.0.1:8462"
+        )
+        .is_empty(),
+        "{text}"
+    );
+    assert!(has(&text, "UP enforce.test delivered"), "{text}");
+}
