@@ -160,4 +160,16 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
         "{text}"
     );
     assert!(has(&text, "UP enforce.test delivered"), "{text}");
+    // Exim's delivery outcomes reached the TLS-RPT collector through event_action: each
+    // delivery a session of its policy type, the certificate failure a failed session.
+    for line in [
+        "TLSRPT sni-only.test sts ok=1 failed=0",
+        "TLSRPT mx-wrong-name.test sts ok=1 failed=1",
+        "TLSRPT-FAILURE mx-wrong-name.test certificate-not-trusted 1",
+        "TLSRPT no-txt.test no-policy-found ok=1 failed=0",
+        "TLSRPT dane.test tlsa ok=1 failed=0",
+        "TLSRPT enforce.test sts ok=1 failed=0",
+    ] {
+        assert!(has(&text, line), "{line} missing:\n{text}");
+    }
 }

@@ -18,7 +18,9 @@ WORK=$(mktemp -d /tmp/mtasts-exim.XXXXXX)
 DAEMON_PID=
 EXIM_PID=
 
+COLLECT_PID=
 cleanup() {
+    [ -n "$COLLECT_PID" ] && kill "$COLLECT_PID" 2>/dev/null || true
     [ -n "$EXIM_PID" ] && kill "$EXIM_PID" 2>/dev/null || true
     [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
     if [ "${KEEP_EXIM_WORK:-}" = 1 ]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
@@ -37,6 +39,7 @@ cat >"$WORK/exim.conf" <<CONF
 MTASTS_ANSWERS = inet:127.0.0.1:8462
 MTASTS_TIMEOUT = 10s
 MTASTS_CA_FILE = $WORK/lab-ca.pem
+MTASTS_SUBMIT = $WORK/submit.sock
 .include $DIST/main.conf
 primary_hostname = sender.lab.test
 exim_path = $EXIM
@@ -74,6 +77,7 @@ remote_smtp:
   tls_sni = \$host
   tls_try_verify_hosts = *
   tls_verify_certificates = $WORK/lab-ca.pem
+  event_action = MTASTS_TLSRPT_EVENT
 
 begin retry
 *   *   F,10m,2s
@@ -104,6 +108,13 @@ fetch_backoff = 1
 dane = true
 EOF2
 start_daemon
+
+# The TLS-RPT collector Exim's event_action submits to (world-writable here: Exim's transports
+# run as Debian-exim).
+"$MTASTS" tlsrpt collect --db "sqlite:$WORK/tlsrpt.db" --socket "$WORK/tlsrpt.sock" \
+    --submit-socket "$WORK/submit.sock" --socket-mode 0666 >"$WORK/collect.log" 2>&1 &
+COLLECT_PID=$!
+for _ in $(seq 200); do [ -S "$WORK/submit.sock" ] && break; sleep 0.05; done
 
 "$EXIM" -C "$WORK/exim.conf" -bV >"$WORK/bv.log" 2>&1 || { cat "$WORK/bv.log" >&2; exit 1; }
 "$EXIM" -C "$WORK/exim.conf" -bd -q2s &
@@ -175,6 +186,19 @@ start_daemon
 deadline=$((SECONDS + 30))
 while [ $SECONDS -lt $deadline ] && [ "$(status_of enforce.test)" != delivered ]; do sleep 0.5; done
 echo "UP enforce.test $(status_of enforce.test)"
+
+# What the collector counted from Exim's events: per domain and policy type, sessions and
+# failures; per failure, its result type.
+python3 - "$WORK/tlsrpt.db" <<'PY'
+import json, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+for domain, policy, ok, failed in con.execute(
+        "SELECT domain, policy, SUM(successful), SUM(failed) FROM session_policies GROUP BY domain, policy ORDER BY domain"):
+    print(f"TLSRPT {domain} {json.loads(policy)['policy-type']} ok={ok} failed={failed}")
+for domain, failure, n in con.execute(
+        "SELECT domain, failure, SUM(sessions) FROM session_failures GROUP BY domain, failure ORDER BY domain"):
+    print(f"TLSRPT-FAILURE {domain} {json.loads(failure)['result-type']} {n}")
+PY
 
 SESSIONS="/run/mtasts-lab/$MTASTS_LAB_NAME/smtp-sessions.log"
 sleep 0.3
