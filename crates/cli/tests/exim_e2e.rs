@@ -130,15 +130,28 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
         "{text}"
     );
     assert!(
-        mainlog(&text, "=> user@testing-bad-cert.test R=dnslookup")
-            .iter()
-            .any(|l| l.contains(" CV=no ")),
+        mainlog(
+            &text,
+            "=> user@testing-bad-cert.test R=mtasts_opportunistic T=mtasts_opportunistic_smtp"
+        )
+        .iter()
+        .any(|l| l.contains(" CV=no ")),
         "{text}"
     );
-    // 5. No policy: delivered as before, by the ordinary router.
+    // 5. No policy: delivered as before (opportunistic TLS), with SNI.
     assert!(has(&text, "STATUS no-txt.test delivered"), "{text}");
     assert!(
-        !mainlog(&text, "=> user@no-txt.test R=dnslookup T=remote_smtp").is_empty(),
+        !mainlog(
+            &text,
+            "=> user@no-txt.test R=mtasts_opportunistic T=mtasts_opportunistic_smtp"
+        )
+        .is_empty(),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("SESSION host=mx1.no-txt.test ")
+                && l.contains(" sni=mx1.no-txt.test ")),
         "{text}"
     );
     // 6. DANE: Exim's own DANE verified it.
