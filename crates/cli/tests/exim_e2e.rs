@@ -73,6 +73,18 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
         ),
         "{text}"
     );
+    // `exim -bt` shows the router, the transport and only the allowed host.
+    let route = text
+        .lines()
+        .find(|l| l.starts_with("ROUTE "))
+        .expect("ROUTE line");
+    assert!(
+        route.contains("router = mtasts_enforce")
+            && route.contains("transport = mtasts_enforce_smtp")
+            && route.contains("mx2.mx-partial.test")
+            && !route.contains("rogue.mx-partial.test"),
+        "{route}"
+    );
     // 1. Enforce, the right certificate only with SNI: delivered, verified, and the MX saw
     //    SNI = its name.
     assert!(has(&text, "STATUS sni-only.test delivered"), "{text}");

@@ -3,6 +3,7 @@
 # and the shipped snippets (dist/exim/), inside the lab's network namespace. Run by
 # crates/cli/tests/exim_e2e.rs through `mtasts lab run`; prints lines the test reads:
 #   ANSWER <domain> <answer>   what the daemon told Exim
+#   ROUTE <exim -bt output>    how Exim routes an address to an enforce domain
 #   STATUS <domain> <status>   first outcome per recipient domain (delivered/deferred/failed/pending)
 #   FIXED <domain> <status>    after the world was fixed and the queue run
 #   DOWN <domain> <status>     with mtasts stopped; UP <domain> <status> after it is back
@@ -125,6 +126,8 @@ answer() { exec 3<>/dev/tcp/127.0.0.1/8462; printf '%s\n' "$1" >&3; cat <&3; exe
 for d in sni-only.test mx-mismatch.test testing-bad-cert.test no-txt.test dane.test; do
     echo "ANSWER $d $(answer "$d")"
 done
+
+echo "ROUTE $("$EXIM" -C "$WORK/exim.conf" -bt user@mx-partial.test 2>&1 | tr -s '\n ' '  ')"
 
 DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test mx-partial.test testing-bad-cert.test no-txt.test dane.test)
 send() {
