@@ -137,6 +137,7 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
     );
     assert!(has(&text, "FIXED mx-mismatch.test delivered"), "{text}");
     // 4. Testing policy, bad certificate: delivered as usual (unverified).
+    assert!(has(&text, "STATUS testing.test delivered"), "{text}");
     assert!(
         has(&text, "STATUS testing-bad-cert.test delivered"),
         "{text}"
@@ -192,6 +193,10 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
         "TLSRPT mx-wrong-name.test sts ok=1 failed=1",
         "TLSRPT-FAILURE mx-wrong-name.test certificate-not-trusted 1",
         "TLSRPT no-txt.test no-policy-found ok=1 failed=0",
+        // Testing: the certificate is checked for the report, the mail delivered either way.
+        "TLSRPT testing.test sts ok=1 failed=0",
+        "TLSRPT testing-bad-cert.test sts ok=0 failed=1",
+        "TLSRPT-FAILURE testing-bad-cert.test certificate-expired 1",
         "TLSRPT dane.test tlsa ok=1 failed=0",
         "TLSRPT enforce.test sts ok=1 failed=0",
     ] {

@@ -129,7 +129,7 @@ done
 
 echo "ROUTE $("$EXIM" -C "$WORK/exim.conf" -bt user@mx-partial.test 2>&1 | tr -s '\n ' '  ')"
 
-DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test mx-partial.test testing-bad-cert.test no-txt.test dane.test)
+DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test mx-partial.test testing.test testing-bad-cert.test no-txt.test dane.test)
 send() {
     python3 - "$@" <<'PY'
 import smtplib, sys
