@@ -202,4 +202,15 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
     ] {
         assert!(has(&text, line), "{line} missing:\n{text}");
     }
+    // Each attempt deferred for want of an allowed MX is one failed session, with the
+    // checklist's reason code.
+    let attempts = mainlog(&text, "== user@mx-mismatch.test R=mtasts_defer").len();
+    assert!(attempts >= 1, "{text}");
+    assert!(
+        has(
+            &text,
+            &format!("TLSRPT-FAILURE mx-mismatch.test validation-failure {attempts}")
+        ),
+        "{attempts} deferrals:\n{text}"
+    );
 }

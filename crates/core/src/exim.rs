@@ -10,7 +10,8 @@
 //! Fields: `mode` (`enforce`, `testing`, `none`, `dane`, `defer`), `domain`, `hosts` (enforce:
 //! the allowed MX hosts, `:`-separated), `id` (the policy id, where a policy applies),
 //! `ca` (enforce with conditional trust: the PEM files to verify with, `:`-separated),
-//! `reason` (for logs and deferrals).
+//! `reason` (for logs and deferrals), and for a deferral that is a reportable failure
+//! `failure` and `failure_code` (the RFC 8460 result type and reason code).
 
 use crate::DomainName;
 use crate::decision::Decision;
@@ -80,6 +81,10 @@ pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> 
                     "reason",
                     &format!("MTA-STS: no MX host of {domain} matches the enforced policy"),
                 );
+                // For TLS-RPT: RFC 8460 has no result type of its own for this; the
+                // checklist's decision (as mox) is validation-failure with this reason code.
+                field(&mut out, "failure", "validation-failure");
+                field(&mut out, "failure_code", "mtasts-policy-mx-mismatch");
                 return out;
             }
             field(&mut out, "mode", "enforce");
