@@ -124,6 +124,19 @@ enum TlsrptCommand {
         #[arg(long, hide = true)]
         now: Option<u64>,
     },
+    /// Sending side: the reports built and where each stands with each `rua` URI (delivered,
+    /// pending with its next attempt and last error, or given up), newest day last.
+    Sent {
+        /// The store `send` uses.
+        #[arg(long)]
+        db: DbSpec,
+        /// Only reports of UTC days this long before now or later, e.g. `7d`.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "7d")]
+        since: Duration,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The web dashboard and Prometheus metrics of the report store: per domain a daily chart
     /// of successful and failed sessions, failure types, the MX hosts failing most, recent
     /// reports with their raw JSON (`GET /`, `/?domain=D`, `/report/ID`, `/metrics`).
@@ -254,6 +267,7 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             *dns_timeout,
             *now,
         ),
+        TlsrptCommand::Sent { db, since, json } => sent(db, *since, *json),
         TlsrptCommand::Alert {
             db,
             window,
@@ -563,6 +577,63 @@ fn collect(
         );
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct SentRow {
+    day: String,
+    domain: String,
+    report_id: String,
+    uri: String,
+    state: &'static str,
+    attempts: u32,
+    first_attempt: Option<String>,
+    next_attempt: Option<String>,
+    last_error: Option<String>,
+}
+
+fn sent(db: &DbSpec, since: Duration, json: bool) -> Result<ExitCode> {
+    let mut store = ReportDb::open(db).context("opening the store")?;
+    let from =
+        mtasts_tlsrpt::send::day_of(mtasts_tlsrpt::unix_now().saturating_sub(since.as_secs()));
+    let rows: Vec<SentRow> = store
+        .deliveries_since(&from)
+        .context("reading the deliveries")?
+        .into_iter()
+        .map(|d| SentRow {
+            state: d.state.as_str(),
+            next_attempt: (d.state == mtasts_tlsrpt::DeliveryState::Pending)
+                .then(|| mtasts_core::session::rfc3339_utc(d.next_attempt)),
+            first_attempt: d.first_attempt.map(mtasts_core::session::rfc3339_utc),
+            day: d.day,
+            domain: d.domain,
+            report_id: d.report_id,
+            uri: d.uri,
+            attempts: d.attempts,
+            last_error: d.last_error,
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no reports built since {from}");
+    }
+    for r in &rows {
+        let mut line = format!(
+            "{} {} {} {} {} (attempts {})",
+            r.day, r.domain, r.uri, r.state, r.report_id, r.attempts
+        );
+        if let Some(next) = &r.next_attempt {
+            line.push_str(&format!(", next {next}"));
+        }
+        if let Some(e) = &r.last_error {
+            line.push_str(&format!(": {e}"));
+        }
+        println!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -386,6 +386,17 @@ async fn an_unreachable_rua_is_retried_with_back_off_then_given_up_after_a_day()
         out.contains("failed") && out.contains("(attempt 1, retry at"),
         "{out}"
     );
+    // `sent` shows where it stands: pending, the next attempt, why the last one failed.
+    let o = mtasts(&["tlsrpt", "sent", "--db", &send_db]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{day} receiver.test https://rua.receiver.test:{port}/ pending "
+        )) && out.contains("(attempts 1), next ")
+            && out.contains("connecting to"),
+        "{out}"
+    );
     // Not due yet: no attempt.
     let o = send(t0 + 60, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -403,6 +414,10 @@ async fn an_unreachable_rua_is_retried_with_back_off_then_given_up_after_a_day()
     );
     let o = send(t0 + 2 * 86_400, &[]);
     assert!(text(&o).contains("nothing to send"), "{}", text(&o));
+    let o = mtasts(&["tlsrpt", "sent", "--db", &send_db, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("sent JSON");
+    assert_eq!(v[0]["state"], "gave-up", "{v}");
+    assert_eq!(v[0]["attempts"], 3, "{v}");
 }
 
 /// RPT-01/RPT-02: the daemon's own failed fetches reach the collector as session results of
