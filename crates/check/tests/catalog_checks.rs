@@ -44,6 +44,12 @@ const EXPECT: &[(&str, &[&str], Level, Option<bool>)] = &[
         Some(false),
     ),
     (
+        "mx-partial.test",
+        &["mx-not-covered"],
+        Level::Error,
+        Some(true),
+    ),
+    (
         "no-txt.test",
         &["txt-missing", "policy-ok"],
         Level::Error,
