@@ -5,8 +5,9 @@
 
 #![allow(clippy::expect_used)] // a failed expectation is a failed test
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn exim() -> PathBuf {
     std::env::var_os("MTASTS_EXIM_ROOT")
@@ -26,26 +27,15 @@ fn scenario() -> String {
         "no Exim at {}: run `bash .ci/exim.sh` as root",
         exim().display()
     );
-    let out = Command::new(exe)
-        .args(["lab", "run", "--name", &name, "--", "bash"])
-        .arg(&script)
-        .arg(exe)
-        .arg(exim())
-        .arg(dist.canonicalize().expect("dist/exim"))
-        .output()
-        .expect("run the scenario");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(out.status.success(), "scenario failed:\n{text}");
-    assert!(
-        !Path::new("/run/netns").join(&name).exists(),
-        "lab cleaned up"
-    );
-    text
+    common::run_in_lab(
+        &name,
+        &script,
+        &[
+            exe.as_ref(),
+            exim().as_os_str(),
+            dist.canonicalize().expect("dist/exim").as_os_str(),
+        ],
+    )
 }
 
 fn has(text: &str, line: &str) -> bool {

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 fn require() {
     common::require_root_with(
@@ -24,25 +23,7 @@ fn scenario(mode: &str) -> String {
     let exe = env!("CARGO_BIN_EXE_mtasts");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/postfix/e2e.sh");
     let name = format!("mtpfx-{mode}-{}", std::process::id());
-    let out = Command::new(exe)
-        .args(["lab", "run", "--name", &name, "--", "bash"])
-        .arg(&script)
-        .arg(exe)
-        .arg(mode)
-        .output()
-        .expect("run the scenario");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(out.status.success(), "scenario failed:\n{text}");
-    assert!(
-        !Path::new("/run/netns").join(&name).exists(),
-        "lab cleaned up"
-    );
-    text
+    common::run_in_lab(&name, &script, &[exe.as_ref(), mode.as_ref()])
 }
 
 fn has(text: &str, line: &str) -> bool {

@@ -9,13 +9,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::ReportDir as Dir;
+use common::terminate;
 use mtasts_testkit::World;
 use mtasts_testkit::smtp::SmtpHost;
 use serde_json::Value;
@@ -89,27 +89,6 @@ fn datagrams() -> Vec<String> {
     d
 }
 
-fn spawn_ready(cmd: &mut Command, ready: &str) -> Child {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("read");
-    if !line.contains(ready) {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("no `{ready}` line: {line}");
-    }
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    child
-}
-
-fn terminate(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
 fn wait_for_socket(path: &Path) {
     let start = Instant::now();
     while !path.exists() {
@@ -160,11 +139,11 @@ async fn tlsrpt_reporter_counts_the_same_datagrams_as_we_do_and_parsedmarc_reads
     let ours = dir.0.join("ours.sock");
     let theirs = dir.0.join("theirs.sock");
     let db = dir.db();
-    let our_collector = spawn_ready(
+    let (our_collector, _) = common::spawn_ready(
         Command::new(env!("CARGO_BIN_EXE_mtasts"))
             .args(["tlsrpt", "collect", "--db", &db, "--socket"])
             .arg(&ours),
-        "ready on",
+        "mtasts tlsrpt collect ready on ",
     );
     let their_db = dir.0.join("collectd.sqlite");
     let mut their_collector = Command::new(venv().join("bin/tlsrpt-collectd"))

@@ -8,12 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::ReportDir as Dir;
+use common::{spawn_ready as start, terminate as stop};
 use mtasts_testkit::World;
 use mtasts_testkit::smtp::SmtpHost;
 
@@ -32,31 +33,28 @@ fn datagram(record: &str, failure: Option<u32>) -> String {
     )
 }
 
-fn start(cmd: &mut Command, ready: &str) -> (Child, String) {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start mtasts");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    for _ in 0..5 {
-        line.clear();
-        if stderr.read_line(&mut line).expect("read") == 0 {
-            break;
-        }
-        if let Some(rest) = line.trim().strip_prefix(ready) {
-            let rest = rest.to_string();
-            // Keep draining so the child never blocks on a full pipe.
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return (child, rest);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("no `{ready}` line: {line}");
-}
-
-fn stop(mut child: Child) {
-    let pid = child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = child.wait();
+/// Our `mtasts tlsrpt receive` as the receiving domain's HTTPS rua, with a certificate for
+/// rua.receiver.test from `ca`: the child, its store and its port.
+fn receiver(dir: &Dir, ca: &mtasts_testkit::TestCa) -> (Child, String, String) {
+    let pem = dir.0.join("rua.pem");
+    std::fs::write(&pem, ca.issue_pem(&["rua.receiver.test"]).expect("cert")).expect("pem");
+    let db = format!("sqlite:{}", dir.0.join("received.db").display());
+    let (child, addr) = start(
+        Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["tlsrpt", "receive", "--db", &db, "--listen", "127.0.0.1:0"])
+            .arg("--cert")
+            .arg(&pem)
+            .arg("--key")
+            .arg(&pem),
+        "mtasts tlsrpt receive ready on https://",
+    );
+    let port = addr
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_string();
+    (child, db, port)
 }
 
 fn mtasts(args: &[&str]) -> Output {
@@ -172,35 +170,7 @@ async fn a_days_sessions_reach_the_receivers_https_and_mail_rua_with_the_same_co
     let world = lab().await;
     let dir = Dir::new("send-e2e");
     // The receiving domain's HTTPS rua: our receiver, with a lab certificate.
-    let pem = dir.0.join("rua.pem");
-    std::fs::write(
-        &pem,
-        world.ca().issue_pem(&["rua.receiver.test"]).expect("cert"),
-    )
-    .expect("pem");
-    let recv_db = format!("sqlite:{}", dir.0.join("received.db").display());
-    let (receiver, addr) = start(
-        Command::new(env!("CARGO_BIN_EXE_mtasts"))
-            .args([
-                "tlsrpt",
-                "receive",
-                "--db",
-                &recv_db,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--cert")
-            .arg(&pem)
-            .arg("--key")
-            .arg(&pem),
-        "mtasts tlsrpt receive ready on https://",
-    );
-    let port = addr
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .expect("port")
-        .to_string();
+    let (receiver, recv_db, port) = receiver(&dir, world.ca());
     let record = format!(
         "v=TLSRPTv1; rua=https://rua.receiver.test:{port}/tlsrpt,mailto:tlsrpt@receiver.test"
     );
@@ -550,35 +520,7 @@ async fn an_untrusted_rua_certificate_is_posted_to_once_more_without_validation(
         });
         // A CA the sender does not trust.
         let stranger = mtasts_testkit::TestCa::new().expect("ca");
-        let pem = dir.0.join("rua.pem");
-        std::fs::write(
-            &pem,
-            stranger.issue_pem(&["rua.receiver.test"]).expect("cert"),
-        )
-        .expect("pem");
-        let recv_db = format!("sqlite:{}", dir.0.join("received.db").display());
-        let (receiver, addr) = start(
-            Command::new(env!("CARGO_BIN_EXE_mtasts"))
-                .args([
-                    "tlsrpt",
-                    "receive",
-                    "--db",
-                    &recv_db,
-                    "--listen",
-                    "127.0.0.1:0",
-                ])
-                .arg("--cert")
-                .arg(&pem)
-                .arg("--key")
-                .arg(&pem),
-            "mtasts tlsrpt receive ready on https://",
-        );
-        let port = addr
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
-            .expect("port")
-            .to_string();
+        let (receiver, _, port) = receiver(&dir, &stranger);
         let record = format!("v=TLSRPTv1; rua=https://rua.receiver.test:{port}/");
         let send_db = dir.db();
         let day = collect(

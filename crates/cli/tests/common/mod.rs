@@ -291,3 +291,57 @@ impl Drop for ReportDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Starts `cmd` and waits (at most five stderr lines) for the line starting with `ready`; the
+/// child and the rest of that line. Its stderr is drained afterwards so it never blocks.
+pub fn spawn_ready(cmd: &mut Command, ready: &str) -> (Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("start mtasts");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    for _ in 0..5 {
+        line.clear();
+        if stderr.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        if let Some(rest) = line.trim().strip_prefix(ready) {
+            let rest = rest.to_string();
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+            return (child, rest);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no `{ready}` line: {line}");
+}
+
+/// SIGTERM to `child`, then reaps it.
+pub fn terminate(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// Runs `script ARGS…` inside a fresh lab (`mtasts lab run --name NAME`); its output, after
+/// checking it succeeded and the lab was removed.
+pub fn run_in_lab(name: &str, script: &std::path::Path, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["lab", "run", "--name", name, "--", "bash"])
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run the scenario");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "scenario failed:\n{text}");
+    assert!(
+        !std::path::Path::new("/run/netns").join(name).exists(),
+        "lab cleaned up"
+    );
+    text
+}
