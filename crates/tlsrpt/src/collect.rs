@@ -109,18 +109,10 @@ async fn store(
     session: mtasts_core::session::SessionResult,
 ) -> Result<(), String> {
     let day = utc_day(crate::unix_now());
-    let db = db.clone();
-    // The store may fsync: off the runtime's threads.
-    tokio::task::spawn_blocking(move || {
-        let mut db = match db.lock() {
-            Ok(d) => d,
-            Err(p) => p.into_inner(),
-        };
-        db.add_session(&day, &session)
-            .map_err(|e| mtasts_core::errors::Chain(&e).to_string())
-    })
-    .await
-    .map_err(|e| format!("the store task failed: {e}"))?
+    crate::store::blocking(db, move |db| db.add_session(&day, &session))
+        .await
+        .map_err(|e| format!("the store task failed: {e}"))?
+        .map_err(|e| mtasts_core::errors::Chain(&e).to_string())
 }
 
 /// Submission connections open at once at most; more are told `error: busy` and closed.

@@ -148,17 +148,10 @@ where
     T: Send + 'static,
     F: FnOnce(&mut ReportDb) -> Result<T, DbError> + Send + 'static,
 {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut db = match db.lock() {
-            Ok(d) => d,
-            Err(p) => p.into_inner(),
-        };
-        f(&mut db)
-    })
-    .await
-    .map_err(|e| SendError::Task(e.to_string()))?
-    .map_err(SendError::Db)
+    crate::store::blocking(db, f)
+        .await
+        .map_err(|e| SendError::Task(e.to_string()))?
+        .map_err(SendError::Db)
 }
 
 /// The UTC day of `t`.

@@ -534,6 +534,27 @@ trait Backend: Send + std::fmt::Debug {
     fn update_delivery(&mut self, d: &Delivery) -> Result<(), DbError>;
 }
 
+/// Runs `f` on the shared store off the async runtime's threads (the store may fsync); a
+/// lock poisoned by a panicked holder is taken anyway (the store itself stays consistent).
+pub async fn blocking<T, F>(
+    db: &std::sync::Arc<std::sync::Mutex<ReportDb>>,
+    f: F,
+) -> Result<Result<T, DbError>, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut ReportDb) -> Result<T, DbError> + Send + 'static,
+{
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut db = match db.lock() {
+            Ok(d) => d,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut db)
+    })
+    .await
+}
+
 /// The report store.
 #[derive(Debug)]
 pub struct ReportDb {
