@@ -64,6 +64,16 @@ fn field(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
+/// An answer of `fields` as given (for answers that come from no decision: a key that names
+/// no domain, an MX lookup that failed), quoted like [`render`]'s.
+pub fn line(fields: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(96);
+    for (name, value) in fields {
+        field(&mut out, name, value);
+    }
+    out
+}
+
 /// The answer line (no line end) for `decision` about `domain`; `mx` is the domain's MX
 /// RRset, used only when the decision enforces a policy.
 pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> String {

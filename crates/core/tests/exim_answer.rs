@@ -125,3 +125,11 @@ fn values_are_quoted_for_exims_extract_on_one_line() {
         "{answer}"
     );
 }
+
+#[test]
+fn answers_without_a_decision_are_quoted_the_same_way() {
+    assert_eq!(
+        mtasts_core::exim::line(&[("mode", "defer"), ("reason", "MX lookup for \"x\" failed")]),
+        "mode=\"defer\" reason=\"MX lookup for \\\"x\\\" failed\""
+    );
+}

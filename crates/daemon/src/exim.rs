@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mtasts_core::exim::render;
+use mtasts_core::decision::Decision;
+use mtasts_core::exim::{line, render};
 use mtasts_core::postfix::policy_domain_from_key;
 use mtasts_resolver::{Dns, Fetch};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -26,26 +27,24 @@ impl<D: Dns, F: Fetch> Server<D, F> {
     pub async fn exim_answer(&self, key: &str) -> String {
         let domain = match policy_domain_from_key(key.trim()) {
             Ok(d) => d,
-            Err(e) => {
-                return format!(
-                    "mode=\"none\" reason=\"{}\"",
-                    e.to_string().replace(['"', '\\'], "'")
-                );
-            }
+            Err(e) => return line(&[("mode", "none"), ("reason", &e.to_string())]),
         };
         let explanation = self.explain(EXIM_ZONE, &domain, false).await;
         let decision = explanation.decision();
-        let mx = if decision.code() == "enforce" {
+        let mx = if matches!(decision, Decision::Enforce { .. }) {
             match self.resolver().dns().mx(domain.as_str()).await {
                 Ok(mx) => mx,
                 Err(e) => {
                     // The allowed hosts cannot be known: wait rather than guess.
-                    return format!(
-                        "mode=\"defer\" domain=\"{domain}\" reason=\"MX lookup for {domain} failed: {}\"",
+                    let reason = format!(
+                        "MX lookup for {domain} failed: {}",
                         mtasts_core::errors::Chain(&e)
-                            .to_string()
-                            .replace(['"', '\\'], "'")
                     );
+                    return line(&[
+                        ("mode", "defer"),
+                        ("domain", domain.as_str()),
+                        ("reason", &reason),
+                    ]);
                 }
             }
         } else {
