@@ -2,6 +2,7 @@
 
 mod check;
 mod daemon;
+mod generate;
 mod lab;
 mod lint;
 mod logging;
@@ -61,6 +62,9 @@ enum Command {
     /// Exit status: 0 after a clean shutdown; `records`: 0 printed, 1 some policy invalid; 2
     /// setup error.
     Serve(Box<serve::ServeArgs>),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,7 +77,11 @@ fn main() -> ExitCode {
         Command::Lab(args) => args.prints_and_exits(),
         Command::Tlsrpt(args) => args.prints_and_exits(),
         Command::Serve(args) => args.prints_and_exits(),
-        Command::Lint(_) | Command::Check(_) | Command::Scan(_) | Command::Query(_) => true,
+        Command::Lint(_)
+        | Command::Check(_)
+        | Command::Scan(_)
+        | Command::Query(_)
+        | Command::Generate(_) => true,
     };
     if prints_and_exits {
         sigpipe::reset();
@@ -91,5 +99,6 @@ fn main() -> ExitCode {
         Command::Scan(args) => check::run_scan(&args),
         Command::Tlsrpt(args) => tlsrpt::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Generate(args) => generate::run(&args),
     }
 }
