@@ -95,7 +95,7 @@ enum TlsrptCommand {
     /// policy domain, after a per-domain delay of up to `max_delay`) and deliver them to
     /// every `rua`: HTTPS POST, or mail DKIM-signed and handed to the submission server of
     /// `--config`. Failed deliveries are retried on later runs with back-off, and given up
-    /// after `retry_for` (24 h). Run it from a timer (dist/mtasts-tlsrpt-send.timer).
+    /// after `retry_for` (24 h). Run it from a timer (dist/systemd/mtasts-tlsrpt-send.timer).
     ///
     /// Exit status: 0 nothing failed, 1 some delivery failed (retried later, or given up),
     /// 2 setup error.
