@@ -101,9 +101,15 @@ mod tests {
         walk(&cmd, "mtasts", &dir, &mut pages);
         assert!(pages > 20, "{pages} pages");
         assert_eq!(n, pages + 3, "pages plus three completions");
-        assert!(!dir.join("man/mtasts-generate.1").exists(), "hidden command");
+        assert!(
+            !dir.join("man/mtasts-generate.1").exists(),
+            "hidden command"
+        );
         let bash = std::fs::read_to_string(dir.join("completions/mtasts.bash")).unwrap_or_default();
-        assert!(bash.contains("--dane-nameserver"), "bash completion knows daemon flags");
+        assert!(
+            bash.contains("--dane-nameserver"),
+            "bash completion knows daemon flags"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod daemon;
+mod doctor;
 mod generate;
 mod lab;
 mod lint;
@@ -62,6 +63,11 @@ enum Command {
     /// Exit status: 0 after a clean shutdown; `records`: 0 printed, 1 some policy invalid; 2
     /// setup error.
     Serve(Box<serve::ServeArgs>),
+    /// Check the local setup (Postfix, Exim, the daemon, its cache and DNS view, `serve`'s
+    /// sites and certificates) and say what to fix.
+    ///
+    /// Exit status: 0 all ok, 1 warnings only, 2 errors, 3 some check could not run.
+    Doctor(doctor::DoctorArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -81,6 +87,7 @@ fn main() -> ExitCode {
         | Command::Check(_)
         | Command::Scan(_)
         | Command::Query(_)
+        | Command::Doctor(_)
         | Command::Generate(_) => true,
     };
     if prints_and_exits {
@@ -100,5 +107,6 @@ fn main() -> ExitCode {
         Command::Tlsrpt(args) => tlsrpt::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Generate(args) => generate::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
     }
 }
