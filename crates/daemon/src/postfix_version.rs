@@ -170,6 +170,7 @@ pub fn postconf_dnssec() -> Result<bool, DetectError> {
         .map_err(DetectError::Run)?;
     if !out.status.success() {
         return Err(DetectError::Failed {
+            command: "postconf -h smtp_dns_support_level",
             status: out.status,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
@@ -184,9 +185,11 @@ pub enum DetectError {
     #[error("running postconf")]
     /// postconf could not be run.
     Run(#[source] std::io::Error),
-    #[error("postconf -dh mail_version failed ({status}): {stderr}")]
+    #[error("{command} failed ({status}): {stderr}")]
     /// postconf ran and failed.
     Failed {
+        /// The command line that failed.
+        command: &'static str,
         /// Its exit status.
         status: std::process::ExitStatus,
         /// What it said on stderr.
@@ -211,6 +214,7 @@ pub fn postconf_mail_version() -> Result<Version, DetectError> {
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(DetectError::Failed {
+            command: "postconf -dh mail_version",
             status: out.status,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
