@@ -30,6 +30,7 @@ pub mod exim;
 pub mod fuzzing;
 pub mod mx;
 pub mod policy;
+pub mod remember;
 pub mod postfix;
 pub mod report;
 pub mod session;
