@@ -32,6 +32,7 @@ pub mod mx;
 pub mod policy;
 pub mod remember;
 pub mod postfix;
+pub mod postfix_log;
 pub mod report;
 pub mod session;
 pub mod submission;
