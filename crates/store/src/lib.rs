@@ -11,6 +11,7 @@
 mod entry;
 mod memory;
 mod redis_store;
+pub mod remember;
 mod reopen;
 mod slab_lru;
 mod sqlite;
