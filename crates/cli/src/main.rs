@@ -9,6 +9,7 @@ mod lint;
 mod logging;
 mod net;
 mod query;
+mod remembered;
 mod serve;
 mod tlsrpt;
 
@@ -68,6 +69,11 @@ enum Command {
     ///
     /// Exit status: 0 all ok, 1 warnings only, 2 errors, 3 some check could not run.
     Doctor(doctor::DoctorArgs),
+    /// Remembered TLS: learn from Postfix's log which domains do TLS; list, export, import
+    /// and forget what is remembered (docs/remembered-tls.md).
+    ///
+    /// Exit status: 0 done, 1 `forget` found nothing for some domain, 2 usage or store error.
+    Remembered(remembered::RememberedArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -83,6 +89,7 @@ fn main() -> ExitCode {
         Command::Lab(args) => args.prints_and_exits(),
         Command::Tlsrpt(args) => args.prints_and_exits(),
         Command::Serve(args) => args.prints_and_exits(),
+        Command::Remembered(args) => args.prints_and_exits(),
         Command::Lint(_)
         | Command::Check(_)
         | Command::Scan(_)
@@ -94,8 +101,12 @@ fn main() -> ExitCode {
         sigpipe::reset();
     }
     // The servers set up their own logs (format and level are flags of theirs).
-    if !matches!(cli.command, Command::Daemon(_) | Command::Serve(_)) {
-        logging::init(mtasts_daemon::LogFormat::Text, "warn");
+    match &cli.command {
+        Command::Daemon(_) | Command::Serve(_) => {}
+        Command::Remembered(r) if !r.prints_and_exits() => {
+            logging::init(mtasts_daemon::LogFormat::Text, "info");
+        }
+        _ => logging::init(mtasts_daemon::LogFormat::Text, "warn"),
     }
     match cli.command {
         Command::Daemon(args) => daemon::run(&args),
@@ -108,5 +119,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Remembered(args) => remembered::run(&args),
     }
 }

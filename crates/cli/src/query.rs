@@ -107,7 +107,30 @@ fn query(args: &QueryArgs) -> Result<ExitCode> {
         } else {
             None
         };
+        // Remembered TLS as the daemon sees it: the memories in the configuration's cache.
+        let mut memories = std::collections::HashMap::new();
+        if config
+            .named_zones()
+            .any(|(_, z)| z.remember_tls != mtasts_core::decision::RememberMode::Off)
+        {
+            let mut spec = config.cache.clone();
+            if spec == mtasts_store::CacheSpec::Sqlite(None) {
+                spec = mtasts_store::CacheSpec::Sqlite(Some(mtasts_daemon::default_sqlite_path()));
+            }
+            if let Some(r) = mtasts_store::remember::Remembered::open(&spec)
+                .await
+                .with_context(|| format!("opening the remembered-TLS memories in {spec}"))?
+            {
+                memories = r
+                    .all()
+                    .await
+                    .with_context(|| format!("reading the remembered-TLS memories in {spec}"))?
+                    .into_iter()
+                    .collect();
+            }
+        }
         let server = Server::with_trust(resolver.clone(), dane, config, trust);
+        server.set_remembered(memories);
         let explanation = server.explain(&args.map, &domain, true).await;
         resolver.flush().await;
         anyhow::Ok(explanation)
@@ -157,6 +180,9 @@ fn print_text(r: &DecisionReport) {
             if t.applied { "" } else { ", not applied" },
             t.anchors.join(", ")
         );
+    }
+    if let Some(t) = &r.remembered_tls {
+        println!("remembered: {}", t.reason);
     }
     println!("source:    {}", r.source);
     println!("postfix:   {}", r.postfix);

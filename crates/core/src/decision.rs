@@ -123,6 +123,60 @@ pub enum Decision<'a> {
     NoPolicy(NoPolicy<'a>),
     /// Defer delivery.
     Defer(Defer<'a>),
+    /// No DANE or MTA-STS policy applies, but the domain is remembered to do TLS
+    /// (`remember_tls = enforce`, see [`with_remembered`]): TLS required, certificate not
+    /// checked (Postfix `encrypt`).
+    RememberedTls {
+        /// Until when, without another TLS delivery.
+        until: crate::cache::UnixTime,
+    },
+}
+
+/// A zone's `remember_tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RememberMode {
+    /// Remembered TLS is not consulted.
+    #[default]
+    Off,
+    /// Answers unchanged; what would have been required is logged and counted.
+    Report,
+    /// Remembered domains without a DANE or MTA-STS policy get TLS required.
+    Enforce,
+}
+
+/// What remembered TLS did to a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RememberOutcome {
+    /// Nothing: off, not remembered, or another policy governs.
+    Untouched,
+    /// TLS is required (`enforce`).
+    Required,
+    /// TLS would have been required (`report`).
+    WouldRequire,
+}
+
+/// Applies remembered TLS to `decision`: only where no DANE or MTA-STS policy governs and
+/// nothing is pending (a pending DANE check must not be overridden by a weaker `encrypt`).
+/// `state` is the domain's memory now (`None`: never seen, or exempt).
+pub fn with_remembered<'a>(
+    decision: Decision<'a>,
+    mode: RememberMode,
+    state: Option<crate::remember::State>,
+) -> (Decision<'a>, RememberOutcome) {
+    let eligible = matches!(
+        decision,
+        Decision::NoPolicy(NoPolicy::NoRecord | NoPolicy::ModeNone(_) | NoPolicy::Failure(_))
+    );
+    let until = match state {
+        Some(crate::remember::State::Remembered { until, .. }) if eligible => until,
+        _ => return (decision, RememberOutcome::Untouched),
+    };
+    match mode {
+        RememberMode::Off => (decision, RememberOutcome::Untouched),
+        RememberMode::Report => (decision, RememberOutcome::WouldRequire),
+        RememberMode::Enforce => (Decision::RememberedTls { until }, RememberOutcome::Required),
+    }
 }
 
 /// The decision for one delivery: DANE first (RFC 8461 §2), then MTA-STS, then the profile.
@@ -222,6 +276,7 @@ impl Decision<'_> {
             Self::Testing(_) => "testing",
             Self::NoPolicy(_) => "none",
             Self::Defer(_) => "defer",
+            Self::RememberedTls { .. } => "remembered-tls",
         }
     }
 
@@ -298,6 +353,10 @@ impl fmt::Display for Decision<'_> {
             Self::Defer(Defer::PolicyMissing) => {
                 f.write_str("defer: internal error: the policy in force is missing")
             }
+            Self::RememberedTls { until } => write!(
+                f,
+                "no DANE or MTA-STS policy, but TLS is remembered for this domain: TLS required (until {until}, unless a TLS delivery extends it)"
+            ),
         }
     }
 }

@@ -122,6 +122,10 @@ pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> 
             field(&mut out, "mode", "defer");
             field(&mut out, "domain", domain.as_str());
         }
+        Decision::RememberedTls { .. } => {
+            field(&mut out, "mode", "encrypt");
+            field(&mut out, "domain", domain.as_str());
+        }
     }
     field(&mut out, "reason", &reason);
     out

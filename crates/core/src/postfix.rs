@@ -134,6 +134,11 @@ pub fn render(
         }
         Decision::Testing(_) | Decision::NoPolicy(_) => (Reply::NotFound, None),
         Decision::Defer(why) => (Reply::Temp(defer_reason(domain, why)), None),
+        // TLS required, any certificate: what was observed was TLS, not a verified name.
+        Decision::RememberedTls { .. } if opts.sni => {
+            (Reply::Ok("encrypt servername=hostname".into()), None)
+        }
+        Decision::RememberedTls { .. } => (Reply::Ok("encrypt".into()), None),
     }
 }
 

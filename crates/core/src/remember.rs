@@ -308,20 +308,29 @@ mod tests {
             }
         );
         // The next one, a second later, reaches the span.
-        assert_eq!(m.observe(Seen::Tls, T0 + 7 * DAY, &rule()), Change::Remembered);
+        assert_eq!(
+            m.observe(Seen::Tls, T0 + 7 * DAY, &rule()),
+            Change::Remembered
+        );
         assert!(m.state(&rule(), T0 + 7 * DAY).remembered());
         // 9 deliveries over 8 days: the count is short.
         let mut m = Memory::default();
         tls_run(&mut m, T0, 8 * DAY, 9);
         assert!(!m.state(&rule(), T0 + 8 * DAY).remembered());
-        assert_eq!(m.observe(Seen::Tls, T0 + 8 * DAY, &rule()), Change::Remembered);
+        assert_eq!(
+            m.observe(Seen::Tls, T0 + 8 * DAY, &rule()),
+            Change::Remembered
+        );
     }
 
     #[test]
     fn plaintext_while_learning_starts_again_and_while_remembered_is_a_downgrade() {
         let mut m = Memory::default();
         tls_run(&mut m, T0, 6 * DAY, 20);
-        assert_eq!(m.observe(Seen::Plaintext, T0 + 6 * DAY, &rule()), Change::Reset);
+        assert_eq!(
+            m.observe(Seen::Plaintext, T0 + 6 * DAY, &rule()),
+            Change::Reset
+        );
         assert_eq!(
             m.state(&rule(), T0 + 6 * DAY),
             State::Learning {
@@ -331,7 +340,10 @@ mod tests {
         );
         tls_run(&mut m, T0 + 7 * DAY, 7 * DAY, 10);
         assert!(m.state(&rule(), T0 + 14 * DAY).remembered());
-        assert_eq!(m.observe(Seen::Plaintext, T0 + 15 * DAY, &rule()), Change::Downgrade);
+        assert_eq!(
+            m.observe(Seen::Plaintext, T0 + 15 * DAY, &rule()),
+            Change::Downgrade
+        );
         assert_eq!(m.downgrades, 1);
         // The memory stays: a stripping attacker cannot erase it.
         assert!(m.state(&rule(), T0 + 15 * DAY).remembered());

@@ -230,6 +230,18 @@ impl Daemon {
     /// Serves until `shutdown` turns true, then lets open connections finish within
     /// `shutdown_timeout`, stops the refresher and flushes the cache.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let remembering = self
+            .server
+            .config()
+            .named_zones()
+            .any(|(_, z)| z.remember_tls != mtasts_core::decision::RememberMode::Off);
+        if remembering {
+            tokio::spawn(load_remembered(
+                self.server.clone(),
+                self.cache.clone(),
+                shutdown.clone(),
+            ));
+        }
         if let Some(l) = self.metrics {
             tokio::spawn(crate::metrics::serve_on(
                 l,
@@ -255,6 +267,47 @@ impl Daemon {
         }
         for path in exim_sockets {
             let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Reads the remembered-TLS memories the learners write, now and every
+/// `remember.reload_interval`, until shutdown; a store that cannot be opened or read is tried
+/// again at the next turn (the memories already read stay in force).
+async fn load_remembered(
+    server: Arc<NetServer>,
+    cache: CacheSpec,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut store: Option<mtasts_store::remember::Remembered> = None;
+    loop {
+        if store.is_none() {
+            match mtasts_store::remember::Remembered::open(&cache).await {
+                Ok(s) => store = s,
+                Err(e) => {
+                    tracing::error!(cache = %cache, error = %mtasts_core::errors::Chain(&e), "remembered TLS: cannot open the memories; trying again");
+                }
+            }
+        }
+        if let Some(s) = &store {
+            match s.all().await {
+                Ok(all) => {
+                    let n = all.len();
+                    server.set_remembered(all.into_iter().collect());
+                    tracing::debug!(domains = n, "remembered TLS: memories read");
+                }
+                Err(e) => {
+                    tracing::error!(cache = %cache, error = %mtasts_core::errors::Chain(&e), "remembered TLS: reading the memories failed; keeping the last ones");
+                }
+            }
+        }
+        let every = server.config().remember.reload_interval;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
         }
     }
 }

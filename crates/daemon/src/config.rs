@@ -76,6 +76,62 @@ pub struct Config {
     /// failed policy fetch is sent there as a session result (none: not reported).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tlsrpt_socket: Option<PathBuf>,
+    /// Remembered TLS: the rule, exemptions, how often the memory is read again.
+    pub remember: RememberConfig,
+}
+
+/// `[remember]`: when a domain is remembered to do TLS (docs/remembered-tls.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RememberConfig {
+    /// TLS deliveries needed, with no plaintext one among them.
+    pub min_deliveries: u64,
+    /// Time from the first to the last of them.
+    #[serde(with = "duration")]
+    pub min_span: Duration,
+    /// Forgotten this long after the last TLS delivery.
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+    /// Domains never required to use TLS, whatever was remembered (and their subdomains).
+    pub exempt: Vec<String>,
+    /// How often the daemon reads the memories the learners wrote.
+    #[serde(with = "duration")]
+    pub reload_interval: Duration,
+}
+
+impl Default for RememberConfig {
+    fn default() -> Self {
+        let rule = mtasts_core::remember::Rule::default();
+        Self {
+            min_deliveries: rule.min_deliveries,
+            min_span: Duration::from_secs(rule.min_span),
+            max_age: Duration::from_secs(rule.max_age),
+            exempt: Vec::new(),
+            reload_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RememberConfig {
+    /// The core rule.
+    pub fn rule(&self) -> mtasts_core::remember::Rule {
+        mtasts_core::remember::Rule {
+            min_deliveries: self.min_deliveries,
+            min_span: self.min_span.as_secs(),
+            max_age: self.max_age.as_secs(),
+        }
+    }
+
+    /// Whether `domain` (or a parent of it) is exempt.
+    pub fn exempt(&self, domain: &str) -> bool {
+        self.exempt.iter().any(|e| {
+            let e = e.trim_end_matches('.').to_ascii_lowercase();
+            domain == e
+                || domain
+                    .strip_suffix(e.as_str())
+                    .is_some_and(|p| p.ends_with('.'))
+        })
+    }
 }
 
 /// One `[[trust]]` rule.
@@ -207,6 +263,9 @@ pub struct Zone {
     /// Check DANE first: DNSSEC-validated TLSA for the MX hosts answers `dane-only`/`dane`
     /// instead of an MTA-STS `secure` policy (RFC 8461 §2: DANE takes precedence).
     pub dane: bool,
+    /// Remembered TLS where neither DANE nor MTA-STS applies: `off`, `report` (log and count
+    /// what would be required) or `enforce` (Postfix `encrypt`, Exim `mode="encrypt"`).
+    pub remember_tls: mtasts_core::decision::RememberMode,
 }
 
 impl Default for Zone {
@@ -218,6 +277,7 @@ impl Default for Zone {
             timeout: Duration::from_secs(4),
             defer_on_failure: false,
             dane: true,
+            remember_tls: mtasts_core::decision::RememberMode::Off,
         }
     }
 }
@@ -278,6 +338,7 @@ impl Default for Config {
             trust: Vec::new(),
             exim_listen: Vec::new(),
             tlsrpt_socket: None,
+            remember: RememberConfig::default(),
         }
     }
 }

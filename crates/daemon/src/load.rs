@@ -120,6 +120,37 @@ impl Config {
         }
         for (name, z) in self.named_zones() {
             in_range(&format!("{name}.timeout"), z.timeout, ZONE_TIMEOUT_MAX)?;
+            if z.remember_tls != mtasts_core::decision::RememberMode::Off {
+                if !z.dane {
+                    return Err(invalid(
+                        &format!("{name}.remember_tls"),
+                        "needs dane = true in the zone: an `encrypt` answer given without the DANE check would override Postfix's own DANE",
+                    ));
+                }
+                if self.cache == mtasts_store::CacheSpec::Memory {
+                    return Err(invalid(
+                        &format!("{name}.remember_tls"),
+                        "needs a cache that keeps the memory (sqlite:PATH or redis://…), not memory",
+                    ));
+                }
+            }
+        }
+        for (i, e) in self.remember.exempt.iter().enumerate() {
+            if mtasts_core::DomainName::parse(e).is_err() {
+                return Err(invalid(
+                    &format!("remember.exempt[{i}]"),
+                    format!("`{e}` is not a domain"),
+                ));
+            }
+        }
+        if self.remember.min_deliveries == 0 {
+            return Err(invalid("remember.min_deliveries", "at least 1"));
+        }
+        if self.remember.max_age.is_zero() || self.remember.reload_interval.is_zero() {
+            return Err(invalid(
+                "remember",
+                "max_age and reload_interval must be more than 0",
+            ));
         }
         in_range(
             "resolver.dns_timeout",

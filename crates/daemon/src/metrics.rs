@@ -46,6 +46,17 @@ pub fn render<D: Dns, F: Fetch>(server: &Server<D, F>) -> String {
         ],
     );
     counter(
+        "mtasts_remembered_tls_total",
+        "Answers for domains remembered to do TLS, by what was done (required: encrypt; would_require: report mode).",
+        &[
+            ("{outcome=\"required\"}", load(&c.remembered_required)),
+            (
+                "{outcome=\"would_require\"}",
+                load(&c.remembered_would_require),
+            ),
+        ],
+    );
+    counter(
         "mtasts_deadline_hits_total",
         "Answers given at the zone deadline while a lookup continued.",
         &[("", load(&c.deadline_hits))],

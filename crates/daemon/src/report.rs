@@ -39,6 +39,21 @@ pub struct DecisionReport {
     pub zone: ZoneDecision,
     /// The conditional trust configured for the domain (`null`: none, the web PKI alone).
     pub trust: Option<TrustReport>,
+    /// Remembered TLS for the domain (`null`: off in this zone and nothing remembered).
+    pub remembered_tls: Option<RememberedReport>,
+}
+
+/// Where the domain stands for remembered TLS, and what the zone does with it.
+#[derive(Debug, Serialize)]
+pub struct RememberedReport {
+    /// The zone's `remember_tls`: `off`, `report` or `enforce`.
+    pub mode: mtasts_core::decision::RememberMode,
+    /// Exempt by `remember.exempt`.
+    pub exempt: bool,
+    /// The memory's state (`null`: never seen).
+    pub state: Option<mtasts_core::remember::State>,
+    /// Why the answer is what it is, in words.
+    pub reason: String,
 }
 
 /// The conditional trust rule covering the domain.
@@ -157,7 +172,9 @@ impl DecisionReport {
             postfix_tafile: t.postfix_tafile.clone(),
             applied: combined.trust().is_some(),
         });
+        let remembered_tls = remembered_report(e, &combined);
         Self {
+            remembered_tls,
             trust,
             domain: l.domain.to_string(),
             decision,
@@ -179,4 +196,41 @@ impl DecisionReport {
             },
         }
     }
+}
+
+fn remembered_report(
+    e: &Explanation,
+    combined: &mtasts_core::Decision<'_>,
+) -> Option<RememberedReport> {
+    use mtasts_core::decision::RememberMode;
+    use mtasts_core::remember::State;
+    let mode = e.zone.remember_tls;
+    if mode == RememberMode::Off && e.remembered.is_none() {
+        return None;
+    }
+    let reason = match (mode, e.remember_exempt, &e.remembered) {
+        (_, true, _) => "exempt (remember.exempt): never required".to_string(),
+        (_, _, None) => "no delivery to this domain seen yet".to_string(),
+        (_, _, Some(State::Learning { deliveries, .. })) => {
+            format!("learning: {deliveries} TLS deliveries in a row so far; not remembered yet")
+        }
+        (RememberMode::Off, _, Some(State::Remembered { .. })) => {
+            "remembered, but remember_tls is off in this zone".to_string()
+        }
+        (_, _, Some(State::Remembered { .. })) if combined.code() == "remembered-tls" => {
+            "remembered and no DANE or MTA-STS policy applies: TLS required (encrypt)".to_string()
+        }
+        (RememberMode::Report, _, Some(State::Remembered { .. })) => {
+            "remembered; report mode: the answer is unchanged, what would be required is logged and counted".to_string()
+        }
+        (_, _, Some(State::Remembered { .. })) => {
+            format!("remembered, but {} governs", combined.code())
+        }
+    };
+    Some(RememberedReport {
+        mode,
+        exempt: e.remember_exempt,
+        state: e.remembered,
+        reason,
+    })
 }

@@ -8,8 +8,13 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mtasts_core::dane::DaneDecision;
-use mtasts_core::decision::{DaneFinding, StsFinding, decide_with_trust};
+use std::collections::HashMap;
+
+use mtasts_core::decision::{
+    DaneFinding, RememberMode, RememberOutcome, StsFinding, decide_with_trust, with_remembered,
+};
 use mtasts_core::postfix::{self, KeyRejection, Reply, policy_domain_from_key};
+use mtasts_core::remember::{Memory, State};
 use mtasts_core::{Decision, DomainName, TrustAnchors};
 use mtasts_resolver::{Counter, DaneResolver, Dns, Fetch, Lookup, Resolver, TrustHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -107,6 +112,10 @@ pub struct Counters {
     pub store_fallbacks: Counter,
     /// Sum of answer latencies in microseconds, and buckets for a histogram.
     pub latency: LatencyHistogram,
+    /// Answers that required TLS for a remembered domain (`remember_tls = enforce`).
+    pub remembered_required: Counter,
+    /// Answers that would have (`remember_tls = report`).
+    pub remembered_would_require: Counter,
 }
 
 impl Counters {
@@ -173,6 +182,10 @@ pub struct Explanation {
     pub lookup: Lookup,
     /// The conditional trust configured for the domain, if any.
     pub trust: Option<Arc<TrustAnchors>>,
+    /// Remembered TLS: where the domain's memory stands (`None`: no memory, or exempt).
+    pub remembered: Option<State>,
+    /// Whether the domain is exempt from remembered TLS.
+    pub remember_exempt: bool,
 }
 
 impl Explanation {
@@ -182,12 +195,16 @@ impl Explanation {
             .dane
             .as_deref()
             .map_or(DaneFinding::Off, DaneFinding::Decided);
-        decide_with_trust(
+        let decision = decide_with_trust(
             dane,
             sts_finding(&self.lookup),
             self.zone.profile(),
             self.trust.as_deref(),
-        )
+        );
+        if self.zone.remember_tls == RememberMode::Off {
+            return decision;
+        }
+        with_remembered(decision, self.zone.remember_tls, self.remembered).0
     }
 
     /// The Postfix reply the daemon gives for it.
@@ -215,6 +232,8 @@ pub struct Server<D, F> {
     max_connections: usize,
     /// Warnings that floods could repeat: at most one per kind every 10 s.
     throttle: mtasts_resolver::Throttle,
+    /// Remembered TLS, as the learners last wrote it (read every `remember.reload_interval`).
+    remembered: RwLock<Arc<HashMap<String, Memory>>>,
 }
 
 impl<D, F> std::fmt::Debug for Server<D, F> {
@@ -273,7 +292,46 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             permits: Arc::new(tokio::sync::Semaphore::new(max_connections)),
             max_connections,
             throttle: mtasts_resolver::Throttle::default(),
+            remembered: RwLock::new(Arc::new(HashMap::new())),
         })
+    }
+
+    /// Replaces the remembered-TLS memories; kept replies rendered from the old ones go.
+    pub fn set_remembered(&self, memories: HashMap<String, Memory>) {
+        let changed = {
+            let old = self.remembered();
+            *old != memories
+        };
+        if !changed {
+            return;
+        }
+        match self.remembered.write() {
+            Ok(mut m) => *m = Arc::new(memories),
+            Err(p) => *p.into_inner() = Arc::new(memories),
+        }
+        self.config_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The remembered-TLS memories in use.
+    pub fn remembered(&self) -> Arc<HashMap<String, Memory>> {
+        match self.remembered.read() {
+            Ok(m) => m.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Where `domain` stands for remembered TLS under `config` now (`None`: not remembered
+    /// or exempt), and whether it has a memory at all.
+    pub fn remembered_state(&self, config: &Config, domain: &DomainName) -> Option<State> {
+        if config.remember.exempt(domain.as_str()) {
+            return None;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.remembered()
+            .get(domain.as_str())
+            .map(|m| m.state(&config.remember.rule(), now))
     }
 
     /// The resolver behind the server.
@@ -387,7 +445,13 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         let from = out.len();
         encode(&reply, out);
         let class = Class::of(&reply);
-        self.replies.keep(&domain, &basis, class, &out[from..]);
+        // A remembered domain's answer depends on the time (its memory expires) and is
+        // counted each time: never kept.
+        let remembered = zone.remember_tls != RememberMode::Off
+            && self.remembered().contains_key(domain.as_str());
+        if !remembered {
+            self.replies.keep(&domain, &basis, class, &out[from..]);
+        }
         self.counted(class, started);
         true
     }
@@ -486,6 +550,24 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         let table = self.trust.get();
         let trust = table.find(domain).map(|rule| &*rule.anchors);
         let decision = decide_with_trust(dane, sts, zone.profile(), trust);
+        let decision = if zone.remember_tls == RememberMode::Off {
+            decision
+        } else {
+            let state = self.remembered_state(config, domain);
+            let (decision, outcome) = with_remembered(decision, zone.remember_tls, state);
+            match outcome {
+                RememberOutcome::Required => {
+                    self.counters.remembered_required.inc();
+                    tracing::debug!(domain = %domain, "remembered TLS: TLS required");
+                }
+                RememberOutcome::WouldRequire => {
+                    self.counters.remembered_would_require.inc();
+                    tracing::info!(domain = %domain, "remembered TLS (report): TLS would be required; answered without");
+                }
+                RememberOutcome::Untouched => {}
+            }
+            decision
+        };
         if decision.hit_deadline() {
             self.counters.deadline_hits.inc();
             tracing::info!(domain = %domain, deadline = ?zone.deadline(), decision = %decision, "answer deadline reached; lookup continues in the background");
@@ -519,6 +601,8 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         };
         let (dane, lookup) = tokio::join!(dane, sts);
         Explanation {
+            remembered: self.remembered_state(&config, domain),
+            remember_exempt: config.remember.exempt(domain.as_str()),
             trust: self.trust.get().find(domain).map(|r| r.anchors.clone()),
             map: map.to_string(),
             postfix: config.postfix_version,

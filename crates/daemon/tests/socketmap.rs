@@ -1022,6 +1022,9 @@ async fn every_metric_counts_what_it_names() {
         ("mtasts_store_reads_total", 0),
         ("mtasts_store_errors_total", 0),
         ("mtasts_dane_downgrades_total", 0),
+        // remember_tls is off in every zone here; tests/remembered.rs counts them.
+        ("mtasts_remembered_tls_total{outcome=\"required\"}", 0),
+        ("mtasts_remembered_tls_total{outcome=\"would_require\"}", 0),
         ("mtasts_answer_seconds_count", 7),
         ("mtasts_cached_domains", 4),
         ("mtasts_cached_policies", 1),

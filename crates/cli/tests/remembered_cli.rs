@@ -1,0 +1,276 @@
+//! Remembered TLS through the binary: `mtasts remembered learn` reads Postfix log lines,
+//! the daemon (SQLite cache shared with the learner) answers `encrypt` in an `enforce` zone,
+//! unchanged in a `report` zone, and stops once the domain is forgotten, exempt or covered by
+//! MTA-STS; `list`, `export`, `import` and `forget` work on the same memories. Lab DNS and
+//! HTTPS on loopback (no root needed). The log lines are the forms Postfix 3.7 writes (the
+//! real-Postfix proof is tests/postfix/remember.sh).
+
+#![allow(clippy::expect_used)] // a failed expectation is a failed test
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn tls_delivery(pid: u32, qid: &str, domain: &str) -> String {
+    format!(
+        "Dec  3 13:40:01 sender postfix/smtp[{pid}]: Verified TLS connection established to mx1.{domain}[127.1.0.5]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n\
+Dec  3 13:40:01 sender postfix/smtp[{pid}]: {qid}: to=<user@{domain}>, relay=mx1.{domain}[127.1.0.5]:25, delay=0.1, delays=0.01/0/0.05/0.03, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n"
+    )
+}
+
+fn plain_delivery(pid: u32, qid: &str, domain: &str) -> String {
+    format!(
+        "Dec  3 13:41:01 sender postfix/smtp[{pid}]: {qid}: to=<user@{domain}>, relay=mx1.{domain}[127.1.0.5]:25, delay=0.1, delays=0.01/0/0.05/0.03, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n"
+    )
+}
+
+fn mtasts(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .arg("remembered")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("mtasts remembered")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Asks until the answer is `want` (the daemon reads the memories every 200 ms).
+fn eventually(port: u16, req: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = common::ask(port, req);
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{req}: {got:?}, wanted {want:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn learned_domains_get_tls_required_until_forgotten() {
+    let lab = common::EphemeralLab::start("remembered");
+    let dir = std::env::temp_dir().join(format!("mtasts-remembered-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = ["127.0.0.1:0"]
+cache = "sqlite:{cache}"
+postfix_version = "3.7.0"
+postfix_dnssec = "no"
+[default_zone]
+remember_tls = "enforce"
+[zones.report]
+remember_tls = "report"
+[zones.off]
+[remember]
+min_deliveries = 3
+min_span = "0s"
+exempt = ["exempt.example"]
+reload_interval = "200ms"
+"#,
+            cache = dir.join("cache.sqlite3").display()
+        ),
+    )
+    .expect("config");
+    // Three TLS deliveries each to no-txt.test (no MTA-STS), enforce.test (MTA-STS) and
+    // exempt.example; two to learning.example (one short); one TLS then one plaintext
+    // delivery on a cached connection to reset.example (learning starts again).
+    let log = dir.join("maillog");
+    let mut lines = String::new();
+    for (i, d) in ["no-txt.test", "enforce.test", "exempt.example"]
+        .iter()
+        .enumerate()
+    {
+        for n in 0..3u32 {
+            let pid = 100 + n;
+            lines.push_str(&tls_delivery(pid, &format!("A{i}{n}"), d));
+        }
+    }
+    lines.push_str(&tls_delivery(200, "B1", "learning.example"));
+    lines.push_str(&tls_delivery(201, "B2", "learning.example"));
+    lines.push_str(&tls_delivery(300, "C1", "reset.example"));
+    lines.push_str(&plain_delivery(300, "C2", "reset.example"));
+    std::fs::write(&log, &lines).expect("log");
+    let learn = |args: &[&str]| {
+        let o = mtasts(
+            &config,
+            &[
+                &[
+                    "learn",
+                    "--postfix-log",
+                    log.to_str().expect("path"),
+                    "--from-start",
+                    "--once",
+                ],
+                args,
+            ]
+            .concat(),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let out = learn(&[]);
+    assert!(
+        out.contains("domain now remembered domain=no-txt.test"),
+        "{out}"
+    );
+
+    let list = text(&mtasts(&config, &["list"]));
+    assert!(list.contains("no-txt.test  remembered until"), "{list}");
+    assert!(
+        list.contains("exempt.example  remembered until") && list.contains("(exempt)"),
+        "{list}"
+    );
+    assert!(
+        list.contains("learning.example  learning: 2 of 3 TLS deliveries"),
+        "{list}"
+    );
+    assert!(
+        list.contains("reset.example  learning: 0 of 3 TLS deliveries"),
+        "{list}"
+    );
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["daemon", "--config"])
+        .arg(&config)
+        .args(["--nameserver", &lab.dns, "--port-map"])
+        .arg(lab.ports())
+        .arg("--ca-file")
+        .arg(lab.ca())
+        .args(["--metrics-listen", "127.0.0.1:0"]);
+    let daemon = common::Daemon::spawn(cmd);
+    let port = daemon.port;
+    // Remembered, no MTA-STS: TLS required, SNI kept.
+    eventually(
+        port,
+        "postfix no-txt.test",
+        "OK encrypt servername=hostname",
+    );
+    // Report zone: unchanged; off zone: unchanged.
+    assert_eq!(common::ask(port, "report no-txt.test"), "NOTFOUND ");
+    assert_eq!(common::ask(port, "off no-txt.test"), "NOTFOUND ");
+    // MTA-STS governs where it applies; exempt and learning domains get nothing.
+    assert!(common::ask(port, "postfix enforce.test").starts_with("OK secure match="));
+    for d in ["exempt.example", "learning.example", "reset.example"] {
+        let a = common::ask(port, &format!("postfix {d}"));
+        assert!(!a.starts_with("OK encrypt"), "{d}: {a}");
+    }
+    // Each counted.
+    let metrics = scrape(daemon.metrics.expect("metrics port"));
+    assert!(
+        metrics.contains("mtasts_remembered_tls_total{outcome=\"required\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mtasts_remembered_tls_total{outcome=\"would_require\"} 1"),
+        "{metrics}"
+    );
+
+    // A plaintext delivery to a remembered domain: a possible downgrade, still remembered.
+    std::fs::write(&log, plain_delivery(400, "D1", "no-txt.test")).expect("log");
+    let out = learn(&[]);
+    assert!(
+        out.contains("possible downgrade") && out.contains("domain=no-txt.test"),
+        "{out}"
+    );
+    let list = text(&mtasts(&config, &["list"]));
+    assert!(
+        list.contains("no-txt.test  remembered until") && list.contains("downgrades=1"),
+        "{list}"
+    );
+
+    // Export, forget, import: the shared list brings the memory back.
+    let export = mtasts(&config, &["export"]);
+    assert!(export.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&export.stdout).expect("preload JSON");
+    assert_eq!(v["format"], "mtasts-remembered-tls");
+    let domains: Vec<&str> = v["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .filter_map(|d| d["domain"].as_str())
+        .collect();
+    assert!(
+        domains.contains(&"no-txt.test") && !domains.contains(&"learning.example"),
+        "{domains:?}"
+    );
+    let preload = dir.join("preload.json");
+    std::fs::write(&preload, &export.stdout).expect("preload");
+
+    let o = mtasts(&config, &["forget", "no-txt.test"]);
+    assert!(
+        o.status.success() && text(&o).contains("forgot no-txt.test"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        mtasts(&config, &["forget", "never.example"]).status.code(),
+        Some(1)
+    );
+    eventually(port, "postfix no-txt.test", "NOTFOUND ");
+
+    let o = mtasts(&config, &["import", preload.to_str().expect("path")]);
+    assert!(o.status.success(), "{}", text(&o));
+    eventually(
+        port,
+        "postfix no-txt.test",
+        "OK encrypt servername=hostname",
+    );
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"format":"other","version":1,"domains":[]}"#).expect("bad");
+    let o = mtasts(&config, &["import", bad.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("expected `mtasts-remembered-tls` version 1"),
+        "{}",
+        text(&o)
+    );
+
+    // query shows the state and why.
+    let q = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .args(["query", "no-txt.test", "--config"])
+        .arg(&config)
+        .args(["--nameserver", &lab.dns, "--port-map"])
+        .arg(lab.ports())
+        .arg("--ca-file")
+        .arg(lab.ca())
+        .output()
+        .expect("query");
+    let qt = text(&q);
+    assert!(
+        qt.contains(
+            "remembered: remembered and no DANE or MTA-STS policy applies: TLS required (encrypt)"
+        ),
+        "{qt}"
+    );
+    assert!(
+        qt.contains("postfix:   OK encrypt servername=hostname"),
+        "{qt}"
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    out
+}
