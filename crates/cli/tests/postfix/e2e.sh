@@ -15,7 +15,6 @@ MTASTS="$1"
 MODE="${2:-dnssec}"
 : "${MTASTS_LAB_CA:?run inside mtasts lab run}" "${MTASTS_LAB_NAME:?}" "${MTASTS_LAB_PRIVATE_CA:?}"
 WORK=$(mktemp -d /tmp/mtasts-postfix.XXXXXX)
-ETC="$WORK/etc"
 DAEMON_PID=
 
 cleanup() {
@@ -25,47 +24,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A private Postfix instance: own config and queue directories, no chroot, mail accepted on
-# 127.0.0.1:2525, the lab CA as the only trust store, policy from the daemon.
-mkdir -p "$ETC" "$WORK/spool" "$WORK/data"
-chmod 0755 "$WORK"
-chown postfix "$WORK/data"
-cp /etc/postfix/master.cf "$ETC/master.cf"
-cat >"$ETC/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $WORK/spool
-data_directory = $WORK/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = sender.lab.test
-mydomain = lab.test
-myorigin = \$myhostname
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-alias_maps =
-alias_database =
-maillog_file = $WORK/maillog
-maillog_file_prefixes = /tmp
-smtp_tls_security_level = may
-smtp_tls_CAfile = $MTASTS_LAB_CA
-smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
-smtp_tls_loglevel = 1
-smtp_connect_timeout = 5s
-queue_run_delay = 2s
-minimal_backoff_time = 2s
-maximal_backoff_time = 4s
-EOF
+# A private Postfix instance (tests/postfix/instance.sh).
+. "$(dirname "$0")/instance.sh"
+postfix_instance
 if [ "$MODE" = dnssec ]; then
     # DANE: trust the AD bit of the namespace's resolver (the lab DNS acts as a validating one;
     # /etc/resolv.conf there says trust-ad), as a production host would with a local unbound.
     postconf -c "$ETC" -e 'smtp_dns_support_level = dnssec'
 fi
-postconf -c "$ETC" -F '*/*/chroot = n'
-postconf -c "$ETC" -M# smtp/inet
-postconf -c "$ETC" -M '127.0.0.1:2525/inet = 127.0.0.1:2525 inet n - n - - smtpd'
 
 # The daemon: memory cache, the lab's DNS and CA, a short TXT grace so a fixed policy is seen
 # within seconds. Conditional trust: the lab's second CA for private-ca.test only (a copy
@@ -100,27 +66,10 @@ echo "POSTMAP-DANE $(postmap -c "$ETC" -q dane-sts.test socketmap:inet:127.0.0.1
 echo "POSTMAP-TRUST $(postmap -c "$ETC" -q private-ca.test socketmap:inet:127.0.0.1:8461:postfix)"
 echo "POSTMAP-TRUST-OTHER $(postmap -c "$ETC" -q private-ca-other.test socketmap:inet:127.0.0.1:8461:postfix || echo notfound)"
 
-postfix -c "$ETC" set-permissions >/dev/null 2>&1 || true
-postfix -c "$ETC" start >"$WORK/start.log" 2>&1 || { cat "$WORK/start.log" >&2; exit 1; }
-for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null && break
-    sleep 0.05
-done
+postfix_start
 
 DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test dane.test dane-wrong.test dane-sts.test private-ca.test private-ca-other.test mx-untrusted.test)
-python3 - "${DOMAINS[@]}" <<'PY'
-import smtplib, sys
-with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as s:
-    for d in sys.argv[1:]:
-        s.sendmail("tester@sender.lab.test", [f"user@{d}"], f"Subject: mtasts e2e {d}\r\n\r\nhello {d}\r\n")
-PY
-
-# The newest status= line for a recipient domain, or "pending".
-status_of() {
-    local line
-    line=$(grep -E "to=<user@$1>.*status=" "$WORK/maillog" 2>/dev/null | tail -n 1 || true)
-    if [ -z "$line" ]; then echo pending; else sed -E 's/.*status=([a-z]+).*/\1/' <<<"$line"; fi
-}
+postfix_send "${DOMAINS[@]}"
 
 wait_all() {
     local deadline=$((SECONDS + 40)) d pending
