@@ -97,9 +97,25 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The collector's learner: the memories and rule of the daemon configuration `config`.
+pub async fn learner(config: &Path) -> Result<mtasts_tlsrpt::collect::Learner> {
+    let (store, config) = open_with(Some(config), None).await?;
+    Ok(mtasts_tlsrpt::collect::Learner {
+        store,
+        rule: config.remember.rule(),
+    })
+}
+
 async fn open(args: &RememberedArgs) -> Result<(Remembered, Config)> {
+    open_with(args.config.as_deref(), args.cache.clone()).await
+}
+
+async fn open_with(
+    config: Option<&Path>,
+    cache: Option<CacheSpec>,
+) -> Result<(Remembered, Config)> {
     let default = Path::new("/etc/mtasts/daemon.toml");
-    let config = match &args.config {
+    let config = match config {
         Some(p) => Config::load(p).context("loading the configuration")?.0,
         None if default.exists() => {
             Config::load(default)
@@ -108,7 +124,7 @@ async fn open(args: &RememberedArgs) -> Result<(Remembered, Config)> {
         }
         None => Config::default(),
     };
-    let mut spec = args.cache.clone().unwrap_or_else(|| config.cache.clone());
+    let mut spec = cache.unwrap_or_else(|| config.cache.clone());
     if spec == CacheSpec::Sqlite(None) {
         spec = CacheSpec::Sqlite(Some(mtasts_daemon::default_sqlite_path()));
     }

@@ -81,6 +81,10 @@ enum TlsrptCommand {
         /// `ok` or `error: …` (Exim's `event_action`, scripts; see docs/tlsrpt.md). Same mode.
         #[arg(long, value_name = "PATH")]
         submit_socket: Option<PathBuf>,
+        /// Remembered TLS: also learn from every session which domains do STARTTLS, into the
+        /// cache of this daemon configuration with its [remember] rule (docs/remembered-tls.md).
+        #[arg(long, value_name = "DAEMON_TOML")]
+        remember: Option<PathBuf>,
     },
     /// Send session results, one JSON object per line on stdin, to a collector's
     /// `--submit-socket` (see docs/tlsrpt.md for the fields); prints each answer.
@@ -248,7 +252,14 @@ pub fn run(args: &TlsrptArgs) -> ExitCode {
             socket,
             socket_mode,
             submit_socket,
-        } => collect(db, socket, *socket_mode, submit_socket.as_deref()),
+            remember,
+        } => collect(
+            db,
+            socket,
+            *socket_mode,
+            submit_socket.as_deref(),
+            remember.as_deref(),
+        ),
         TlsrptCommand::Submit { socket } => submit(socket),
         TlsrptCommand::Send {
             db,
@@ -508,6 +519,7 @@ fn collect(
     path: &std::path::Path,
     mode: u32,
     submit_path: Option<&std::path::Path>,
+    remember: Option<&std::path::Path>,
 ) -> Result<ExitCode> {
     use std::os::unix::fs::PermissionsExt as _;
     let store = ReportDb::open(db).context("opening the store")?;
@@ -526,6 +538,10 @@ fn collect(
         let (stop, rx) = tokio::sync::watch::channel(false);
         let counts = std::sync::Arc::new(mtasts_tlsrpt::collect::CollectCounts::default());
         let store = std::sync::Arc::new(std::sync::Mutex::new(store));
+        let learner = match remember {
+            Some(config) => Some(std::sync::Arc::new(crate::remembered::learner(config).await?)),
+            None => None,
+        };
         let submissions = match submit_path {
             Some(p) => {
                 let listener = mtasts_tlsrpt::collect::bind_stream(p)
@@ -536,6 +552,7 @@ fn collect(
                     listener,
                     store.clone(),
                     counts.clone(),
+                    learner.clone(),
                     rx.clone(),
                 )))
             }
@@ -545,6 +562,7 @@ fn collect(
             socket,
             store,
             counts.clone(),
+            learner,
             rx,
         ));
         match submit_path {

@@ -274,3 +274,77 @@ fn scrape(port: u16) -> String {
     s.read_to_string(&mut out).expect("response");
     out
 }
+
+/// The collector learns too: session results (here on the submission protocol, as Exim's
+/// event hook and Postfix ≥ 3.10's datagrams arrive) feed the same memories.
+#[test]
+fn the_collector_learns_from_session_results() {
+    let dir =
+        std::env::temp_dir().join(format!("mtasts-remembered-collect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "cache = \"sqlite:{}\"\n[remember]\nmin_deliveries = 3\nmin_span = \"0s\"\n",
+            dir.join("cache.sqlite3").display()
+        ),
+    )
+    .expect("config");
+    let (sock, submit) = (dir.join("tlsrpt.sock"), dir.join("submit.sock"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.args(["tlsrpt", "collect", "--db"])
+        .arg(format!("sqlite:{}", dir.join("tlsrpt.sqlite3").display()))
+        .arg("--socket")
+        .arg(&sock)
+        .arg("--submit-socket")
+        .arg(&submit)
+        .arg("--remember")
+        .arg(&config);
+    let (child, _) = common::spawn_ready(&mut cmd, "mtasts tlsrpt collect ready");
+    let line = |result: &str| {
+        format!(
+            r#"{{"domain": "sub.example", "policy-type": "no-policy-found", "result": "{result}", "receiving-mx-hostname": "mx.sub.example"}}"#
+        )
+    };
+    let submit_lines = |lines: &[String]| {
+        use std::io::Write;
+        let mut p = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .args(["tlsrpt", "submit", "--socket"])
+            .arg(&submit)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("submit");
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(lines.join("\n").as_bytes())
+            .expect("write");
+        let o = p.wait_with_output().expect("submit");
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    // A certificate failure still means STARTTLS was there; a DNS failure says nothing.
+    submit_lines(&[
+        line("success"),
+        line("certificate-expired"),
+        line("validation-failure"),
+    ]);
+    let list = text(&mtasts(&config, &["list"]));
+    assert!(
+        list.contains("sub.example  learning: 2 of 3 TLS deliveries"),
+        "{list}"
+    );
+    submit_lines(&[line("success")]);
+    let list = text(&mtasts(&config, &["list"]));
+    assert!(list.contains("sub.example  remembered until"), "{list}");
+    submit_lines(&[line("starttls-not-supported")]);
+    let list = text(&mtasts(&config, &["list"]));
+    assert!(
+        list.contains("sub.example  remembered until") && list.contains("downgrades=1"),
+        "{list}"
+    );
+    common::terminate(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}

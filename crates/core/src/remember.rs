@@ -198,6 +198,23 @@ impl Memory {
     }
 }
 
+/// What a TLS-RPT session result (from the collector: Postfix ≥ 3.10, Exim's events, the
+/// submission protocol) says about STARTTLS: a successful session or a certificate failure
+/// means TLS was negotiated; `starttls-not-supported` that it was not offered; other failures
+/// (DNS, policy, DANE) say nothing about it.
+pub fn seen_in(session: &crate::session::SessionResult) -> Option<Seen> {
+    let failures = || session.policies.iter().flat_map(|p| p.failures.iter());
+    if failures().any(|f| f.result_type == "starttls-not-supported") {
+        return Some(Seen::Plaintext);
+    }
+    if !session.policies.is_empty() && session.policies.iter().all(|p| !p.failed) {
+        return Some(Seen::Tls);
+    }
+    failures()
+        .all(|f| f.result_type.starts_with("certificate-"))
+        .then_some(Seen::Tls)
+}
+
 /// The preload list: remembered domains to share between hosts (`mtasts remembered export`
 /// and `import`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

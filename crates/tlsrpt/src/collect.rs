@@ -63,11 +63,49 @@ fn remove_stale(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Remembered TLS fed from the sessions the collector takes in (`collect --remember`).
+#[derive(Debug)]
+pub struct Learner {
+    /// Where the memories are kept (the daemon's cache).
+    pub store: mtasts_store::remember::Remembered,
+    /// The daemon's rule.
+    pub rule: mtasts_core::remember::Rule,
+}
+
+impl Learner {
+    /// Learns from `session`; a failure is logged (the session itself is stored anyway).
+    async fn observe(&self, session: &mtasts_core::session::SessionResult) {
+        use mtasts_core::remember::Change;
+        let Some(seen) = mtasts_core::remember::seen_in(session) else {
+            return;
+        };
+        let (rule, at) = (self.rule, crate::unix_now());
+        let domain = session.domain.clone();
+        match self
+            .store
+            .update(domain.as_str(), move |m| m.observe(seen, at, &rule))
+            .await
+        {
+            Ok(Change::Remembered) => {
+                tracing::info!(domain = %domain, "remembered TLS: domain now remembered")
+            }
+            Ok(Change::Downgrade) => {
+                tracing::warn!(domain = %domain, "remembered TLS: possible downgrade: a session to a domain remembered to do TLS found no STARTTLS")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(domain = %domain, error = %mtasts_core::errors::Chain(&e), "remembered TLS: the memory could not be updated")
+            }
+        }
+    }
+}
+
 /// Receives datagrams on `socket` into `db` until `shutdown` turns true.
 pub async fn collect(
     socket: UnixDatagram,
     db: Arc<Mutex<ReportDb>>,
     counts: Arc<CollectCounts>,
+    learner: Option<Arc<Learner>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; mtasts_core::session::MAX_DATAGRAM + 1];
@@ -91,6 +129,9 @@ pub async fn collect(
                 continue;
             }
         };
+        if let Some(l) = &learner {
+            l.observe(&session).await;
+        }
         match store(&db, session).await {
             Ok(()) => {
                 counts.sessions.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +167,7 @@ pub async fn serve_submissions(
     listener: UnixListener,
     db: Arc<Mutex<ReportDb>>,
     counts: Arc<CollectCounts>,
+    learner: Option<Arc<Learner>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SUBMITTERS));
@@ -147,8 +189,9 @@ pub async fn serve_submissions(
             continue;
         };
         let (db, counts, shutdown) = (db.clone(), counts.clone(), shutdown.clone());
+        let learner = learner.clone();
         tokio::spawn(async move {
-            submitter(stream, db, counts, shutdown).await;
+            submitter(stream, db, counts, learner, shutdown).await;
             drop(slot);
         });
     }
@@ -159,6 +202,7 @@ async fn submitter(
     stream: UnixStream,
     db: Arc<Mutex<ReportDb>>,
     counts: Arc<CollectCounts>,
+    learner: Option<Arc<Learner>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let (read, mut write) = stream.into_split();
@@ -190,7 +234,12 @@ async fn submitter(
                 counts.refused.fetch_add(1, Ordering::Relaxed);
                 format!("error: {}\n", mtasts_core::errors::Chain(&e))
             }
-            Ok(session) => match store(&db, session).await {
+            Ok(session) => match {
+                if let Some(l) = &learner {
+                    l.observe(&session).await;
+                }
+                store(&db, session).await
+            } {
                 Ok(()) => {
                     counts.sessions.fetch_add(1, Ordering::Relaxed);
                     "ok\n".to_string()
