@@ -229,17 +229,16 @@ async fn submitter(
         if line.is_empty() && complete {
             continue;
         }
-        let answer = match mtasts_core::submission::parse_submission(&line) {
+        let parsed = mtasts_core::submission::parse_submission(&line);
+        if let (Ok(session), Some(l)) = (&parsed, &learner) {
+            l.observe(session).await;
+        }
+        let answer = match parsed {
             Err(e) => {
                 counts.refused.fetch_add(1, Ordering::Relaxed);
                 format!("error: {}\n", mtasts_core::errors::Chain(&e))
             }
-            Ok(session) => match {
-                if let Some(l) = &learner {
-                    l.observe(&session).await;
-                }
-                store(&db, session).await
-            } {
+            Ok(session) => match store(&db, session).await {
                 Ok(()) => {
                     counts.sessions.fetch_add(1, Ordering::Relaxed);
                     "ok\n".to_string()

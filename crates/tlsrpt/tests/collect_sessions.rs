@@ -38,6 +38,7 @@ async fn datagrams_over_the_socket_are_counted_by_day_domain_and_policy() {
         bind(&socket_path).expect("bind"),
         db.clone(),
         counts.clone(),
+        None,
         rx,
     ));
 
