@@ -40,7 +40,7 @@ if command -v systemd-analyze >/dev/null; then
   # Units are checked as installed (paths, users, man pages they name).
   (cd /usr/lib/systemd/system && systemd-analyze verify mtasts-daemon.socket mtasts-daemon.service \
     mtasts-serve.service mtasts-tlsrpt-receive.service mtasts-tlsrpt-collect.service \
-    mtasts-tlsrpt-send.service mtasts-tlsrpt-send.timer) || fail "systemd-analyze verify"
+    mtasts-tlsrpt-send.service mtasts-tlsrpt-send.timer mtasts-remembered-learn.service) || fail "systemd-analyze verify"
 fi
 
 # The packaged default configuration starts the daemon (as its unit would: user mtasts, the

@@ -30,8 +30,9 @@ pub struct RememberedArgs {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Follow Postfix's log (maillog_file, or the syslog file it writes to) and learn from
-    /// every delivery: TLS or plaintext. Runs until SIGTERM or SIGINT.
+    /// Follow Postfix's log (maillog_file, or the syslog file it writes to; `-` reads
+    /// standard input, e.g. from `journalctl -f -o short -u postfix@-`) and learn from every
+    /// delivery: TLS or plaintext. Runs until SIGTERM or SIGINT (or the end of input).
     Learn {
         /// The log file; rotation (a new file at the path) and truncation are followed.
         #[arg(long, value_name = "FILE")]
@@ -42,6 +43,11 @@ enum Cmd {
         /// Stop at the end of the file instead of waiting for more.
         #[arg(long)]
         once: bool,
+        /// Report each possible downgrade through TLS-RPT: submitted to this collector
+        /// socket (`tlsrpt collect --submit-socket`) as a `starttls-not-supported` session,
+        /// so it reaches the domain's `rua` in the next daily report.
+        #[arg(long, value_name = "PATH")]
+        tlsrpt_submit: Option<PathBuf>,
     },
     /// Print every domain's memory and where it stands.
     List {
@@ -145,7 +151,20 @@ async fn run_async(args: &RememberedArgs) -> Result<ExitCode> {
             postfix_log,
             from_start,
             once,
-        } => learn(&store, rule, postfix_log, *from_start, *once).await,
+            tlsrpt_submit,
+        } => {
+            let learner = LogLearner {
+                store: &store,
+                rule,
+                submit: tlsrpt_submit.as_deref(),
+                follower: mtasts_core::postfix_log::Follower::new(),
+            };
+            if postfix_log.as_os_str() == "-" {
+                learner.stdin().await
+            } else {
+                learner.follow(postfix_log, *from_start, *once).await
+            }
+        }
         Cmd::List { json } => {
             let now = now();
             for (domain, m) in store.all().await? {
@@ -237,73 +256,132 @@ async fn run_async(args: &RememberedArgs) -> Result<ExitCode> {
     }
 }
 
-/// Follows `path` like `tail -F`: from its end (or start), across rotation and truncation.
-async fn learn(
-    store: &Remembered,
+/// The Postfix log learner: lines in, memories updated, downgrades reported.
+struct LogLearner<'a> {
+    store: &'a Remembered,
     rule: Rule,
-    path: &Path,
-    from_start: bool,
-    once: bool,
-) -> Result<ExitCode> {
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, interrupted.clone()).context("signal handler")?;
-    }
-    let mut follower = mtasts_core::postfix_log::Follower::new();
-    let open = |at_end: bool| -> Result<(std::io::BufReader<std::fs::File>, u64)> {
-        let mut f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
-        let ino = f.metadata()?.ino();
-        if at_end {
-            f.seek(std::io::SeekFrom::End(0))?;
-        }
-        Ok((std::io::BufReader::new(f), ino))
-    };
-    let (mut reader, mut ino) = open(!from_start)?;
-    tracing::info!(log = %path.display(), "remembered TLS: following Postfix's log");
-    let mut line = String::new();
-    while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n > 0 && line.ends_with('\n') {
-            if let Some(d) = follower.line(line.trim_end()) {
-                let (at, seen) = (now(), d.seen);
-                let change = store
-                    .update(d.domain.as_str(), move |m| m.observe(seen, at, &rule))
-                    .await?;
-                match change {
-                    Change::Remembered => {
-                        tracing::info!(domain = %d.domain, "remembered TLS: domain now remembered")
-                    }
-                    Change::Downgrade => {
-                        tracing::warn!(domain = %d.domain, relay = %d.relay, "remembered TLS: possible downgrade: a delivery to a domain remembered to do TLS went in plaintext")
-                    }
-                    Change::Reset => {
-                        tracing::debug!(domain = %d.domain, "remembered TLS: plaintext delivery; learning starts again")
-                    }
-                    Change::Counted => {
-                        tracing::debug!(domain = %d.domain, ?seen, "remembered TLS: delivery counted")
+    submit: Option<&'a Path>,
+    follower: mtasts_core::postfix_log::Follower,
+}
+
+impl LogLearner<'_> {
+    async fn line(&mut self, line: &str) -> Result<()> {
+        let Some(d) = self.follower.line(line) else {
+            return Ok(());
+        };
+        let (at, seen, rule) = (now(), d.seen, self.rule);
+        let change = self
+            .store
+            .update(d.domain.as_str(), move |m| m.observe(seen, at, &rule))
+            .await?;
+        match change {
+            Change::Remembered => {
+                tracing::info!(domain = %d.domain, "remembered TLS: domain now remembered");
+            }
+            Change::Downgrade => {
+                tracing::warn!(domain = %d.domain, relay = %d.relay, "remembered TLS: possible downgrade: a delivery to a domain remembered to do TLS went in plaintext");
+                if let Some(path) = self.submit {
+                    if let Err(e) = submit_downgrade(path, &d).await {
+                        tracing::error!(socket = %path.display(), error = %format!("{e:#}"), "remembered TLS: the downgrade could not be submitted for TLS-RPT");
                     }
                 }
             }
-            continue;
-        }
-        if n > 0 {
-            // A line still being written: read the rest of it next time.
-            let back = i64::try_from(n).unwrap_or(0);
-            reader.seek_relative(-back)?;
-        }
-        if once {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        // Rotated (another file at the path) or truncated: start over at the new file's start.
-        if let Ok(meta) = std::fs::metadata(path) {
-            let pos = reader.stream_position()?;
-            if meta.ino() != ino || meta.len() < pos {
-                (reader, ino) = open(false)?;
-                tracing::info!(log = %path.display(), "remembered TLS: log rotated; reading the new file");
+            Change::Reset => {
+                tracing::debug!(domain = %d.domain, "remembered TLS: plaintext delivery; learning starts again");
+            }
+            Change::Counted => {
+                tracing::debug!(domain = %d.domain, ?seen, "remembered TLS: delivery counted");
             }
         }
+        Ok(())
     }
-    Ok(ExitCode::SUCCESS)
+
+    /// Reads standard input to its end (blocking reads: nothing else runs meanwhile).
+    async fn stdin(mut self) -> Result<ExitCode> {
+        for line in std::io::stdin().lines() {
+            self.line(&line.context("reading standard input")?).await?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Follows `path` like `tail -F`: from its end (or start), across rotation and truncation.
+    async fn follow(mut self, path: &Path, from_start: bool, once: bool) -> Result<ExitCode> {
+        let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, interrupted.clone()).context("signal handler")?;
+        }
+        let open = |at_end: bool| -> Result<(std::io::BufReader<std::fs::File>, u64)> {
+            let mut f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+            let ino = f.metadata()?.ino();
+            if at_end {
+                f.seek(std::io::SeekFrom::End(0))?;
+            }
+            Ok((std::io::BufReader::new(f), ino))
+        };
+        let (mut reader, mut ino) = open(!from_start)?;
+        tracing::info!(log = %path.display(), "remembered TLS: following Postfix's log");
+        let mut line = String::new();
+        while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            line.clear();
+            let n = reader.read_line(&mut line)?;
+            if n > 0 && line.ends_with('\n') {
+                self.line(line.trim_end()).await?;
+                continue;
+            }
+            if n > 0 {
+                // A line still being written: read it whole next time.
+                reader.seek_relative(-i64::try_from(n).unwrap_or(0))?;
+            }
+            if once {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Rotated (another file at the path) or truncated: the new file from its start.
+            if let Ok(meta) = std::fs::metadata(path) {
+                let pos = reader.stream_position()?;
+                if meta.ino() != ino || meta.len() < pos {
+                    (reader, ino) = open(false)?;
+                    tracing::info!(log = %path.display(), "remembered TLS: log rotated; reading the new file");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// One `starttls-not-supported` session for the downgraded delivery, on the collector's
+/// submission protocol; `ok` expected back.
+async fn submit_downgrade(path: &Path, d: &mtasts_core::postfix_log::Delivery) -> Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (host, ip) = match d.relay.split_once('[') {
+        Some((h, rest)) => (h, rest.split_once(']').map(|(ip, _)| ip)),
+        None => (d.relay.as_str(), None),
+    };
+    let mut session = serde_json::json!({
+        "domain": d.domain.as_str(),
+        "policy-type": "no-policy-found",
+        "result": "starttls-not-supported",
+        "receiving-mx-hostname": host,
+        "failure-reason-code": mtasts_core::remember::DOWNGRADE_REASON_CODE,
+    });
+    if let Some(ip) = ip.filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
+        session["receiving-ip"] = serde_json::Value::String(ip.to_string());
+    }
+    let stream = tokio::net::UnixStream::connect(path)
+        .await
+        .with_context(|| format!("connecting to {}", path.display()))?;
+    let (read, mut write) = stream.into_split();
+    write
+        .write_all(format!("{session}\n").as_bytes())
+        .await
+        .context("sending")?;
+    let mut answer = String::new();
+    tokio::io::BufReader::new(read)
+        .read_line(&mut answer)
+        .await
+        .context("reading the answer")?;
+    if answer.trim() != "ok" {
+        bail!("the collector answered `{}`", answer.trim());
+    }
+    Ok(())
 }

@@ -204,6 +204,10 @@ impl Memory {
 /// (DNS, policy, DANE) say nothing about it.
 pub fn seen_in(session: &crate::session::SessionResult) -> Option<Seen> {
     let failures = || session.policies.iter().flat_map(|p| p.failures.iter());
+    // A downgrade the log learner already counted, submitted for the report only.
+    if failures().any(|f| f.failure_reason_code.as_deref() == Some(DOWNGRADE_REASON_CODE)) {
+        return None;
+    }
     if failures().any(|f| f.result_type == "starttls-not-supported") {
         return Some(Seen::Plaintext);
     }
@@ -214,6 +218,10 @@ pub fn seen_in(session: &crate::session::SessionResult) -> Option<Seen> {
         .all(|f| f.result_type.starts_with("certificate-"))
         .then_some(Seen::Tls)
 }
+
+/// The `failure-reason-code` of the `starttls-not-supported` sessions the Postfix log
+/// learner submits for a possible downgrade (so TLS-RPT reports it).
+pub const DOWNGRADE_REASON_CODE: &str = "mtasts-remembered-tls-downgrade";
 
 /// The preload list: remembered domains to share between hosts (`mtasts remembered export`
 /// and `import`).
