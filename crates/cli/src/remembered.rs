@@ -280,10 +280,10 @@ impl LogLearner<'_> {
             }
             Change::Downgrade => {
                 tracing::warn!(domain = %d.domain, relay = %d.relay, "remembered TLS: possible downgrade: a delivery to a domain remembered to do TLS went in plaintext");
-                if let Some(path) = self.submit {
-                    if let Err(e) = submit_downgrade(path, &d).await {
-                        tracing::error!(socket = %path.display(), error = %format!("{e:#}"), "remembered TLS: the downgrade could not be submitted for TLS-RPT");
-                    }
+                if let Some(path) = self.submit
+                    && let Err(e) = submit_downgrade(path, &d).await
+                {
+                    tracing::error!(socket = %path.display(), error = %format!("{e:#}"), "remembered TLS: the downgrade could not be submitted for TLS-RPT");
                 }
             }
             Change::Reset => {
