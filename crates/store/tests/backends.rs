@@ -452,3 +452,38 @@ async fn sqlite_prunes_expired_entries_in_bounded_batches() {
     assert!(s.get(&d("d0.example")).await.expect("get").is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Remembered TLS in Redis (a fleet shares one memory): the same operations as SQLite's.
+#[cfg_attr(
+    not(mtasts_run_redis),
+    ignore = "needs redis-server (MTASTS_TEST_SKIP opted out)"
+)]
+#[tokio::test]
+async fn remembered_tls_memories_in_redis() {
+    use mtasts_core::remember::{Rule, Seen};
+    use mtasts_store::remember::Remembered;
+    let redis = redis();
+    let spec: mtasts_store::CacheSpec = redis.url().parse().expect("spec");
+    let r = Remembered::open(&spec)
+        .await
+        .expect("open")
+        .expect("redis keeps memories");
+    let rule = Rule {
+        min_deliveries: 2,
+        min_span: 0,
+        max_age: 86_400,
+    };
+    for at in [1_000, 1_001] {
+        r.update("a.example", move |m| m.observe(Seen::Tls, at, &rule))
+            .await
+            .expect("update");
+    }
+    // Another host of the fleet sees the same memory.
+    let other = Remembered::open(&spec).await.expect("open").expect("redis");
+    let all = other.all().await.expect("all");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].0, "a.example");
+    assert!(all[0].1.state(&rule, 1_002).remembered());
+    assert!(other.forget("a.example").await.expect("forget"));
+    assert!(r.all().await.expect("all").is_empty());
+}
