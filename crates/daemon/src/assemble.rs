@@ -230,12 +230,8 @@ impl Daemon {
     /// Serves until `shutdown` turns true, then lets open connections finish within
     /// `shutdown_timeout`, stops the refresher and flushes the cache.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let remembering = self
-            .server
-            .config()
-            .named_zones()
-            .any(|(_, z)| z.remember_tls != mtasts_core::decision::RememberMode::Off);
-        if remembering {
+        // Always (but for a memory cache): a reload may turn remember_tls on.
+        if self.cache != CacheSpec::Memory {
             tokio::spawn(load_remembered(
                 self.server.clone(),
                 self.cache.clone(),
@@ -281,7 +277,14 @@ async fn load_remembered(
 ) {
     let mut store: Option<mtasts_store::remember::Remembered> = None;
     loop {
-        if store.is_none() {
+        let wanted = server
+            .config()
+            .named_zones()
+            .any(|(_, z)| z.remember_tls != mtasts_core::decision::RememberMode::Off);
+        if !wanted {
+            // Nothing asks for the memories: read none (and forget those read before).
+            server.set_remembered(std::collections::HashMap::new());
+        } else if store.is_none() {
             match mtasts_store::remember::Remembered::open(&cache).await {
                 Ok(s) => store = s,
                 Err(e) => {
@@ -289,7 +292,7 @@ async fn load_remembered(
                 }
             }
         }
-        if let Some(s) = &store {
+        if let Some(s) = store.as_ref().filter(|_| wanted) {
             match s.all().await {
                 Ok(all) => {
                     let n = all.len();
