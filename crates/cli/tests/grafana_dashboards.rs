@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,16 +16,10 @@ use std::time::{Duration, Instant};
 fn scrape(port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let req = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-            let mut body = String::new();
-            if s.write_all(req.as_bytes()).is_ok()
-                && s.read_to_string(&mut body).is_ok()
-                && body.starts_with("HTTP/1.1 200")
-            {
-                return body;
-            }
+        if let Some(body) =
+            common::http_get(port, "/metrics").filter(|b| b.starts_with("HTTP/1.1 200"))
+        {
+            return body;
         }
         assert!(Instant::now() < deadline, "no metrics on port {port}");
         std::thread::sleep(Duration::from_millis(100));

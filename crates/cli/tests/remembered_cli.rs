@@ -170,7 +170,8 @@ reload_interval = "200ms"
         assert!(!a.starts_with("OK encrypt"), "{d}: {a}");
     }
     // Each counted.
-    let metrics = scrape(daemon.metrics.expect("metrics port"));
+    let metrics =
+        common::http_get(daemon.metrics.expect("metrics port"), "/metrics").expect("metrics");
     assert!(
         metrics.contains("mtasts_remembered_tls_total{outcome=\"required\"} 1"),
         "{metrics}"
@@ -263,16 +264,6 @@ reload_interval = "200ms"
     );
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn scrape(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("response");
-    out
 }
 
 /// The collector learns too: session results (here on the submission protocol, as Exim's

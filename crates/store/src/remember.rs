@@ -215,19 +215,9 @@ impl Remembered {
     }
 }
 
+/// The cache file, with the memories' table beside the cache's.
 fn open_sqlite(path: &Path) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-            path: path.to_path_buf(),
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let conn = Connection::open(path).map_err(sqlite_err(path))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(sqlite_err(path))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sqlite_err(path))?;
+    let conn = crate::sqlite::SqliteStore::open_blocking(path)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS remembered_tls (
              domain TEXT PRIMARY KEY,

@@ -85,7 +85,8 @@ impl SqliteStore {
         }
     }
 
-    fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
+    /// Opens the cache file (creating it, its directory and the cache table), in WAL mode.
+    pub(crate) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 path: path.to_path_buf(),

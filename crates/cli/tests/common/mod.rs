@@ -345,3 +345,17 @@ pub fn run_in_lab(name: &str, script: &std::path::Path, args: &[&std::ffi::OsStr
     );
     text
 }
+
+/// `GET path` on 127.0.0.1:`port` over HTTP/1.1, the whole response (status line, headers,
+/// body); `None` when the connection or the read fails.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
