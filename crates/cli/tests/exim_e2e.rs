@@ -203,4 +203,25 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
         ),
         "{attempts} deferrals:\n{text}"
     );
+    // Remembered TLS (the exim zone's remember_tls = enforce): a preloaded domain without
+    // MTA-STS answers mode="encrypt"; once its MX stops offering STARTTLS, the mtasts_encrypt
+    // router and transport defer the message instead of sending it in plaintext.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("REMEMBERED-ANSWER mode=\"encrypt\" domain=\"no-txt.test\"")),
+        "{text}"
+    );
+    assert!(
+        has(&text, "REMEMBERED-STRIPPED no-txt.test deferred"),
+        "{text}"
+    );
+    assert!(
+        mainlog(
+            &text,
+            "== user@no-txt.test R=mtasts_encrypt T=mtasts_encrypt_smtp defer"
+        )
+        .iter()
+        .any(|l| l.contains("a TLS session is required, but the server did not offer TLS support")),
+        "{text}"
+    );
 }

@@ -93,7 +93,7 @@ start_daemon() {
 cat >"$WORK/mtasts.toml" <<EOF2
 listen = ["127.0.0.1:8461"]
 exim_listen = ["127.0.0.1:8462"]
-cache = "memory"
+cache = "sqlite:$WORK/cache.sqlite3"
 nameserver = "127.0.0.1:53"
 ca_file = "$MTASTS_LAB_CA"
 postfix_version = "3.7.0"
@@ -104,6 +104,9 @@ negative_ttl = 1
 fetch_backoff = 1
 [zones.exim]
 dane = true
+remember_tls = "enforce"
+[remember]
+reload_interval = "200ms"
 EOF2
 start_daemon
 
@@ -199,6 +202,20 @@ for domain, failure, n in con.execute(
         "SELECT domain, failure, SUM(sessions) FROM session_failures GROUP BY domain, failure ORDER BY domain"):
     print(f"TLSRPT-FAILURE {domain} {json.loads(failure)['result-type']} {n}")
 PY
+
+# Remembered TLS (remember_tls = enforce in the exim zone): no-txt.test (no MTA-STS) taken in
+# from a preload list, then its MX stops offering STARTTLS: the mtasts_encrypt router and
+# transport require TLS, so the message waits instead of going in plaintext.
+printf '{"format":"mtasts-remembered-tls","version":1,"domains":[{"domain":"no-txt.test","until":%s}]}' \
+    "$(( $(date +%s) + 86400 ))" >"$WORK/preload.json"
+"$MTASTS" remembered --config "$WORK/mtasts.toml" import "$WORK/preload.json" >/dev/null
+sleep 0.5
+echo "REMEMBERED-ANSWER $(answer no-txt.test)"
+"$MTASTS" lab ctl --name "$MTASTS_LAB_NAME" smtp mx1.no-txt.test '{starttls = "not-offered"}' >/dev/null
+send no-txt.test
+deadline=$((SECONDS + 20))
+while [ $SECONDS -lt $deadline ] && [ "$(status_of no-txt.test)" = delivered ]; do sleep 0.5; done
+echo "REMEMBERED-STRIPPED no-txt.test $(status_of no-txt.test)"
 
 SESSIONS="/run/mtasts-lab/$MTASTS_LAB_NAME/smtp-sessions.log"
 sleep 0.3
