@@ -335,6 +335,10 @@ async fn postfix_checks(
         resolver,
         tlsrpt_socket,
         collector,
+        remembering: daemon.is_some_and(|c| {
+            c.named_zones()
+                .any(|(_, z)| z.remember_tls != mtasts_core::decision::RememberMode::Off)
+        }),
     };
     report.findings.extend(postfix::findings(&facts));
 }

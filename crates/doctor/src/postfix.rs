@@ -79,6 +79,8 @@ pub struct Facts {
     pub tlsrpt_socket: Option<(PathBuf, Result<(), ProbeError>)>,
     /// A collector socket found running on this host (`--tlsrpt-socket`).
     pub collector: Option<PathBuf>,
+    /// Whether a daemon zone has `remember_tls` on.
+    pub remembering: bool,
 }
 
 /// The findings for `facts`.
@@ -100,6 +102,17 @@ pub fn findings(f: &Facts) -> Vec<Finding> {
     trust_anchors(f, &mut out);
     dnssec(f, &mut out);
     tlsrpt(f, version, &mut out);
+    if f.remembering && f.params.yes("smtp_tls_connection_reuse") {
+        out.push(
+            Finding::new(
+                AREA,
+                "tls-connection-reuse",
+                Level::Warning,
+                "smtp_tls_connection_reuse = yes: a message sent on a reused TLS connection logs no new TLS line, so the remembered-TLS log learner counts it as plaintext".into(),
+            )
+            .fix("smtp_tls_connection_reuse = no (the default), or learn from the TLS-RPT collector (Postfix 3.10 or later)"),
+        );
+    }
     out
 }
 
@@ -396,6 +409,7 @@ mod tests {
             resolver: None,
             tlsrpt_socket: None,
             collector: None,
+            remembering: false,
         }
     }
 
@@ -465,5 +479,9 @@ mod tests {
         assert!(c.contains(&"trust-anchors") && c.contains(&"resolver-not-validating"));
         f.dane_answers = false;
         assert!(!codes(&f).contains(&"resolver-not-validating"));
+        let mut f = facts(&[("smtp_tls_connection_reuse", "yes")]);
+        assert!(!codes(&f).contains(&"tls-connection-reuse"));
+        f.remembering = true;
+        assert!(codes(&f).contains(&"tls-connection-reuse"));
     }
 }
