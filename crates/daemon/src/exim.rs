@@ -30,7 +30,8 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             Err(e) => return line(&[("mode", "none"), ("reason", &e.to_string())]),
         };
         let explanation = self.explain(EXIM_ZONE, &domain, false).await;
-        let decision = explanation.decision();
+        let (decision, remembered) = explanation.decision_and_remembered();
+        self.count_remembered(&domain, remembered);
         let mx = if matches!(decision, Decision::Enforce { .. }) {
             match self.resolver().dns().mx(domain.as_str()).await {
                 Ok(mx) => mx,

@@ -191,6 +191,11 @@ pub struct Explanation {
 impl Explanation {
     /// The decision, as the daemon makes it.
     pub fn decision(&self) -> Decision<'_> {
+        self.decision_and_remembered().0
+    }
+
+    /// The decision and what remembered TLS did to it.
+    pub fn decision_and_remembered(&self) -> (Decision<'_>, RememberOutcome) {
         let dane = self
             .dane
             .as_deref()
@@ -202,9 +207,9 @@ impl Explanation {
             self.trust.as_deref(),
         );
         if self.zone.remember_tls == RememberMode::Off {
-            return decision;
+            return (decision, RememberOutcome::Untouched);
         }
-        with_remembered(decision, self.zone.remember_tls, self.remembered).0
+        with_remembered(decision, self.zone.remember_tls, self.remembered)
     }
 
     /// The Postfix reply the daemon gives for it.
@@ -310,6 +315,21 @@ impl<D: Dns, F: Fetch> Server<D, F> {
             Err(p) => *p.into_inner() = Arc::new(memories),
         }
         self.config_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Counts and logs what remembered TLS did to an answer.
+    pub fn count_remembered(&self, domain: &DomainName, outcome: RememberOutcome) {
+        match outcome {
+            RememberOutcome::Required => {
+                self.counters.remembered_required.inc();
+                tracing::debug!(domain = %domain, "remembered TLS: TLS required");
+            }
+            RememberOutcome::WouldRequire => {
+                self.counters.remembered_would_require.inc();
+                tracing::info!(domain = %domain, "remembered TLS (report): TLS would be required; answered without");
+            }
+            RememberOutcome::Untouched => {}
+        }
     }
 
     /// The remembered-TLS memories in use.
@@ -555,17 +575,7 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         } else {
             let state = self.remembered_state(config, domain);
             let (decision, outcome) = with_remembered(decision, zone.remember_tls, state);
-            match outcome {
-                RememberOutcome::Required => {
-                    self.counters.remembered_required.inc();
-                    tracing::debug!(domain = %domain, "remembered TLS: TLS required");
-                }
-                RememberOutcome::WouldRequire => {
-                    self.counters.remembered_would_require.inc();
-                    tracing::info!(domain = %domain, "remembered TLS (report): TLS would be required; answered without");
-                }
-                RememberOutcome::Untouched => {}
-            }
+            self.count_remembered(domain, outcome);
             decision
         };
         if decision.hit_deadline() {
