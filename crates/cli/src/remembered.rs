@@ -62,6 +62,9 @@ enum Cmd {
         /// The list (`-`: standard input).
         file: PathBuf,
     },
+    /// Delete the memories that hold nothing in force (not remembered, nothing preloaded, no
+    /// delivery seen for max_age); `learn` does this at start and daily.
+    Prune,
     /// Forget domains (learning starts again at their next delivery).
     Forget {
         /// The domains.
@@ -235,6 +238,11 @@ async fn run_async(args: &RememberedArgs) -> Result<ExitCode> {
             println!("imported {n} domains");
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Prune => {
+            let n = prune(&store, &rule).await?;
+            println!("pruned {n} memories");
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Forget { domains } => {
             let mut missing = 0;
             for d in domains {
@@ -255,6 +263,23 @@ async fn run_async(args: &RememberedArgs) -> Result<ExitCode> {
         }
     }
 }
+
+/// Deletes the memories [`Memory::prunable`] now; how many.
+///
+/// [`Memory::prunable`]: mtasts_core::remember::Memory::prunable
+async fn prune(store: &Remembered, rule: &Rule) -> Result<usize> {
+    let now = now();
+    let mut n = 0;
+    for (domain, m) in store.all().await? {
+        if m.prunable(rule, now) && store.forget(&domain).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// How often `learn` prunes.
+const PRUNE_EVERY: Duration = Duration::from_secs(86_400);
 
 /// The Postfix log learner: lines in, memories updated, downgrades reported.
 struct LogLearner<'a> {
@@ -320,8 +345,17 @@ impl LogLearner<'_> {
         };
         let (mut reader, mut ino) = open(!from_start)?;
         tracing::info!(log = %path.display(), "remembered TLS: following Postfix's log");
+        let mut pruned_at: Option<std::time::Instant> = None;
         let mut line = String::new();
         while !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                let n = prune(self.store, &self.rule).await?;
+                tracing::info!(
+                    pruned = n,
+                    "remembered TLS: memories with nothing in force deleted"
+                );
+                pruned_at = Some(std::time::Instant::now());
+            }
             line.clear();
             let n = reader.read_line(&mut line)?;
             if n > 0 && line.ends_with('\n') {

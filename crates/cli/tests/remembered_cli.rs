@@ -336,6 +336,74 @@ fn the_collector_learns_from_session_results() {
         list.contains("sub.example  remembered until") && list.contains("downgrades=1"),
         "{list}"
     );
+
+    // The log learner on standard input (as from journalctl), reporting its downgrade to the
+    // collector: counted once (the collector does not count the submitted session again).
+    let mut lines = String::new();
+    for n in 0..3u32 {
+        lines.push_str(&tls_delivery(500 + n, &format!("E{n}"), "log.example"));
+    }
+    lines.push_str(&plain_delivery(502, "E9", "log.example"));
+    let mut p = Command::new(env!("CARGO_BIN_EXE_mtasts"))
+        .arg("remembered")
+        .arg("--config")
+        .arg(&config)
+        .args(["learn", "--postfix-log", "-", "--tlsrpt-submit"])
+        .arg(&submit)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("learn");
+    {
+        use std::io::Write;
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(lines.as_bytes())
+            .expect("lines");
+    }
+    let o = p.wait_with_output().expect("learn");
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("domain now remembered domain=log.example"),
+        "{out}"
+    );
+    assert!(
+        out.contains("possible downgrade") && !out.contains("could not be submitted"),
+        "{out}"
+    );
+    let list = text(&mtasts(&config, &["list"]));
+    let row = |d: &str| {
+        list.lines()
+            .find(|l| l.starts_with(&format!("{d}  ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row("log.example").contains("remembered until")
+            && row("log.example").ends_with("downgrades=1"),
+        "{list}"
+    );
+    assert!(row("sub.example").ends_with("downgrades=1"), "{list}");
     common::terminate(child);
+
+    // Pruning: with a max_age of one second, both memories hold nothing in force soon after.
+    let short = dir.join("short.toml");
+    std::fs::write(
+        &short,
+        format!(
+            "cache = \"sqlite:{}\"\n[remember]\nmax_age = \"1s\"\n",
+            dir.join("cache.sqlite3").display()
+        ),
+    )
+    .expect("config");
+    let o = mtasts(&config, &["prune"]);
+    assert!(text(&o).contains("pruned 0 memories"), "{}", text(&o));
+    std::thread::sleep(Duration::from_millis(2100));
+    let o = mtasts(&short, &["prune"]);
+    assert!(text(&o).contains("pruned 2 memories"), "{}", text(&o));
+    assert_eq!(text(&mtasts(&config, &["list"])), "");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -148,6 +148,15 @@ impl Memory {
         }
     }
 
+    /// Whether the memory holds nothing in force at `now`: not remembered, nothing preloaded
+    /// for later, and no delivery seen for `max_age` — safe to delete.
+    pub fn prunable(&self, rule: &Rule, now: UnixTime) -> bool {
+        let last = self.last_tls.max(self.last_plaintext);
+        !self.state(rule, now).remembered()
+            && self.preloaded_until.is_none_or(|u| u <= now)
+            && last.is_none_or(|l| now >= l.saturating_add(rule.max_age))
+    }
+
     /// Whether the last TLS delivery is older than `max_age` (what was learnt is void).
     fn expired(&self, rule: &Rule, now: UnixTime) -> bool {
         self.last_tls
@@ -400,6 +409,21 @@ mod tests {
         assert_eq!(m.observe(Seen::Tls, until + 1, &rule()), Change::Counted);
         assert_eq!(m.tls_deliveries, 1);
         assert_eq!(m.remembered_since, None);
+    }
+
+    #[test]
+    fn memories_are_prunable_only_once_nothing_is_in_force() {
+        let mut m = Memory::default();
+        tls_run(&mut m, T0, 7 * DAY, 10);
+        let last = T0 + 7 * DAY;
+        assert!(!m.prunable(&rule(), last + 30 * DAY - 1));
+        assert!(m.prunable(&rule(), last + 30 * DAY));
+        // A later plaintext delivery keeps the row until max_age after it.
+        m.observe(Seen::Plaintext, last + 31 * DAY, &rule());
+        assert!(!m.prunable(&rule(), last + 60 * DAY));
+        assert!(m.prunable(&rule(), last + 61 * DAY));
+        m.preloaded_until = Some(last + 90 * DAY);
+        assert!(!m.prunable(&rule(), last + 61 * DAY));
     }
 
     #[test]
