@@ -343,7 +343,17 @@ impl LogLearner<'_> {
             }
             Ok((std::io::BufReader::new(f), ino))
         };
-        let (mut reader, mut ino) = open(!from_start)?;
+        // Postfix may not have written its log yet: wait for it (a file that appears later
+        // is read from its start, as a new file after rotation is).
+        let mut waited = false;
+        while !once && !path.exists() && !interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            if !waited {
+                tracing::warn!(log = %path.display(), "remembered TLS: no such log yet; waiting for it");
+                waited = true;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let (mut reader, mut ino) = open(!from_start && !waited)?;
         tracing::info!(log = %path.display(), "remembered TLS: following Postfix's log");
         let mut pruned_at: Option<std::time::Instant> = None;
         let mut line = String::new();

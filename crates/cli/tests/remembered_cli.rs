@@ -407,3 +407,46 @@ fn the_collector_learns_from_session_results() {
     assert_eq!(text(&mtasts(&config, &["list"])), "");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A log that does not exist yet (Postfix writes it later) is waited for, then read whole.
+#[test]
+fn the_learner_waits_for_a_log_that_is_not_there_yet() {
+    let dir = std::env::temp_dir().join(format!("mtasts-remembered-wait-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // An explicit configuration: the defaults must not come from this host's /etc/mtasts.
+    let config = dir.join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "cache = \"sqlite:{}\"\n",
+            dir.join("cache.sqlite3").display()
+        ),
+    )
+    .expect("config");
+    let log = dir.join("maillog");
+    let child = common::Proc(
+        Command::new(env!("CARGO_BIN_EXE_mtasts"))
+            .arg("remembered")
+            .arg("--config")
+            .arg(&config)
+            .args(["learn", "--postfix-log"])
+            .arg(&log)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("learn"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(&log, tls_delivery(1, "Q1", "late.example")).expect("log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = mtasts(&config, &["list"]);
+        if text(&o).contains("late.example  learning: 1 of 10 TLS deliveries") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", text(&o));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
