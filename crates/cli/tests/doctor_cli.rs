@@ -142,6 +142,14 @@ fn doctor_tells_right_and_broken_setups_apart() {
     assert_eq!(*status, 2);
     assert!(has(text, "ERROR", "daemon-not-answering-exim"), "{text}");
 
+    // Remembered TLS for Exim: the shipped snippets carry the encrypt route; older ones lack it.
+    let (status, text) = case("exim-remember");
+    assert_eq!(*status, 0, "{text}");
+    assert!(has(text, "ok", "encrypt-route"), "{text}");
+    let (status, text) = case("exim-remember-old");
+    assert_eq!(*status, 2, "{text}");
+    assert!(has(text, "ERROR", "encrypt-route-missing"), "{text}");
+
     // serve: the lab publishes another id than the policy served; a 5-day certificate.
     let (status, text) = case("serve");
     assert_eq!(*status, 2);

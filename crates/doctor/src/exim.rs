@@ -237,6 +237,35 @@ pub fn findings(
     out
 }
 
+/// With remembered TLS on in the daemon's `exim` zone, Exim needs the `mtasts_encrypt` router
+/// and transport: without them a `mode="encrypt"` answer matches no mtasts router and the
+/// mail goes out as Exim's default, TLS not required.
+pub fn remembered_findings(config: &EximConfig, remembering: bool) -> Vec<Finding> {
+    if !remembering {
+        return Vec::new();
+    }
+    let router = config.routers.iter().any(|(n, _)| n == "mtasts_encrypt");
+    let transport = config.transports.iter().any(|t| t == "mtasts_encrypt_smtp");
+    if router && transport {
+        return vec![Finding::new(
+            AREA,
+            "encrypt-route",
+            Level::Ok,
+            "remember_tls is on for Exim and the mtasts_encrypt router and transport are there"
+                .into(),
+        )];
+    }
+    vec![
+        Finding::new(
+            AREA,
+            "encrypt-route-missing",
+            Level::Error,
+            "remember_tls is on in the daemon's exim zone, but Exim's configuration has no mtasts_encrypt router and transport: a remembered domain's mail goes out without TLS required".into(),
+        )
+        .fix("update the snippets from dist/exim/ (routers.conf and transports.conf)"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +304,26 @@ mod tests {
         // No exim_listen in the daemon: an error naming the setting.
         let f = findings(&c, &[], None);
         assert!(f.iter().any(|f| f.code == "daemon-not-answering-exim"));
+    }
+
+    #[test]
+    fn remembered_tls_needs_the_encrypt_route() {
+        let with = parse(&format!(
+            "begin routers\n{}\nbegin transports\n{}",
+            dist("routers.conf"),
+            dist("transports.conf")
+        ));
+        assert!(remembered_findings(&with, false).is_empty());
+        assert_eq!(remembered_findings(&with, true)[0].code, "encrypt-route");
+        let old = parse(&format!(
+            "begin routers\n{}\nbegin transports\n{}",
+            dist("routers.conf").replace("mtasts_encrypt:", "something_else:"),
+            dist("transports.conf")
+        ));
+        assert_eq!(
+            remembered_findings(&old, true)[0].code,
+            "encrypt-route-missing"
+        );
     }
 
     #[test]

@@ -369,6 +369,13 @@ fn exim_checks(path: &Path, daemon: Option<&Config>, timeout: Duration, report: 
     report
         .findings
         .extend(exim::findings(&config, &listen, probe.as_ref()));
+    let remembering = daemon.is_some_and(|c| {
+        c.zone(mtasts_daemon::exim::EXIM_ZONE).remember_tls
+            != mtasts_core::decision::RememberMode::Off
+    });
+    report
+        .findings
+        .extend(exim::remembered_findings(&config, remembering));
 }
 
 /// A file, or a conf.d tree whose files are joined in path order (as update-exim4.conf does).

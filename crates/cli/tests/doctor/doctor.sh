@@ -95,5 +95,10 @@ doctor empty-ca --config "$work/daemon.toml" --postfix-config "$work/empty-ca" -
 doctor no-map --config "$work/daemon.toml" --postfix-config "$work/no-map" --dnssec-probe dane.test
 doctor exim-misordered --config "$work/daemon.toml" --no-postfix --dnssec-probe dane.test --exim-config "$work/exim-misordered.conf"
 doctor exim-no-listen --config "$work/daemon-no-exim.toml" --no-postfix --dnssec-probe dane.test --exim-config "$work/exim.conf"
+# Remembered TLS on for Exim, with snippets from before mtasts_encrypt existed.
+{ cat "$work/daemon.toml"; printf '[zones.exim]\nremember_tls = "enforce"\n'; } > "$work/daemon-remember.toml"
+sed 's/^mtasts_encrypt:/mtasts_encrypt_old:/' "$work/exim.conf" > "$work/exim-old.conf"
+doctor exim-remember --config "$work/daemon-remember.toml" --no-postfix --dnssec-probe dane.test --exim-config "$work/exim.conf"
+doctor exim-remember-old --config "$work/daemon-remember.toml" --no-postfix --dnssec-probe dane.test --exim-config "$work/exim-old.conf"
 doctor serve --config "$work/daemon.toml" --no-postfix --dnssec-probe dane.test --serve-policies "$work/policies" --serve-certs "$work/certs"
 doctor tlsrpt-old --config "$work/daemon-tlsrpt.toml" --postfix-config "$work/right" --dnssec-probe dane.test --tlsrpt-socket "$work/collector.sock"
