@@ -284,13 +284,11 @@ async fn postfix_checks(
                     format!("{} not found: Postfix not checked", o.postconf.display()),
                 ));
             } else {
-                report.incomplete = true;
-                report.findings.push(Finding::new(
+                report.could_not_run(
                     "postfix",
                     "postconf-failed",
-                    Level::Warning,
                     mtasts_core::errors::Chain(&e).to_string(),
-                ));
+                );
             }
             return;
         }
@@ -352,13 +350,11 @@ fn exim_checks(path: &Path, daemon: Option<&Config>, timeout: Duration, report: 
     let text = match read_exim(path) {
         Ok(t) => t,
         Err(e) => {
-            report.incomplete = true;
-            report.findings.push(Finding::new(
+            report.could_not_run(
                 "exim",
                 "config-unreadable",
-                Level::Warning,
                 format!("{}: {e}", path.display()),
-            ));
+            );
             return;
         }
     };
@@ -440,13 +436,11 @@ async fn serve_checks(o: &Options, report: &mut Report) {
     let dns = match HickoryDns::new(o.nameserver, o.timeout) {
         Ok(d) => d,
         Err(e) => {
-            report.incomplete = true;
-            report.findings.push(Finding::new(
+            report.could_not_run(
                 "serve",
                 "no-resolver",
-                Level::Warning,
                 mtasts_core::errors::Chain(&e).to_string(),
-            ));
+            );
             return;
         }
     };

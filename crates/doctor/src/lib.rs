@@ -15,29 +15,16 @@ pub mod serve;
 
 use serde::Serialize;
 
-/// How bad a finding is; the exit status is the worst one's (as `mtasts check`'s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// As it should be.
-    Ok,
-    /// Worth knowing, nothing to fix.
-    Info,
-    /// Works, but something should be fixed.
-    Warning,
-    /// Mail is not protected, or not delivered, as configured.
-    Error,
-}
+/// How bad a finding is: `check`'s levels, so the exit status means the same.
+pub use mtasts_check::report::Level;
 
-impl Level {
-    /// The tag printed before the finding.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Level::Ok => "ok",
-            Level::Info => "info",
-            Level::Warning => "warn",
-            Level::Error => "ERROR",
-        }
+/// The tag printed before a finding.
+fn tag(level: Level) -> &'static str {
+    match level {
+        Level::Ok => "ok",
+        Level::Info => "info",
+        Level::Warning => "warn",
+        Level::Error => "ERROR",
     }
 }
 
@@ -87,6 +74,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// A check that could not run: a warning, and exit status 3 unless something is worse.
+    pub fn could_not_run(&mut self, area: &'static str, code: &'static str, message: String) {
+        self.incomplete = true;
+        self.findings
+            .push(Finding::new(area, code, Level::Warning, message));
+    }
+
     /// The worst level found.
     pub fn worst(&self) -> Level {
         self.findings
@@ -112,7 +106,7 @@ impl Report {
         for f in &self.findings {
             out.push_str(&format!(
                 "[{:>5}] {:<7} {:<28} {}\n",
-                f.level.tag(),
+                tag(f.level),
                 f.area,
                 f.code,
                 f.message

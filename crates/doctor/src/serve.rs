@@ -4,9 +4,9 @@
 use crate::{Finding, Level};
 
 const AREA: &str = "serve";
-/// Under this many days left, a certificate is a warning: ACME renews at two thirds of the
-/// lifetime (30 days left of 90), so less than 14 means renewal has been failing for weeks.
-pub const EXPIRY_WARNING_DAYS: i64 = 14;
+/// Under this much time left a certificate is a warning, as in `check`: ACME renews at two
+/// thirds of the lifetime (30 days left of 90), so less means renewal has been failing.
+use mtasts_check::report::EXPIRY_WARNING;
 
 /// One site as doctor saw it.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ pub fn findings(sites: &[SiteFacts], certs: bool, now: i64) -> Vec<Finding> {
                 )
                 .fix("renew it (with ACME: see serve's log for why orders fail)"),
             ),
-            Some(t) if t - now < EXPIRY_WARNING_DAYS * 86_400 => out.push(
+            Some(t) if t - now < EXPIRY_WARNING => out.push(
                 Finding::new(
                     AREA,
                     "cert-expiring",

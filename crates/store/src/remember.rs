@@ -91,10 +91,9 @@ impl Remembered {
         .map_err(StoreError::Task)?
     }
 
-    async fn redis(&self) -> Result<redis::aio::MultiplexedConnection, StoreError> {
-        let Remembered::Redis(client) = self else {
-            unreachable!("only called for Redis");
-        };
+    async fn redis(
+        client: &redis::Client,
+    ) -> Result<redis::aio::MultiplexedConnection, StoreError> {
         tokio::time::timeout(REDIS_TIMEOUT, client.get_multiplexed_async_connection())
             .await
             .map_err(|_| StoreError::RedisTimeout)?
@@ -116,8 +115,8 @@ impl Remembered {
                 })
                 .await?
             }
-            Remembered::Redis(_) => {
-                let mut c = self.redis().await?;
+            Remembered::Redis(client) => {
+                let mut c = Self::redis(client).await?;
                 let mut v: Vec<(String, String)> =
                     tokio::time::timeout(REDIS_TIMEOUT, c.hgetall(REDIS_KEY))
                         .await
@@ -169,8 +168,8 @@ impl Remembered {
                 })
                 .await
             }
-            Remembered::Redis(_) => {
-                let mut c = self.redis().await?;
+            Remembered::Redis(client) => {
+                let mut c = Self::redis(client).await?;
                 let old: Option<String> =
                     tokio::time::timeout(REDIS_TIMEOUT, c.hget(REDIS_KEY, &domain))
                         .await
@@ -203,8 +202,8 @@ impl Remembered {
                 })
                 .await
             }
-            Remembered::Redis(_) => {
-                let mut c = self.redis().await?;
+            Remembered::Redis(client) => {
+                let mut c = Self::redis(client).await?;
                 let n: u64 = tokio::time::timeout(REDIS_TIMEOUT, c.hdel(REDIS_KEY, &domain))
                     .await
                     .map_err(|_| StoreError::RedisTimeout)?
