@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,27 @@ fn plain_delivery(pid: u32, qid: &str, domain: &str) -> String {
     format!(
         "Dec  3 13:41:01 sender postfix/smtp[{pid}]: {qid}: to=<user@{domain}>, relay=mx1.{domain}[127.1.0.5]:25, delay=0.1, delays=0.01/0/0.05/0.03, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n"
     )
+}
+
+/// A fresh scratch directory.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mtasts-remembered-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// Writes `name` in `dir`: a daemon configuration with its cache in `dir`, then `rest` (an
+/// explicit file, so nothing comes from this host's /etc/mtasts).
+fn config_in(dir: &Path, name: &str, rest: &str) -> PathBuf {
+    let path = dir.join(name);
+    let cache = dir.join("cache.sqlite3");
+    std::fs::write(
+        &path,
+        format!("cache = \"sqlite:{}\"\n{rest}", cache.display()),
+    )
+    .expect("config");
+    path
 }
 
 fn mtasts(config: &Path, args: &[&str]) -> Output {
@@ -60,15 +81,11 @@ fn eventually(port: u16, req: &str, want: &str) {
 #[test]
 fn learned_domains_get_tls_required_until_forgotten() {
     let lab = common::EphemeralLab::start("remembered");
-    let dir = std::env::temp_dir().join(format!("mtasts-remembered-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listen = ["127.0.0.1:0"]
-cache = "sqlite:{cache}"
+    let dir = scratch("cli");
+    let config = config_in(
+        &dir,
+        "daemon.toml",
+        r#"listen = ["127.0.0.1:0"]
 postfix_version = "3.7.0"
 postfix_dnssec = "no"
 [default_zone]
@@ -82,10 +99,7 @@ min_span = "0s"
 exempt = ["exempt.example"]
 reload_interval = "200ms"
 "#,
-            cache = dir.join("cache.sqlite3").display()
-        ),
-    )
-    .expect("config");
+    );
     // Three TLS deliveries each to no-txt.test (no MTA-STS), enforce.test (MTA-STS) and
     // exempt.example; two to learning.example (one short); one TLS then one plaintext
     // delivery on a cached connection to reset.example (learning starts again).
@@ -270,19 +284,12 @@ reload_interval = "200ms"
 /// event hook and Postfix ≥ 3.10's datagrams arrive) feed the same memories.
 #[test]
 fn the_collector_learns_from_session_results() {
-    let dir =
-        std::env::temp_dir().join(format!("mtasts-remembered-collect-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let config = dir.join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "cache = \"sqlite:{}\"\n[remember]\nmin_deliveries = 3\nmin_span = \"0s\"\n",
-            dir.join("cache.sqlite3").display()
-        ),
-    )
-    .expect("config");
+    let dir = scratch("collect");
+    let config = config_in(
+        &dir,
+        "daemon.toml",
+        "[remember]\nmin_deliveries = 3\nmin_span = \"0s\"\n",
+    );
     let (sock, submit) = (dir.join("tlsrpt.sock"), dir.join("submit.sock"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
     cmd.args(["tlsrpt", "collect", "--db"])
@@ -300,20 +307,9 @@ fn the_collector_learns_from_session_results() {
         )
     };
     let submit_lines = |lines: &[String]| {
-        use std::io::Write;
-        let mut p = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-            .args(["tlsrpt", "submit", "--socket"])
-            .arg(&submit)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("submit");
-        p.stdin
-            .take()
-            .expect("stdin")
-            .write_all(lines.join("\n").as_bytes())
-            .expect("write");
-        let o = p.wait_with_output().expect("submit");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+        cmd.args(["tlsrpt", "submit", "--socket"]).arg(&submit);
+        let o = common::run_with_stdin(cmd, lines.join("\n").as_bytes());
         assert!(o.status.success(), "{}", text(&o));
     };
     // A certificate failure still means STARTTLS was there; a DNS failure says nothing.
@@ -344,26 +340,13 @@ fn the_collector_learns_from_session_results() {
         lines.push_str(&tls_delivery(500 + n, &format!("E{n}"), "log.example"));
     }
     lines.push_str(&plain_delivery(502, "E9", "log.example"));
-    let mut p = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .arg("remembered")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mtasts"));
+    cmd.arg("remembered")
         .arg("--config")
         .arg(&config)
         .args(["learn", "--postfix-log", "-", "--tlsrpt-submit"])
-        .arg(&submit)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("learn");
-    {
-        use std::io::Write;
-        p.stdin
-            .take()
-            .expect("stdin")
-            .write_all(lines.as_bytes())
-            .expect("lines");
-    }
-    let o = p.wait_with_output().expect("learn");
+        .arg(&submit);
+    let o = common::run_with_stdin(cmd, lines.as_bytes());
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(
@@ -390,15 +373,7 @@ fn the_collector_learns_from_session_results() {
     common::terminate(child);
 
     // Pruning: with a max_age of one second, both memories hold nothing in force soon after.
-    let short = dir.join("short.toml");
-    std::fs::write(
-        &short,
-        format!(
-            "cache = \"sqlite:{}\"\n[remember]\nmax_age = \"1s\"\n",
-            dir.join("cache.sqlite3").display()
-        ),
-    )
-    .expect("config");
+    let short = config_in(&dir, "short.toml", "[remember]\nmax_age = \"1s\"\n");
     let o = mtasts(&config, &["prune"]);
     assert!(text(&o).contains("pruned 0 memories"), "{}", text(&o));
     std::thread::sleep(Duration::from_millis(2100));
@@ -411,19 +386,8 @@ fn the_collector_learns_from_session_results() {
 /// A log that does not exist yet (Postfix writes it later) is waited for, then read whole.
 #[test]
 fn the_learner_waits_for_a_log_that_is_not_there_yet() {
-    let dir = std::env::temp_dir().join(format!("mtasts-remembered-wait-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    // An explicit configuration: the defaults must not come from this host's /etc/mtasts.
-    let config = dir.join("daemon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "cache = \"sqlite:{}\"\n",
-            dir.join("cache.sqlite3").display()
-        ),
-    )
-    .expect("config");
+    let dir = scratch("wait");
+    let config = config_in(&dir, "daemon.toml", "");
     let log = dir.join("maillog");
     let child = common::Proc(
         Command::new(env!("CARGO_BIN_EXE_mtasts"))

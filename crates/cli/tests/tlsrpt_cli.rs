@@ -530,20 +530,11 @@ fn submitted_lines_are_answered_once_stored_or_refused_with_the_rule() {
         r#"{"domain":"example.com","policy-type":"sts","result":"success"}"#,
         "\n",
     );
-    let mut submitter = Command::new(env!("CARGO_BIN_EXE_mtasts"))
-        .args(["tlsrpt", "submit", "--socket"])
-        .arg(&submit)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("submit");
+    let mut submitter = Command::new(env!("CARGO_BIN_EXE_mtasts"));
     submitter
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.as_bytes())
-        .expect("lines");
-    let o = submitter.wait_with_output().expect("submit");
+        .args(["tlsrpt", "submit", "--socket"])
+        .arg(&submit);
+    let o = common::run_with_stdin(submitter, lines.as_bytes());
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert_eq!(o.status.code(), Some(1), "{out}");
     let answers: Vec<&str> = out.lines().collect();
