@@ -1,6 +1,7 @@
 //! The socketmap server: listeners (TCP, unix, systemd-passed), one task per connection,
 //! requests answered in order within each zone's deadline, graceful shutdown.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -8,8 +9,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mtasts_core::dane::DaneDecision;
-use std::collections::HashMap;
-
 use mtasts_core::decision::{
     DaneFinding, RememberMode, RememberOutcome, StsFinding, decide_with_trust, with_remembered,
 };
@@ -340,8 +339,8 @@ impl<D: Dns, F: Fetch> Server<D, F> {
         }
     }
 
-    /// Where `domain` stands for remembered TLS under `config` now (`None`: not remembered
-    /// or exempt), and whether it has a memory at all.
+    /// Where `domain` stands for remembered TLS under `config` now (`None`: no memory of it,
+    /// or exempt).
     pub fn remembered_state(&self, config: &Config, domain: &DomainName) -> Option<State> {
         if config.remember.exempt(domain.as_str()) {
             return None;
