@@ -1,7 +1,7 @@
 //! Diagnosing (pure): from the [`Observations`] of a domain, the findings with their levels,
 //! codes and fixes, and the summary. No I/O, so every judgement is unit-testable.
 
-use mtasts_core::dane::{DnssecStatus, Tlsa, tlsa_name};
+use mtasts_core::dane::{Answer, DaneDecision, DnssecStatus, Tlsa, decide, tlsa_name};
 use mtasts_core::errors::Chain;
 use mtasts_core::tlsrpt::select_tlsrpt;
 use mtasts_core::txt::{Discovery, join_strings, select_record};
@@ -53,9 +53,10 @@ pub fn diagnose(o: &Observations) -> Report {
         let section = mx(h, o.smtp, policy, &mut r);
         r.mx.push(section);
     }
-    dane(o, &mut r);
+    let dane_decision = dane(o, &mut r);
     tlsrpt(&o.domain, &o.tlsrpt, &mut r);
     summarise(&mut r, o.smtp, txt_ok, policy);
+    summarise_dane(&mut r, &dane_decision);
     r
 }
 
@@ -354,9 +355,44 @@ fn mx(h: &HostObservation, smtp: bool, policy: Option<&Policy>, r: &mut Report) 
     section
 }
 
-/// DANE: each host's TLSA with its DNSSEC status, matched against the presented chain.
-fn dane(o: &Observations, r: &mut Report) {
+/// DANE: each host's TLSA with its DNSSEC status, matched against the presented chain; and
+/// the domain's DANE decision, by the core's rule, so `check` and the daemon cannot disagree.
+fn dane(o: &Observations, r: &mut Report) -> DaneDecision {
     let mx_status = o.mx.status;
+    let hosts_tlsa: Vec<(String, Answer<Tlsa>)> = o
+        .hosts
+        .iter()
+        .map(|h| (h.host.clone(), h.tlsa.clone()))
+        .collect();
+    let decision = decide(&o.mx, &hosts_tlsa);
+    r.dane = decision.code().to_string();
+    match mx_status {
+        // Nothing below the MX is trustworthy: its hosts' TLSA lookups say nothing more.
+        DnssecStatus::Bogus => {
+            r.add(
+                "dane",
+                Level::Error,
+                Code::DnssecBogus,
+                format!(
+                    "MX lookup of {} fails DNSSEC validation: DANE senders defer all mail to it (and validating resolvers give its data to no one)",
+                    o.domain
+                ),
+                Some("fix the zone's signatures, or its DS at the parent".into()),
+            );
+            return decision;
+        }
+        DnssecStatus::Indeterminate => {
+            r.add(
+                "dane",
+                Level::Warning,
+                Code::DnssecUnknown,
+                format!("MX lookup of {} with DNSSEC failed (no answer)", o.domain),
+                None,
+            );
+            return decision;
+        }
+        DnssecStatus::Secure | DnssecStatus::Insecure => {}
+    }
     for h in &o.hosts {
         let host = h.host.as_str();
         let t = &h.tlsa;
@@ -381,6 +417,7 @@ fn dane(o: &Observations, r: &mut Report) {
                 Some(false) => r.add(step, Level::Error, Code::TlsaMismatch, format!("no TLSA record at {owner} matches the certificate {host} presents: DANE senders will not deliver"), Some("publish TLSA for the current key before rotating (3 1 1 <sha256 of the SPKI>)".into())),
                 None => r.add(step, Level::Info, Code::TlsaUnchecked, format!("TLSA at {owner} (secure); certificate not probed"), None),
             },
+            (DnssecStatus::Insecure, false) if mx_status == DnssecStatus::Secure => r.add(step, Level::Warning, Code::TlsaInsecure, format!("TLSA at {owner} is not DNSSEC-signed (the MX RRset is, but {host} is in an unsigned zone), so senders ignore it"), Some(format!("sign the zone of {host}"))),
             (DnssecStatus::Insecure, false) => r.add(step, Level::Warning, Code::TlsaInsecure, format!("TLSA at {owner} is not DNSSEC-signed, so senders ignore it"), Some("sign the zone".into())),
             (_, true) => r.add(step, Level::Info, Code::NoDane, format!("no TLSA records for {host} ({status})"), None),
         }
@@ -392,6 +429,23 @@ fn dane(o: &Observations, r: &mut Report) {
             });
         }
     }
+    decision
+}
+
+/// Puts DANE first in the summary where it governs or fails: DANE senders follow it before,
+/// and regardless of, MTA-STS (RFC 8461 §2).
+fn summarise_dane(r: &mut Report, decision: &DaneDecision) {
+    let lead = match decision {
+        DaneDecision::DaneOnly => format!(
+            "DANE in force ({decision}): DANE senders authenticate every MX host by its TLSA records"
+        ),
+        DaneDecision::Dane(_) => format!(
+            "DANE in part ({decision}): DANE senders authenticate the hosts with usable TLSA"
+        ),
+        DaneDecision::TempFail(why) => format!("DNSSEC fails ({why}): DANE senders defer"),
+        _ => return,
+    };
+    r.summary = format!("{lead}; MTA-STS: {}", r.summary);
 }
 
 /// The TLS-RPT record.

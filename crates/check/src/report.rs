@@ -132,6 +132,9 @@ pub struct Report {
     pub mx: Vec<MxSection>,
     /// DNSSEC status of the MX RRset.
     pub mx_dnssec: String,
+    /// What DANE decides for the domain, as the daemon decides it (`mtasts_core::dane::
+    /// decide`): `dane-only`, `dane`, `not-applicable`, `temporary-failure` or `unavailable`.
+    pub dane: String,
     /// The TLS-RPT record.
     pub tlsrpt: TlsRptSection,
     /// DNS gave no answer for lookups the verdict rests on (the `_mta-sts` TXT, the MX set,
@@ -197,6 +200,7 @@ impl Report {
             policy: None,
             mx: Vec::new(),
             mx_dnssec: String::new(),
+            dane: String::new(),
             tlsrpt: TlsRptSection::default(),
             lookups_failed: Vec::new(),
         }

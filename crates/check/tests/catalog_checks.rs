@@ -205,6 +205,43 @@ const EXPECT: &[(&str, &[&str], Level, Option<bool>)] = &[
     ),
     ("dane-unusable.test", &["tlsa-unusable"], Level::Error, None),
     (
+        "dane-ta.test",
+        &["tlsa-match", "txt-missing"],
+        Level::Error,
+        None,
+    ),
+    ("dane-expired.test", &["dnssec-bogus"], Level::Error, None),
+    (
+        "dane-ds-mismatch.test",
+        &["dnssec-bogus"],
+        Level::Error,
+        None,
+    ),
+    (
+        "dane-unsigned.test",
+        &["tlsa-insecure", "txt-missing"],
+        Level::Error,
+        None,
+    ),
+    (
+        "dane-offsite.test",
+        &["tlsa-insecure", "tls-ok"],
+        Level::Warning,
+        Some(true),
+    ),
+    (
+        "dane-notlsa.test",
+        &["no-dane", "tls-ok"],
+        Level::Warning,
+        Some(true),
+    ),
+    (
+        "dane-notlsa-nsec3.test",
+        &["no-dane", "tls-ok"],
+        Level::Warning,
+        Some(true),
+    ),
+    (
         "tlsrpt-bad.test",
         &["tlsrpt-invalid", "tls-ok"],
         Level::Warning,
@@ -330,6 +367,33 @@ async fn every_catalog_scenario_gets_its_diagnosis() {
         mismatch.message
     );
     assert!(get("dane.test").dane_present() && !get("enforce.test").dane_present());
+    // The DANE decision is the daemon's (core `dane::decide`), first in the summary where it
+    // governs or fails.
+    for (domain, dane) in [
+        ("dane.test", "dane-only"),
+        ("dane-ta.test", "dane-only"),
+        ("dane-unusable.test", "dane"),
+        ("dane-bogus.test", "temporary-failure"),
+        ("dane-expired.test", "temporary-failure"),
+        ("dane-unsigned.test", "not-applicable"),
+        ("dane-offsite.test", "not-applicable"),
+        ("dane-notlsa.test", "not-applicable"),
+        ("enforce.test", "not-applicable"),
+    ] {
+        assert_eq!(get(domain).dane, dane, "{domain}");
+    }
+    assert!(
+        get("dane.test").summary.starts_with("DANE in force"),
+        "{}",
+        get("dane.test").summary
+    );
+    assert!(
+        get("dane-expired.test")
+            .summary
+            .starts_with("DNSSEC fails (MX lookup failed DNSSEC validation): DANE senders defer"),
+        "{}",
+        get("dane-expired.test").summary
+    );
     assert_eq!(get("sni-only.test").sni_only_count(), 1);
     let req = get("sni-required.test")
         .findings

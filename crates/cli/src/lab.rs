@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use mtasts_testkit::{Catalog, Placement};
+use mtasts_testkit::{Catalog, DnssecMode, Placement};
 
 const DEFAULT_NAME: &str = "mtasts-lab";
 const STATE_ROOT: &str = "/run/mtasts-lab";
@@ -29,6 +29,31 @@ struct CatalogArg {
     /// A scenario catalog (TOML) instead of the built-in one.
     #[arg(long)]
     catalog: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+struct DnssecArg {
+    /// `signed`: DNSSEC scenarios signed for real (dnssec-signzone), served by NSD, validated by
+    /// unbound on 127.0.0.53:53, the namespace's resolver; `simulated`: the lab's own server
+    /// sets the AD bit (no bind9-utils, nsd or unbound needed). Default: signed with real
+    /// ports, simulated with ephemeral ones.
+    #[arg(long, value_enum)]
+    dnssec: Option<DnssecChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DnssecChoice {
+    Signed,
+    Simulated,
+}
+
+impl DnssecArg {
+    fn mode(self, placement: Placement) -> DnssecMode {
+        match (self.dnssec, placement) {
+            (Some(DnssecChoice::Signed), _) | (None, Placement::RealPorts) => DnssecMode::Signed,
+            _ => DnssecMode::Simulated,
+        }
+    }
 }
 
 impl LabArgs {
@@ -55,6 +80,8 @@ enum LabCmd {
         /// Where to write ca.pem, hosts.txt and the ready marker.
         #[arg(long)]
         state_dir: PathBuf,
+        #[command(flatten)]
+        dnssec: DnssecArg,
     },
     /// Create network namespace NAME (loopback only) with the lab running inside (root).
     Up {
@@ -63,6 +90,8 @@ enum LabCmd {
         name: String,
         #[command(flatten)]
         catalog: CatalogArg,
+        #[command(flatten)]
+        dnssec: DnssecArg,
     },
     /// Change or inspect a running lab: `txt NAME TEXT|-`, `mx DOMAIN PREF HOST[, PREF HOST…]`,
     /// `policy DOMAIN {toml}`, `smtp HOST {toml}` (fields as in the catalog), `latency MS`
@@ -88,6 +117,8 @@ enum LabCmd {
         name: String,
         #[command(flatten)]
         catalog: CatalogArg,
+        #[command(flatten)]
+        dnssec: DnssecArg,
         /// The command and its arguments (after `--`).
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -101,8 +132,13 @@ pub fn run(args: &LabArgs) -> ExitCode {
             catalog,
             placement,
             state_dir,
-        } => serve(catalog, placement, state_dir).map(|()| ExitCode::SUCCESS),
-        LabCmd::Up { name, catalog } => up(name, catalog).map(|lab| {
+            dnssec,
+        } => serve(catalog, placement, *dnssec, state_dir).map(|()| ExitCode::SUCCESS),
+        LabCmd::Up {
+            name,
+            catalog,
+            dnssec,
+        } => up(name, catalog, *dnssec).map(|lab| {
             lab.print_summary();
             ExitCode::SUCCESS
         }),
@@ -118,8 +154,9 @@ pub fn run(args: &LabArgs) -> ExitCode {
         LabCmd::Run {
             name,
             catalog,
+            dnssec,
             command,
-        } => run_in_lab(name, catalog, command),
+        } => run_in_lab(name, catalog, *dnssec, command),
     };
     result.unwrap_or_else(|e| {
         eprintln!("mtasts lab: {e:#}");
@@ -152,9 +189,10 @@ fn list(arg: &CatalogArg) -> Result<()> {
     Ok(())
 }
 
-fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
+fn serve(arg: &CatalogArg, placement: &str, dnssec: DnssecArg, state_dir: &Path) -> Result<()> {
     let catalog = load_catalog(arg)?;
     let placement: Placement = placement.parse()?;
+    let dnssec = dnssec.mode(placement);
     std::fs::create_dir_all(state_dir).with_context(|| state_dir.display().to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -164,9 +202,22 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
         let world = catalog
             .world()
             .placement(placement)
+            .dnssec_mode(dnssec)
             .build()
             .await
             .context("starting the lab servers")?;
+        // The real DNSSEC's processes, for `lab down` should this one be killed; its trust
+        // anchor, for validators people point at the lab.
+        let pids: String = world
+            .signed_dns_pids()
+            .iter()
+            .map(|p| format!("{p}\n"))
+            .collect();
+        std::fs::write(state_dir.join("dnssec.pids"), pids).context("writing dnssec.pids")?;
+        if let Some((_, _, anchor)) = world.signed_dns() {
+            std::fs::write(state_dir.join("trust-anchor.txt"), format!("{anchor}\n"))
+                .context("writing trust-anchor.txt")?;
+        }
         std::fs::copy(world.ca_file(), state_dir.join("ca.pem")).context("writing ca.pem")?;
         // The second CA, trusted by nobody unless configured for some domains.
         std::fs::copy(world.private_ca_file(), state_dir.join("private-ca.pem"))
@@ -176,7 +227,13 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
             hosts.push_str(&format!("{ip} {host}\n"));
         }
         if placement == Placement::RealPorts {
-            add_loopback_addresses(world.hosts().iter().map(|(_, ip)| ip.to_string()));
+            let dns = world
+                .signed_dns()
+                .map(|(resolver, zones, _)| [resolver.ip(), zones.ip()])
+                .into_iter()
+                .flatten();
+            let hosts = world.hosts().into_iter().map(|(_, ip)| ip);
+            add_loopback_addresses(dns.chain(hosts).map(|ip| ip.to_string()));
         }
         std::fs::write(state_dir.join("hosts.txt"), hosts).context("writing hosts.txt")?;
         let mut ports = String::new();
@@ -195,8 +252,12 @@ fn serve(arg: &CatalogArg, placement: &str, state_dir: &Path) -> Result<()> {
         ));
         std::fs::write(state_dir.join("ready"), format!("{}\n", world.dns_addr()))
             .context("writing the ready marker")?;
+        let resolver = world
+            .signed_dns()
+            .map(|(r, _, _)| format!("; validating resolver {r}"))
+            .unwrap_or_default();
         eprintln!(
-            "lab serving {} domains; DNS {}; CA {}",
+            "lab serving {} domains; DNS {}{resolver}; CA {}",
             catalog.scenarios.len(),
             world.dns_addr(),
             state_dir.join("ca.pem").display()
@@ -339,6 +400,7 @@ struct Lab {
     name: String,
     state_dir: PathBuf,
     child: Child,
+    dnssec: DnssecMode,
 }
 
 impl Lab {
@@ -349,10 +411,23 @@ impl Lab {
     fn print_summary(&self) {
         println!("lab `{}` is up", self.name);
         println!("  namespace:  {} (loopback only)", self.name);
-        println!(
-            "  DNS:        127.0.0.1:53 inside the namespace (/etc/netns/{}/resolv.conf)",
-            self.name
-        );
+        if self.dnssec == DnssecMode::Signed {
+            println!(
+                "  resolver:   {} validating (unbound; /etc/netns/{}/resolv.conf), trust anchor {}",
+                mtasts_testkit::world::RESOLVER_ADDR,
+                self.name,
+                self.state_dir.join("trust-anchor.txt").display()
+            );
+            println!(
+                "  DNS:        127.0.0.1:53 the lab's own server (unsigned answers), signed zones {}",
+                mtasts_testkit::world::SIGNED_ZONES_ADDR
+            );
+        } else {
+            println!(
+                "  DNS:        127.0.0.1:53 inside the namespace (/etc/netns/{}/resolv.conf), DNSSEC simulated",
+                self.name
+            );
+        }
         println!("  test CA:    {}", self.ca_file().display());
         println!(
             "  hosts:      {}",
@@ -405,27 +480,34 @@ fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
 }
 
-fn up(name: &str, arg: &CatalogArg) -> Result<Lab> {
+fn up(name: &str, arg: &CatalogArg, dnssec: DnssecArg) -> Result<Lab> {
     check_name(name)?;
     load_catalog(arg)?; // fail before touching the system
     if netns_exists(name) {
         bail!("namespace `{name}` already exists; run `mtasts lab down --name {name}` first");
     }
     sh("ip", &["netns", "add", name]).context("creating the namespace (root needed)")?;
-    let lab = start_in_namespace(name, arg);
+    let lab = start_in_namespace(name, arg, dnssec.mode(Placement::RealPorts));
     if lab.is_err() {
         let _ = down(name);
     }
     lab
 }
 
-fn start_in_namespace(name: &str, arg: &CatalogArg) -> Result<Lab> {
+fn start_in_namespace(name: &str, arg: &CatalogArg, dnssec: DnssecMode) -> Result<Lab> {
     sh("ip", &["-n", name, "link", "set", "lo", "up"])?;
     let etc = netns_dir(name);
     std::fs::create_dir_all(&etc).with_context(|| etc.display().to_string())?;
+    // With real DNSSEC the namespace's resolver validates, as on a well-run mail host: the
+    // MTA and mtasts then share one view of what is secure. trust-ad: glibc passes the AD bit
+    // of this (local) resolver on to Postfix and Exim.
+    let resolver = match dnssec {
+        DnssecMode::Signed => mtasts_testkit::world::RESOLVER_ADDR.ip().to_string(),
+        DnssecMode::Simulated => "127.0.0.1".to_string(),
+    };
     std::fs::write(
         etc.join("resolv.conf"),
-        "nameserver 127.0.0.1\noptions timeout:2 attempts:2 trust-ad\n",
+        format!("nameserver {resolver}\noptions timeout:2 attempts:2 trust-ad\n"),
     )
     .context("writing the namespace's resolv.conf")?;
     let dir = state_dir(name);
@@ -437,7 +519,12 @@ fn start_in_namespace(name: &str, arg: &CatalogArg) -> Result<Lab> {
     cmd.args(["ip", "netns", "exec", name])
         .arg(&exe)
         .args(["lab", "serve", "--state-dir"])
-        .arg(&dir);
+        .arg(&dir)
+        .arg("--dnssec")
+        .arg(match dnssec {
+            DnssecMode::Signed => "signed",
+            DnssecMode::Simulated => "simulated",
+        });
     if let Some(c) = &arg.catalog {
         cmd.arg("--catalog")
             .arg(std::fs::canonicalize(c).unwrap_or_else(|_| c.clone()));
@@ -467,6 +554,7 @@ fn start_in_namespace(name: &str, arg: &CatalogArg) -> Result<Lab> {
         name: name.to_string(),
         state_dir: dir,
         child,
+        dnssec,
     })
 }
 
@@ -478,6 +566,17 @@ fn down(name: &str) -> Result<()> {
         let pid = pid.trim();
         if stop_process(pid) {
             removed.push(format!("lab server (pid {pid})"));
+        }
+    }
+    // unbound and NSD stop with the lab server; these are left only if it was killed. A pid
+    // is stopped only if it still names one of them: once they exited, it may be anyone's.
+    if let Ok(pids) = std::fs::read_to_string(dir.join("dnssec.pids")) {
+        for pid in pids.lines().map(str::trim) {
+            let comm = std::fs::read_to_string(Path::new("/proc").join(pid).join("comm"))
+                .unwrap_or_default();
+            if matches!(comm.trim(), "nsd" | "unbound") && stop_process(pid) {
+                removed.push(format!("DNSSEC server (pid {pid})"));
+            }
         }
     }
     if netns_exists(name) {
@@ -533,15 +632,31 @@ fn is_zombie(proc_dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn run_in_lab(name: &str, arg: &CatalogArg, command: &[String]) -> Result<ExitCode> {
+fn run_in_lab(
+    name: &str,
+    arg: &CatalogArg,
+    dnssec: DnssecArg,
+    command: &[String],
+) -> Result<ExitCode> {
     // Survive Ctrl-C and SIGTERM long enough to clean up; the command still gets them.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, interrupted.clone())
             .context("installing signal handlers")?;
     }
-    let mut lab = up(name, arg)?;
-    let result = Command::new("ip")
+    let mut lab = up(name, arg, dnssec)?;
+    let mut cmd = Command::new("ip");
+    if lab.dnssec == DnssecMode::Signed {
+        cmd.env(
+            "MTASTS_LAB_RESOLVER",
+            mtasts_testkit::world::RESOLVER_ADDR.to_string(),
+        )
+        .env(
+            "MTASTS_LAB_TRUST_ANCHOR",
+            lab.state_dir.join("trust-anchor.txt"),
+        );
+    }
+    let result = cmd
         .args(["netns", "exec", name])
         .args(command)
         .env("MTASTS_LAB_CA", lab.ca_file())

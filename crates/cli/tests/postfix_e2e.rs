@@ -98,15 +98,86 @@ fn postfix_with_dnssec_lookups_enforces_dane_and_mta_sts_through_the_daemon() {
     );
     assert_mta_sts_outcomes(&text);
     // DANE takes precedence: the daemon answers dane-only, Postfix verifies the TLSA records.
+    // Both see the lab's signed zones through the one validating unbound of the namespace.
     assert!(has(&text, "POSTMAP-DANE dane-only"), "{text}");
-    assert!(has(&text, "STATUS dane.test sent"), "{text}");
-    assert!(has(&text, "STATUS dane-sts.test sent"), "{text}");
+    // (scenario, the daemon's answer, what Postfix then did)
+    let dane: [(&str, &str, &str); 12] = [
+        // Secure, usable TLSA: DANE-EE and DANE-TA.
+        ("dane.test", "dane-only", "sent"),
+        ("dane-ta.test", "dane-only", "sent"),
+        // TLSA matching no certificate: deferred by Postfix's own DANE check, never downgraded.
+        ("dane-wrong.test", "dane-only", "deferred"),
+        ("dane-sts.test", "dane-only", "sent"),
+        // Only unusable TLSA: mandatory TLS without authentication (RFC 7672 §3.1).
+        ("dane-unusable.test", "dane", "sent"),
+        // Bogus (broken signature, expired signatures, DS matching no key): TEMP, deferred.
+        (
+            "dane-bogus.test",
+            "TEMP DANE check for dane-bogus.test: TLSA of mx1.dane-bogus.test failed DNSSEC validation",
+            "deferred",
+        ),
+        (
+            "dane-expired.test",
+            "TEMP DANE check for dane-expired.test: MX lookup failed DNSSEC validation",
+            "deferred",
+        ),
+        (
+            "dane-ds-mismatch.test",
+            "TEMP DANE check for dane-ds-mismatch.test: MX lookup failed DNSSEC validation",
+            "deferred",
+        ),
+        // TLSA in an unsigned delegation under the signed test.: no DANE, no policy.
+        ("dane-unsigned.test", "NOTFOUND", "sent"),
+        // Signed MX, host in an unsigned zone; authenticated denial of TLSA (NSEC, NSEC3):
+        // no DANE, the MTA-STS policy decides.
+        (
+            "dane-offsite.test",
+            "secure match=mx1.offsite-hosting.test servername=hostname",
+            "sent",
+        ),
+        (
+            "dane-notlsa.test",
+            "secure match=mx1.dane-notlsa.test servername=hostname",
+            "sent",
+        ),
+        (
+            "dane-notlsa-nsec3.test",
+            "secure match=mx1.dane-notlsa-nsec3.test servername=hostname",
+            "sent",
+        ),
+    ];
+    for (domain, answer, status) in dane {
+        assert!(
+            has(&text, &format!("POSTMAP-OF {domain} {answer}")),
+            "{domain}: {answer}\n{text}"
+        );
+        assert!(
+            has(&text, &format!("STATUS {domain} {status}")),
+            "{domain}: {status}\n{text}"
+        );
+    }
+    for host in [
+        "mx1.dane.test",
+        "mx1.dane-ta.test",
+        "mx1.offsite-hosting.test",
+    ] {
+        assert!(
+            text.contains(&format!("Verified TLS connection established to {host}")),
+            "{host}: {text}"
+        );
+    }
     assert!(
-        has(&text, "STATUS dane-wrong.test deferred"),
-        "TLSA matching no certificate: deferred, never downgraded: {text}"
+        text.contains("mx1.dane-wrong.test[127.") && text.contains("no matching DANE TLSA records"),
+        "{text}"
     );
+    // Postfix's own lookups failed validation too: the MX of a bogus zone is not found.
     assert!(
-        text.contains("Verified TLS connection established to mx1.dane.test"),
+        text.contains("Name service error for name=dane-expired.test type=MX"),
+        "{text}"
+    );
+    // Unusable TLSA: encrypted, not authenticated.
+    assert!(
+        text.contains("Trusted TLS connection established to mx1.dane-unusable.test"),
         "{text}"
     );
 }
@@ -134,4 +205,14 @@ fn postfix_without_dnssec_lookups_gets_mta_sts_answers_and_defers_nothing_for_da
     assert!(has(&text, "STATUS dane-wrong.test sent"), "{text}");
     assert!(has(&text, "STATUS dane-sts.test deferred"), "{text}");
     assert!(!text.contains("dnssec lookups disabled"), "{text}");
+    // The resolver still validates: data of a bogus zone is not given out to anyone.
+    assert!(has(&text, "STATUS dane-expired.test deferred"), "{text}");
+    // A broken TLSA signature is not seen without DNSSEC lookups; MTA-STS decides.
+    assert!(
+        has(
+            &text,
+            "POSTMAP-OF dane-bogus.test secure match=mx1.dane-bogus.test servername=hostname"
+        ),
+        "{text}"
+    );
 }

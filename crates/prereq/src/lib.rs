@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 pub enum Prereq {
     /// `redis-server` on PATH.
     Redis,
-    /// Running as root, with `ip`, `dig`, `curl` and `openssl` (the lab's network namespace).
+    /// Running as root, with `ip`, `dig`, `curl` and `openssl` (the lab's network namespace),
+    /// and what signs, serves and validates its DNSSEC zones (`dnssec-signzone`, `nsd`,
+    /// `unbound`).
     LabNamespace,
     /// Root with `ip`, `postfix`, `postmap`, `postqueue` and `python3` (real Postfix).
     Postfix,
@@ -67,15 +69,32 @@ impl Prereq {
     fn tools(self) -> &'static [&'static str] {
         match self {
             Prereq::Redis => &["redis-server"],
-            Prereq::LabNamespace => &["ip", "dig", "curl", "openssl"],
-            Prereq::Postfix => &["ip", "postfix", "postmap", "postqueue", "python3"],
+            Prereq::LabNamespace => &[
+                "ip",
+                "dig",
+                "curl",
+                "openssl",
+                "dnssec-signzone",
+                "nsd",
+                "unbound",
+            ],
+            Prereq::Postfix => &[
+                "ip",
+                "postfix",
+                "postmap",
+                "postqueue",
+                "python3",
+                "dnssec-signzone",
+                "nsd",
+                "unbound",
+            ],
             Prereq::SocketActivate => &["systemd-socket-activate"],
             // Found by `postgres_bin_dir`, not on PATH.
             Prereq::Postgres => &[],
             Prereq::Chromium => &["chromium"],
             // In the venv, not on PATH.
             Prereq::Peers => &[],
-            Prereq::Exim => &["ip", "python3"],
+            Prereq::Exim => &["ip", "python3", "dnssec-signzone", "nsd", "unbound"],
         }
     }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::Error;
 use crate::dns::DnsFault;
+use crate::dnssec::{SignedZone, SigningFault};
 use crate::https::PolicyHost;
 use crate::smtp::SmtpHost;
 use crate::world::WorldBuilder;
@@ -53,13 +54,20 @@ pub struct Scenario {
     /// Per-MX overrides.
     #[serde(default)]
     pub smtp: BTreeMap<String, SmtpHost>,
-    /// The domain and all names below it are DNSSEC-secure (AD bit from the lab resolver).
+    /// The domain is its own DNSSEC-signed zone under the lab's signed `test.` (signed for
+    /// real in `mtasts lab`, simulated in-process).
     #[serde(default)]
     pub dnssec: bool,
-    /// TLSA at `_25._tcp.<host>`: `auto` (3 1 1 of the host's certificate) or `U S M HEX`.
+    /// Authenticated denial with NSEC3 instead of NSEC.
+    #[serde(default)]
+    pub nsec3: bool,
+    /// The whole zone broken on purpose: `expired-signatures` or `ds-mismatch`.
+    pub dnssec_fault: Option<SigningFault>,
+    /// TLSA at `_25._tcp.<host>`: `auto` (3 1 1 of the host's certificate), `ca` (2 0 1 of
+    /// the test CA's certificate) or `U S M HEX`.
     #[serde(default)]
     pub tlsa: BTreeMap<String, String>,
-    /// Names whose answers fail DNSSEC validation (SERVFAIL).
+    /// Names in the signed zone whose signatures are corrupted (answers fail validation).
     #[serde(default)]
     pub bogus: Vec<String>,
     /// TXT record at `_smtp._tls.<name>` (TLS-RPT).
@@ -104,6 +112,17 @@ impl Catalog {
             if !seen.insert(s.name.to_ascii_lowercase()) {
                 return Err(Error::Config(format!(
                     "scenario catalog: `{}` is listed twice",
+                    s.name
+                )));
+            }
+            let needs_dnssec = [
+                ("bogus", !s.bogus.is_empty()),
+                ("nsec3", s.nsec3),
+                ("dnssec_fault", s.dnssec_fault.is_some()),
+            ];
+            if let Some((field, _)) = needs_dnssec.iter().find(|(_, set)| *set && !s.dnssec) {
+                return Err(Error::Config(format!(
+                    "scenario catalog: `{}`: {field} needs dnssec = true (it breaks a signed zone)",
                     s.name
                 )));
             }
@@ -173,7 +192,12 @@ impl Scenario {
             b = b.policy(&self.name, host);
         }
         if self.dnssec {
-            b = b.dnssec_secure(&self.name);
+            b = b.signed_zone(SignedZone {
+                nsec3: self.nsec3,
+                fault: self.dnssec_fault,
+                broken: self.bogus.clone(),
+                ..SignedZone::new(&self.name)
+            });
         }
         if let Some(t) = &self.tlsrpt {
             b = b.txt(&format!("_smtp._tls.{}", self.name), t);
@@ -182,11 +206,9 @@ impl Scenario {
             let owner = tlsa_owner(host);
             b = match parse_tlsa(spec) {
                 Some((u, s, m, data)) => b.tlsa(&owner, u, s, m, data),
+                None if spec == "ca" => b.tlsa_for_ca(&owner),
                 None => b.tlsa_for(&owner, host),
             };
-        }
-        for name in &self.bogus {
-            b = b.dns_fault(name, DnsFault::Bogus);
         }
         for (i, mx) in self.mx.iter().enumerate() {
             let pref = u16::try_from(10 * (i + 1)).unwrap_or(u16::MAX);

@@ -46,8 +46,11 @@ pub struct Zone {
     records: BTreeMap<String, Vec<RData>>,
     faults: HashMap<String, DnsFault>,
     /// Names at or below these are "DNSSEC-secure": answers carry the AD bit when the client
-    /// asks (AD or DO), as from a validating resolver.
+    /// asks (AD or DO), as from a validating resolver. The simulation: see [`Zone::secure`].
     secure: Vec<String>,
+    /// Names at or below these fail validation (SERVFAIL unless CD), as a whole zone does
+    /// when its signatures expired or its DS matches no key.
+    bogus_below: Vec<String>,
 }
 
 /// Lower-case, no trailing dot: the zone's key for a name.
@@ -66,9 +69,30 @@ impl Zone {
         self.faults.insert(key(name), fault);
     }
 
-    /// Marks `suffix` and every name below it as DNSSEC-secure.
+    /// Marks `suffix` and every name below it as DNSSEC-secure: this server then sets the AD
+    /// bit itself, simulating a validating resolver. Only for fast in-process tests; the lab
+    /// (`mtasts lab`) signs such zones for real and validates with unbound instead.
     pub fn secure(&mut self, suffix: &str) {
         self.secure.push(key(suffix));
+    }
+
+    /// Simulates a zone whose data all fails validation: `suffix` and every name below it.
+    pub fn bogus_below(&mut self, suffix: &str) {
+        self.bogus_below.push(key(suffix));
+    }
+
+    /// Every record, by lower-case name (what the lab signs).
+    pub fn records(&self) -> &BTreeMap<String, Vec<RData>> {
+        &self.records
+    }
+
+    fn fault_at(&self, name: &str) -> Option<DnsFault> {
+        self.faults.get(name).copied().or_else(|| {
+            self.bogus_below
+                .iter()
+                .any(|s| name == s || name.ends_with(&format!(".{s}")))
+                .then_some(DnsFault::Bogus)
+        })
     }
 
     /// Whether `name` is in a secure part of the zone.
@@ -116,7 +140,7 @@ impl Zone {
         let mut name = qname.clone();
         for _ in 0..MAX_CNAME_CHAIN {
             let k = key(&name.to_ascii());
-            match self.faults.get(&k) {
+            match self.fault_at(&k) {
                 Some(DnsFault::NxDomain) => return (ResponseCode::NXDomain, answers),
                 Some(DnsFault::NoData) => return (ResponseCode::NoError, answers),
                 Some(DnsFault::Bogus) if checking_disabled => {}
@@ -279,7 +303,7 @@ async fn respond(state: &DnsState, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
     }
     let (fault, (rcode, answers), secure) = {
         let zone = state.zone.lock().ok()?;
-        let fault = zone.faults.get(&key(&q.name().to_ascii())).copied();
+        let fault = zone.fault_at(&key(&q.name().to_ascii()));
         let (rcode, answers) = zone.answer(q.name(), q.query_type(), request.checking_disabled());
         // Secure only if every name in the answer (CNAME chain included) is.
         let secure = zone.is_secure(&q.name().to_ascii())

@@ -17,6 +17,7 @@
 pub mod ca;
 pub mod catalog;
 pub mod dns;
+pub mod dnssec;
 pub mod https;
 pub mod pebble;
 pub mod postgres;
@@ -36,7 +37,7 @@ pub use redis::RedisServer;
 pub use smtp::{Delivery, SmtpHost, SmtpSession, StartTls};
 pub use tls::TlsRecord;
 pub use unbound::Unbound;
-pub use world::{Placement, World, WorldBuilder};
+pub use world::{DnssecMode, Placement, World, WorldBuilder};
 
 /// Why the world could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -16,9 +16,11 @@ use tokio::task::JoinSet;
 use crate::Error;
 use crate::ca::TestCa;
 use crate::dns::{self, DnsFault, DnsState, Zone};
+use crate::dnssec::{self, Nsd, SignedZone};
 use crate::https::{self, HttpRequest, HttpsHostState, PolicyHost};
 use crate::smtp::{self, Delivery, SmtpHost, SmtpHostState, SmtpSession};
 use crate::tls::TlsRecord;
+use crate::unbound::Unbound;
 
 /// Where the world binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,26 @@ pub enum Placement {
 const HTTPS_PORT: u16 = 443;
 const SMTP_PORT: u16 = 25;
 
+/// In [`DnssecMode::Signed`]: where NSD serves the signed zones.
+pub const SIGNED_ZONES_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 53);
+/// In [`DnssecMode::Signed`]: where the validating resolver (unbound) answers.
+pub const RESOLVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
+
+/// How the world's signed zones are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnssecMode {
+    /// The lab's server sets the AD bit itself for names of signed zones and answers SERVFAIL
+    /// for broken ones, as a validating resolver would: fast, in-process, for unit tests.
+    #[default]
+    Simulated,
+    /// Zones signed for real (`dnssec-signzone`), served by NSD on [`SIGNED_ZONES_ADDR`] under
+    /// a signed `test.` delegating everything else to the lab's server, and validated by
+    /// unbound on [`RESOLVER_ADDR`] with the run's trust anchor. Needs
+    /// [`Placement::RealPorts`] (delegations carry no port), in a lab namespace.
+    Signed,
+}
+
 /// Builds a [`World`].
 #[derive(Debug, Clone)]
 pub struct WorldBuilder {
@@ -42,8 +64,12 @@ pub struct WorldBuilder {
     addresses: BTreeMap<String, Ipv4Addr>,
     /// (owner, MX host): TLSA 3 1 1 records computed from the host's certificate at build.
     tlsa_auto: Vec<(String, String)>,
+    /// Owners of TLSA 2 0 1 records computed from the test CA's certificate at build.
+    tlsa_ca: Vec<String>,
     dns_latency: Duration,
     placement: Placement,
+    signed_zones: Vec<SignedZone>,
+    dnssec_mode: DnssecMode,
     errors: Vec<String>,
 }
 
@@ -55,8 +81,11 @@ impl Default for WorldBuilder {
             smtp_hosts: BTreeMap::new(),
             addresses: BTreeMap::new(),
             tlsa_auto: Vec::new(),
+            tlsa_ca: Vec::new(),
             dns_latency: Duration::ZERO,
             placement: Placement::Ephemeral,
+            signed_zones: Vec::new(),
+            dnssec_mode: DnssecMode::Simulated,
             errors: Vec::new(),
         }
     }
@@ -134,9 +163,30 @@ impl WorldBuilder {
         self
     }
 
-    /// Marks `suffix` and all names below it DNSSEC-secure (answers carry the AD bit).
+    /// A TLSA `2 0 1` record at `owner` matching the test CA's certificate (DANE-TA: every
+    /// valid lab certificate chains to it, and the lab's servers send it in their chain).
+    pub fn tlsa_for_ca(mut self, owner: &str) -> Self {
+        self.tlsa_ca.push(owner.to_string());
+        self
+    }
+
+    /// Marks `suffix` and all names below it DNSSEC-secure (answers carry the AD bit): the
+    /// simulation only, whatever the [`DnssecMode`]; see [`Self::signed_zone`] for a zone that
+    /// is signed for real in a lab.
     pub fn dnssec_secure(mut self, suffix: &str) -> Self {
         self.zone.secure(suffix);
+        self
+    }
+
+    /// A zone that is DNSSEC-signed (really, or simulated: [`Self::dnssec_mode`]).
+    pub fn signed_zone(mut self, zone: SignedZone) -> Self {
+        self.signed_zones.push(zone);
+        self
+    }
+
+    /// Whether signed zones are signed and validated for real (default: simulated).
+    pub fn dnssec_mode(mut self, mode: DnssecMode) -> Self {
+        self.dnssec_mode = mode;
         self
     }
 
@@ -293,6 +343,39 @@ impl WorldBuilder {
                 )),
             );
         }
+        let ca_digest = ring::digest::digest(&ring::digest::SHA256, ca.der().as_ref());
+        for owner in std::mem::take(&mut self.tlsa_ca) {
+            self.zone.add(
+                &owner,
+                RData::TLSA(TLSA::new(
+                    CertUsage::from(2),
+                    Selector::from(0),
+                    Matching::from(1),
+                    ca_digest.as_ref().to_vec(),
+                )),
+            );
+        }
+        let signed = match self.dnssec_mode {
+            DnssecMode::Simulated => {
+                for z in &self.signed_zones {
+                    self.zone.secure(&z.apex);
+                    if z.fault.is_some() {
+                        self.zone.bogus_below(&z.apex);
+                    }
+                    for name in &z.broken {
+                        self.zone.fault(name, DnsFault::Bogus);
+                    }
+                }
+                None
+            }
+            DnssecMode::Signed if self.placement != Placement::RealPorts => {
+                return Err(Error::Config(
+                    "signed DNSSEC zones need real ports (a lab namespace): delegations carry no port"
+                        .into(),
+                ));
+            }
+            DnssecMode::Signed => Some(start_signed(&self.zone, &self.signed_zones, &dir)?),
+        };
         let dns = Arc::new(DnsState {
             zone: Mutex::new(self.zone),
             latency: Mutex::new(self.dns_latency),
@@ -309,6 +392,7 @@ impl WorldBuilder {
             https: https_hosts,
             smtp: smtp_hosts,
             tasks,
+            signed,
             started_in: started.elapsed(),
         };
         tracing::debug!(elapsed = ?world.started_in, "world started");
@@ -331,6 +415,44 @@ fn temp_dir() -> Result<PathBuf, Error> {
 
 type HostEntry<S> = (Arc<S>, SocketAddr, SocketAddr);
 
+/// The real DNSSEC of a world: NSD with the signed zones, unbound validating.
+#[derive(Debug)]
+struct SignedDns {
+    // Field order is drop order: the resolver goes first.
+    resolver: Unbound,
+    zones: Nsd,
+    trust_anchor: String,
+}
+
+/// Signs the zones, starts NSD and the validating unbound in front of the tree.
+fn start_signed(zone: &Zone, zones: &[SignedZone], dir: &Path) -> Result<SignedDns, Error> {
+    let lab_ns = Ipv4Addr::new(127, 0, 0, 1);
+    let IpAddr::V4(signed_ns) = SIGNED_ZONES_ADDR.ip() else {
+        return Err(Error::Config(
+            "the signed zones' address must be IPv4".into(),
+        ));
+    };
+    let dnssec_dir = dir.join("dnssec");
+    let tree = dnssec::sign(zone.records(), zones, signed_ns, lab_ns, &dnssec_dir)?;
+    let nsd = Nsd::start(SIGNED_ZONES_ADDR, &tree.zones, &dnssec_dir)?;
+    // `test.` from NSD (it delegates onwards); any other name from the lab's server.
+    let stubs = [
+        (dnssec::LAB_ROOT, SIGNED_ZONES_ADDR),
+        (".", SocketAddr::new(IpAddr::V4(lab_ns), 53)),
+    ];
+    let resolver = Unbound::validating(
+        RESOLVER_ADDR,
+        &stubs,
+        &tree.trust_anchor,
+        &dir.join("unbound"),
+    )?;
+    Ok(SignedDns {
+        resolver,
+        zones: nsd,
+        trust_anchor: tree.trust_anchor,
+    })
+}
+
 /// A running fake internet. Dropping it stops every server and removes its files.
 #[derive(Debug)]
 pub struct World {
@@ -343,6 +465,7 @@ pub struct World {
     https: BTreeMap<String, HostEntry<HttpsHostState>>,
     smtp: BTreeMap<String, HostEntry<SmtpHostState>>,
     tasks: JoinSet<()>,
+    signed: Option<SignedDns>,
     started_in: Duration,
 }
 
@@ -362,6 +485,22 @@ impl World {
     /// Where the authoritative DNS listens (UDP and TCP).
     pub fn dns_addr(&self) -> SocketAddr {
         self.dns_addr
+    }
+
+    /// In [`DnssecMode::Signed`]: the validating resolver, the NSD serving the signed zones,
+    /// and the trust anchor (the DS of `test.`).
+    pub fn signed_dns(&self) -> Option<(SocketAddr, SocketAddr, &str)> {
+        self.signed
+            .as_ref()
+            .map(|s| (s.resolver.addr(), s.zones.addr(), s.trust_anchor.as_str()))
+    }
+
+    /// The process ids of unbound and NSD in [`DnssecMode::Signed`].
+    pub fn signed_dns_pids(&self) -> Vec<u32> {
+        self.signed
+            .as_ref()
+            .map(|s| vec![s.resolver.pid(), s.zones.pid()])
+            .unwrap_or_default()
     }
 
     /// The test CA.

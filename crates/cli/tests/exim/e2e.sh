@@ -94,7 +94,6 @@ cat >"$WORK/mtasts.toml" <<EOF2
 listen = ["127.0.0.1:8461"]
 exim_listen = ["127.0.0.1:8462"]
 cache = "sqlite:$WORK/cache.sqlite3"
-nameserver = "127.0.0.1:53"
 ca_file = "$MTASTS_LAB_CA"
 postfix_version = "3.7.0"
 postfix_dnssec = "yes"
@@ -126,13 +125,16 @@ for _ in $(seq 100); do
 done
 
 answer() { exec 3<>/dev/tcp/127.0.0.1/8462; printf '%s\n' "$1" >&3; cat <&3; exec 3<&-; }
-for d in sni-only.test mx-mismatch.test testing-bad-cert.test no-txt.test dane.test; do
+# DANE scenarios of the lab's signed zones: the daemon (no nameserver set: /etc/resolv.conf,
+# the namespace's validating unbound) and Exim (dns_dnssec_ok, the same resolver) share a view.
+DANE_DOMAINS=(dane.test dane-ta.test dane-wrong.test dane-bogus.test dane-expired.test dane-unsigned.test dane-notlsa-nsec3.test)
+for d in sni-only.test mx-mismatch.test testing-bad-cert.test no-txt.test "${DANE_DOMAINS[@]}"; do
     echo "ANSWER $d $(answer "$d")"
 done
 
 echo "ROUTE $("$EXIM" -C "$WORK/exim.conf" -bt user@mx-partial.test 2>&1 | tr -s '\n ' '  ')"
 
-DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test mx-partial.test testing.test testing-bad-cert.test no-txt.test dane.test)
+DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test mx-partial.test testing.test testing-bad-cert.test no-txt.test "${DANE_DOMAINS[@]}")
 send() {
     python3 - "$@" <<'PY'
 import smtplib, sys

@@ -28,8 +28,8 @@ trap cleanup EXIT
 . "$(dirname "$0")/instance.sh"
 postfix_instance
 if [ "$MODE" = dnssec ]; then
-    # DANE: trust the AD bit of the namespace's resolver (the lab DNS acts as a validating one;
-    # /etc/resolv.conf there says trust-ad), as a production host would with a local unbound.
+    # DANE: trust the AD bit of the namespace's resolver, the lab's validating unbound (its
+    # /etc/resolv.conf says trust-ad), as a production host would with a local unbound.
     postconf -c "$ETC" -e 'smtp_dns_support_level = dnssec'
 fi
 
@@ -42,6 +42,7 @@ cat >"$WORK/mtasts.toml" <<EOF
 listen = ["127.0.0.1:8461"]
 cache = "memory"
 nameserver = "127.0.0.1:53"
+dane_nameserver = "${MTASTS_LAB_RESOLVER:?run in a lab with real DNSSEC}"
 ca_file = "$MTASTS_LAB_CA"
 [resolver]
 txt_grace = 1
@@ -63,12 +64,24 @@ done
 grep -q 'postfix_dnssec=yes' "$WORK/daemon.log" && echo "DNSSEC yes" || echo "DNSSEC no"
 echo "POSTMAP $(postmap -c "$ETC" -q enforce.test socketmap:inet:127.0.0.1:8461:postfix)"
 echo "POSTMAP-DANE $(postmap -c "$ETC" -q dane-sts.test socketmap:inet:127.0.0.1:8461:postfix)"
+# Every DANE scenario of the signed lab zones: what the daemon answers (NOTFOUND: no policy;
+# TEMP: the socketmap's temporary error, which postmap prints as a warning).
+DANE_DOMAINS=(dane.test dane-ta.test dane-wrong.test dane-sts.test dane-unusable.test dane-bogus.test dane-expired.test dane-ds-mismatch.test dane-unsigned.test dane-offsite.test dane-notlsa.test dane-notlsa-nsec3.test)
+for d in "${DANE_DOMAINS[@]}"; do
+    if out=$(postmap -c "$ETC" -q "$d" socketmap:inet:127.0.0.1:8461:postfix 2>&1); then
+        echo "POSTMAP-OF $d $out"
+    elif temp=$(grep -o 'temporary error: .*' <<<"$out"); then
+        echo "POSTMAP-OF $d TEMP ${temp#temporary error: }"
+    else
+        echo "POSTMAP-OF $d NOTFOUND"
+    fi
+done
 echo "POSTMAP-TRUST $(postmap -c "$ETC" -q private-ca.test socketmap:inet:127.0.0.1:8461:postfix)"
 echo "POSTMAP-TRUST-OTHER $(postmap -c "$ETC" -q private-ca-other.test socketmap:inet:127.0.0.1:8461:postfix || echo notfound)"
 
 postfix_start
 
-DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test dane.test dane-wrong.test dane-sts.test private-ca.test private-ca-other.test mx-untrusted.test)
+DOMAINS=(sni-only.test mx-wrong-name.test mx-mismatch.test testing-bad-cert.test private-ca.test private-ca-other.test mx-untrusted.test "${DANE_DOMAINS[@]}")
 postfix_send "${DOMAINS[@]}"
 
 wait_all() {
