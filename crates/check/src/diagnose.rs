@@ -408,7 +408,7 @@ fn dane(o: &Observations, r: &mut Report) -> DaneDecision {
         let step = "dane";
         let owner = tlsa_name(host);
         match (status, records.is_empty()) {
-            (DnssecStatus::Bogus, _) => r.add(step, Level::Error, Code::DnssecBogus, format!("TLSA lookup of {owner} fails DNSSEC validation: DANE senders defer"), Some("fix the zone's DNSSEC signatures".into())),
+            (DnssecStatus::Bogus, _) => r.add(step, Level::Error, Code::DnssecBogus, format!("TLSA lookup of {owner} fails DNSSEC validation: DANE senders treat {host} as unreachable (RFC 7672 §2.1.1)"), Some("fix the zone's DNSSEC signatures".into())),
             (DnssecStatus::Indeterminate, _) => r.add(step, Level::Warning, Code::DnssecUnknown, format!("TLSA lookup of {owner} failed"), None),
             (DnssecStatus::Secure, false) if mx_status != DnssecStatus::Secure => r.add(step, Level::Warning, Code::TlsaUnused, format!("{host} has TLSA records but the MX RRset is not signed, so DANE senders ignore them"), Some("sign the domain's zone".into())),
             (DnssecStatus::Secure, false) if !records.iter().any(Tlsa::is_usable) => r.add(step, Level::Warning, Code::TlsaUnusable, format!("TLSA at {owner} has no record usable for SMTP (RFC 7672 §3.1: DANE-TA(2) or DANE-EE(3)); DANE senders fall back to unauthenticated TLS"), Some("publish a 3 1 1 record for the server's key".into())),

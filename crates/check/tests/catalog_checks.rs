@@ -212,6 +212,18 @@ const EXPECT: &[(&str, &[&str], Level, Option<bool>)] = &[
     ),
     ("dane-expired.test", &["dnssec-bogus"], Level::Error, None),
     (
+        "dane-partial.test",
+        &["no-dane", "tlsa-mismatch"],
+        Level::Error,
+        None,
+    ),
+    (
+        "dane-partial-bogus.test",
+        &["dnssec-bogus", "tlsa-match"],
+        Level::Error,
+        None,
+    ),
+    (
         "dane-ds-mismatch.test",
         &["dnssec-bogus"],
         Level::Error,
@@ -373,6 +385,8 @@ async fn every_catalog_scenario_gets_its_diagnosis() {
         ("dane.test", "dane-only"),
         ("dane-ta.test", "dane-only"),
         ("dane-unusable.test", "dane"),
+        ("dane-partial.test", "dane"),
+        ("dane-partial-bogus.test", "dane"),
         ("dane-bogus.test", "temporary-failure"),
         ("dane-expired.test", "temporary-failure"),
         ("dane-unsigned.test", "not-applicable"),

@@ -174,6 +174,22 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
         );
     }
     assert!(has(&text, "STATUS dane-wrong.test deferred"), "{text}");
+    // DANE tried per host (dane="try"): the host without TLSA gets the mail over TLS; the
+    // host whose TLSA is bogus is skipped and the other, verified by DANE, gets it.
+    assert!(
+        !mainlog(
+            &text,
+            "=> user@dane-partial.test R=mtasts_dane T=mtasts_dane_smtp H=mx1.dane-partial.test"
+        )
+        .is_empty(),
+        "{text}"
+    );
+    assert!(
+        mainlog(&text, "=> user@dane-partial-bogus.test R=mtasts_dane T=mtasts_dane_smtp H=mx2.dane-partial-bogus.test")
+            .iter()
+            .any(|l| l.contains(" CV=dane ")),
+        "{text}"
+    );
     assert!(
         !mainlog(
             &text,

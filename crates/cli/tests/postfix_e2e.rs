@@ -101,7 +101,7 @@ fn postfix_with_dnssec_lookups_enforces_dane_and_mta_sts_through_the_daemon() {
     // Both see the lab's signed zones through the one validating unbound of the namespace.
     assert!(has(&text, "POSTMAP-DANE dane-only"), "{text}");
     // (scenario, the daemon's answer, what Postfix then did)
-    let dane: [(&str, &str, &str); 12] = [
+    let dane: [(&str, &str, &str); 14] = [
         // Secure, usable TLSA: DANE-EE and DANE-TA.
         ("dane.test", "dane-only", "sent"),
         ("dane-ta.test", "dane-only", "sent"),
@@ -110,6 +110,10 @@ fn postfix_with_dnssec_lookups_enforces_dane_and_mta_sts_through_the_daemon() {
         ("dane-sts.test", "dane-only", "sent"),
         // Only unusable TLSA: mandatory TLS without authentication (RFC 7672 §3.1).
         ("dane-unusable.test", "dane", "sent"),
+        // DANE for the host with TLSA only: the other gets opportunistic TLS (and the mail);
+        // a host whose TLSA is bogus is skipped, the other delivered to by DANE (§2.1.1).
+        ("dane-partial.test", "dane", "sent"),
+        ("dane-partial-bogus.test", "dane", "sent"),
         // Bogus (broken signature, expired signatures, DS matching no key): TEMP, deferred.
         (
             "dane-bogus.test",
@@ -156,10 +160,15 @@ fn postfix_with_dnssec_lookups_enforces_dane_and_mta_sts_through_the_daemon() {
             "{domain}: {status}\n{text}"
         );
     }
+    assert!(
+        text.contains("to=<user@dane-partial-bogus.test>, relay=mx2.dane-partial-bogus.test"),
+        "{text}"
+    );
     for host in [
         "mx1.dane.test",
         "mx1.dane-ta.test",
         "mx1.offsite-hosting.test",
+        "mx2.dane-partial-bogus.test",
     ] {
         assert!(
             text.contains(&format!("Verified TLS connection established to {host}")),

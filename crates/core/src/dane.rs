@@ -117,6 +117,9 @@ impl fmt::Display for DaneDecision {
             Self::Dane(DaneCoverage::UnusableOnly) => {
                 f.write_str("TLSA records exist but none is usable")
             }
+            Self::Dane(DaneCoverage::SomeUnreachable) => f.write_str(
+                "the TLSA records of some MX hosts fail DNSSEC validation (those hosts are unreachable); the others have no usable TLSA",
+            ),
             Self::NotApplicable(why) | Self::TempFail(why) | Self::Unavailable(why) => {
                 f.write_str(why)
             }
@@ -132,6 +135,10 @@ pub enum DaneCoverage {
     /// Secure TLSA records exist, but none is usable (RFC 7672 §3.1): no host can be
     /// authenticated by DANE, only encrypted.
     UnusableOnly,
+    /// The TLSA lookups of some (not all) MX hosts fail validation, and no other host has
+    /// usable TLSA: those hosts are unreachable (RFC 7672 §2.1.1), the others get DANE's
+    /// fallbacks. The MTA must still do DANE, or it would use the bogus hosts unchecked.
+    SomeUnreachable,
 }
 
 /// Decides from the MX answer and, for each MX host (or the domain itself when it has no MX),
@@ -141,9 +148,13 @@ pub enum DaneCoverage {
 ///   [`DaneDecision::Unavailable`].
 /// - MX RRset not secure → not applicable: an unauthenticated MX can name any host, so its
 ///   hosts' TLSA records authenticate nothing (RFC 7672 §2.2.1).
-/// - any TLSA lookup bogus → `TempFail`, unanswered → `Unavailable`;
-/// - all hosts secure and usable → `DaneOnly`; some → `Dane(Partial)`; TLSA present but none
-///   usable → `Dane(UnusableOnly)`; otherwise (authenticated denial, insecure) → not applicable.
+/// - a host whose TLSA lookup is bogus is unreachable, not the whole domain (RFC 7672 §2.1.1:
+///   the MTA skips it, as Postfix and Exim do themselves): every host bogus → `TempFail`;
+///   any unanswered → `Unavailable`;
+/// - of the others: all secure and usable → `DaneOnly` (`Dane(Partial)` when some host is
+///   unreachable, so the MTA still applies DANE per host); some → `Dane(Partial)`; none but
+///   some host unreachable → `Dane(SomeUnreachable)`; TLSA present but none usable →
+///   `Dane(UnusableOnly)`; otherwise (authenticated denial, insecure) → not applicable.
 pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> DaneDecision {
     match mx.status {
         DnssecStatus::Bogus => {
@@ -162,11 +173,10 @@ pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> Dan
     }
     let mut usable = 0;
     let mut unusable_only = 0;
+    let mut bogus = Vec::new();
     for (host, answer) in hosts_tlsa {
         match answer.status {
-            DnssecStatus::Bogus => {
-                return DaneDecision::TempFail(format!("TLSA of {host} failed DNSSEC validation"));
-            }
+            DnssecStatus::Bogus => bogus.push(host.as_str()),
             DnssecStatus::Indeterminate => {
                 return DaneDecision::Unavailable(format!(
                     "TLSA lookup of {host} failed (resolver unavailable)"
@@ -183,10 +193,19 @@ pub fn decide(mx: &Answer<String>, hosts_tlsa: &[(String, Answer<Tlsa>)]) -> Dan
             }
         }
     }
+    if bogus.len() == hosts_tlsa.len() {
+        let which = match bogus.as_slice() {
+            [one] => (*one).to_string(),
+            all => format!("every MX host ({})", all.join(", ")),
+        };
+        return DaneDecision::TempFail(format!("TLSA of {which} failed DNSSEC validation"));
+    }
     if usable == hosts_tlsa.len() {
         DaneDecision::DaneOnly
     } else if usable > 0 {
         DaneDecision::Dane(DaneCoverage::Partial)
+    } else if !bogus.is_empty() {
+        DaneDecision::Dane(DaneCoverage::SomeUnreachable)
     } else if unusable_only > 0 {
         DaneDecision::Dane(DaneCoverage::UnusableOnly)
     } else {

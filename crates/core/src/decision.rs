@@ -209,6 +209,13 @@ pub fn decide_with_trust<'a>(
         DaneFinding::Decided(DaneDecision::Dane(DaneCoverage::Partial)) if enforced => {
             return Decision::DaneOnly(DaneOnlyReason::PartialWithEnforcedPolicy);
         }
+        // The reachable hosts have no usable TLSA: `dane` would give them only opportunistic
+        // TLS, weaker than the enforced policy, and Postfix cannot mix the two per host.
+        DaneFinding::Decided(DaneDecision::Dane(DaneCoverage::SomeUnreachable)) if enforced => {
+            return Decision::Defer(Defer::DaneFailed(
+                "the TLSA records of some MX hosts fail DNSSEC validation, the others have none usable, and the MTA-STS policy is enforced",
+            ));
+        }
         // Without usable TLSA anywhere, `dane-only` would make every host fail: DANE's own
         // fallback (mandatory encryption) is what RFC 7672 prescribes.
         DaneFinding::Decided(DaneDecision::Dane(coverage)) => return Decision::Dane(*coverage),
@@ -322,6 +329,9 @@ impl fmt::Display for Decision<'_> {
             ),
             Self::Dane(DaneCoverage::UnusableOnly) => f.write_str(
                 "DANE governs: TLSA records exist but none is usable (mandatory encryption, RFC 7672)",
+            ),
+            Self::Dane(DaneCoverage::SomeUnreachable) => f.write_str(
+                "DANE governs: hosts whose TLSA fails DNSSEC validation are skipped (RFC 7672 §2.1.1), the others get DANE's fallbacks",
             ),
             Self::Enforce { strict: false, .. } => f.write_str("MTA-STS policy enforced"),
             Self::Enforce { strict: true, .. } => {

@@ -10,10 +10,14 @@
 //! Fields: `mode` (`enforce`, `testing`, `none`, `dane`, `defer`), `domain`, `hosts` (enforce:
 //! the allowed MX hosts, `:`-separated), `id` (the policy id, where a policy applies),
 //! `ca` (enforce with conditional trust: the PEM files to verify with, `:`-separated),
+//! `dane` (mode `dane`: `required` when every MX host has usable TLSA, `encrypt` when TLSA
+//! exists but none is usable — RFC 7672 §3.1's mandatory encryption —, `try` otherwise: hosts
+//! without usable TLSA get DANE's fallbacks, hosts whose TLSA is bogus are skipped by Exim),
 //! `reason` (for logs and deferrals), and for a deferral that is a reportable failure
 //! `failure` and `failure_code` (the RFC 8460 result type and reason code).
 
 use crate::DomainName;
+use crate::dane::DaneCoverage;
 use crate::decision::Decision;
 use crate::mx::host_matches_any;
 
@@ -110,9 +114,19 @@ pub fn render(domain: &DomainName, decision: &Decision<'_>, mx: &[MxRecord]) -> 
             field(&mut out, "domain", domain.as_str());
             field(&mut out, "id", policy.id.as_ref());
         }
-        Decision::Dane(_) | Decision::DaneOnly(_) => {
+        Decision::DaneOnly(_) => {
             field(&mut out, "mode", "dane");
             field(&mut out, "domain", domain.as_str());
+            field(&mut out, "dane", "required");
+        }
+        Decision::Dane(coverage) => {
+            field(&mut out, "mode", "dane");
+            field(&mut out, "domain", domain.as_str());
+            let dane = match coverage {
+                DaneCoverage::UnusableOnly => "encrypt",
+                DaneCoverage::Partial | DaneCoverage::SomeUnreachable => "try",
+            };
+            field(&mut out, "dane", dane);
         }
         Decision::NoPolicy(_) => {
             field(&mut out, "mode", "none");

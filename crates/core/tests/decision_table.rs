@@ -49,6 +49,7 @@ enum Dane {
     AllUsable,
     SomeUsable,
     UnusableOnly,
+    SomeUnreachable,
     Failure,
     Unavailable,
     NotApplicable,
@@ -56,10 +57,11 @@ enum Dane {
     Pending,
 }
 
-const DANE: [Dane; 8] = [
+const DANE: [Dane; 9] = [
     Dane::AllUsable,
     Dane::SomeUsable,
     Dane::UnusableOnly,
+    Dane::SomeUnreachable,
     Dane::Failure,
     Dane::Unavailable,
     Dane::NotApplicable,
@@ -92,6 +94,7 @@ fn reply_with_trust(
         Dane::AllUsable => Some(DaneDecision::DaneOnly),
         Dane::SomeUsable => Some(DaneDecision::Dane(DaneCoverage::Partial)),
         Dane::UnusableOnly => Some(DaneDecision::Dane(DaneCoverage::UnusableOnly)),
+        Dane::SomeUnreachable => Some(DaneDecision::Dane(DaneCoverage::SomeUnreachable)),
         Dane::Failure => Some(DaneDecision::TempFail(
             "TLSA of mx1.d.test failed DNSSEC validation".into(),
         )),
@@ -149,6 +152,13 @@ fn expected_default(dane: Dane, sts: Sts) -> &'static str {
         // No usable TLSA anywhere: `dane-only` would defer every delivery; RFC 7672's own
         // fallback (mandatory encryption) applies, whatever the MTA-STS policy.
         (Dane::UnusableOnly, _) => DANE_REPLY,
+        // Some hosts' TLSA bogus, the others without usable TLSA: Postfix skips the bogus
+        // hosts itself under `dane`; with an enforced policy `dane` would be weaker for the
+        // others, so defer.
+        (Dane::SomeUnreachable, Sts::Enforce) => {
+            "TEMP DANE check for d.test: the TLSA records of some MX hosts fail DNSSEC validation, the others have none usable, and the MTA-STS policy is enforced"
+        }
+        (Dane::SomeUnreachable, _) => DANE_REPLY,
         (Dane::Failure, _) => DANE_TEMP,
         // DNS down, DANE never seen for the domain: the cached enforce policy still applies;
         // with nothing enforced to go on, defer.

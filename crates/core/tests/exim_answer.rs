@@ -106,6 +106,21 @@ fn testing_none_dane_and_defer_carry_their_mode() {
         "none"
     );
     assert_eq!(mode(&Decision::Dane(DaneCoverage::Partial)), "dane");
+    // How strictly Exim applies DANE: required only where every host has usable TLSA.
+    for (decision, dane) in [
+        (
+            Decision::DaneOnly(mtasts_core::decision::DaneOnlyReason::AllHosts),
+            "required",
+        ),
+        (Decision::Dane(DaneCoverage::Partial), "try"),
+        (Decision::Dane(DaneCoverage::SomeUnreachable), "try"),
+        (Decision::Dane(DaneCoverage::UnusableOnly), "encrypt"),
+    ] {
+        assert!(
+            render(&domain(), &decision, &[]).contains(&format!(" dane=\"{dane}\"")),
+            "{decision:?}"
+        );
+    }
     assert_eq!(
         mode(&Decision::Defer(Defer::DaneFailed("bogus TLSA"))),
         "defer"

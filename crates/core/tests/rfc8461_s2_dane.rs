@@ -100,15 +100,16 @@ fn unusable_tlsa_is_dane_so_postfix_falls_back_as_rfc7672_says() {
 
 #[test]
 fn dane_01_dnssec_failure_on_the_dane_path_defers_never_downgrades() {
-    // Bogus data defers; no answer at all is "unavailable", which the decision turns into a
-    // deferral unless a last verdict or an enforced policy is known (decision_table.rs).
+    // Bogus data for every host (or the MX) defers; no answer at all is "unavailable", which
+    // the decision turns into a deferral unless a last verdict or an enforced policy is known
+    // (decision_table.rs).
     for (status, bogus) in [
         (DnssecStatus::Bogus, true),
         (DnssecStatus::Indeterminate, false),
     ] {
         let d = decide(
             &secure_mx(),
-            &hosts(tlsa(DnssecStatus::Secure, vec![ee()]), tlsa(status, vec![])),
+            &hosts(tlsa(status, vec![]), tlsa(status, vec![])),
         );
         assert_eq!(
             (
@@ -128,6 +129,49 @@ fn dane_01_dnssec_failure_on_the_dane_path_defers_never_downgrades() {
             "MX {status}: {d:?}"
         );
     }
+    // One unanswered host: nothing is known, whatever the others say.
+    let d = decide(
+        &secure_mx(),
+        &hosts(
+            tlsa(DnssecStatus::Secure, vec![ee()]),
+            tlsa(DnssecStatus::Indeterminate, vec![]),
+        ),
+    );
+    assert!(matches!(d, DaneDecision::Unavailable(_)), "{d:?}");
+}
+
+#[test]
+fn a_host_whose_tlsa_is_bogus_is_unreachable_not_the_whole_domain() {
+    // RFC 7672 §2.1.1: a TLSA lookup error makes *that server* unreachable; delivery goes on to
+    // the others under DANE, so the MTA must still do DANE (it skips the bogus host itself).
+    let bogus = || tlsa(DnssecStatus::Bogus, vec![]);
+    let d = decide(
+        &secure_mx(),
+        &hosts(tlsa(DnssecStatus::Secure, vec![ee()]), bogus()),
+    );
+    assert_eq!(d, DaneDecision::Dane(DaneCoverage::Partial));
+    for other in [
+        tlsa(DnssecStatus::Secure, vec![]),
+        tlsa(DnssecStatus::Insecure, vec![]),
+    ] {
+        let d = decide(&secure_mx(), &hosts(bogus(), other));
+        assert_eq!(d, DaneDecision::Dane(DaneCoverage::SomeUnreachable));
+    }
+    let d = decide(&secure_mx(), &hosts(bogus(), bogus()));
+    assert_eq!(
+        d,
+        DaneDecision::TempFail(
+            "TLSA of every MX host (mx1.d.test, mx2.d.test) failed DNSSEC validation".into()
+        )
+    );
+    let one = decide(
+        &mx(DnssecStatus::Secure, &["mx1.d.test"]),
+        &[("mx1.d.test".into(), bogus())],
+    );
+    assert_eq!(
+        one,
+        DaneDecision::TempFail("TLSA of mx1.d.test failed DNSSEC validation".into())
+    );
 }
 
 #[test]
