@@ -406,7 +406,7 @@ fn dane(o: &Observations, r: &mut Report) -> DaneDecision {
             .then(|| t.records.iter().any(|rec| tlsa_matches(rec, &chain)));
         let (status, records) = (t.status, &t.records);
         let step = "dane";
-        let owner = tlsa_name(host);
+        let owner = tlsa_name(&h.tlsa_base);
         match (status, records.is_empty()) {
             (DnssecStatus::Bogus, _) => r.add(step, Level::Error, Code::DnssecBogus, format!("TLSA lookup of {owner} fails DNSSEC validation: DANE senders treat {host} as unreachable (RFC 7672 §2.1.1)"), Some("fix the zone's DNSSEC signatures".into())),
             (DnssecStatus::Indeterminate, _) => r.add(step, Level::Warning, Code::DnssecUnknown, format!("TLSA lookup of {owner} failed"), None),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mtasts_core::DomainName;
-use mtasts_core::dane::{Answer, Tlsa, tlsa_name};
+use mtasts_core::dane::{Answer, Tlsa};
 use mtasts_resolver::{
     Dns, DnsError, DnssecClient, Fetch, FetchError, FetchSettings, Fetched, HickoryDns,
     HttpsFetcher, NoValidatingResolver, TrustError, TxtAnswer, client_config, root_store,
@@ -79,7 +79,10 @@ pub struct HostObservation {
     pub addresses: Option<Result<Vec<IpAddr>, DnsError>>,
     /// Each address probed with and without SNI.
     pub probes: Vec<AddressProbe>,
-    /// TLSA at `_25._tcp.<host>` with its DNSSEC status.
+    /// The TLSA base domain: the host, or where its validated CNAME chain ends when TLSA is
+    /// there (RFC 7672 §2.2.3).
+    pub tlsa_base: String,
+    /// TLSA at `_25._tcp.<tlsa_base>` with its DNSSEC status.
     pub tlsa: Answer<Tlsa>,
 }
 
@@ -188,13 +191,13 @@ impl Checker {
     }
 
     async fn host(&self, host: String) -> HostObservation {
-        let owner = tlsa_name(&host);
-        let (tlsa, (addresses, probes)) =
-            tokio::join!(self.dnssec.tlsa(&owner), self.probe_host(&host));
+        let ((tlsa_base, tlsa), (addresses, probes)) =
+            tokio::join!(self.dnssec.host_tlsa(&host), self.probe_host(&host));
         HostObservation {
             host,
             addresses,
             probes,
+            tlsa_base,
             tlsa,
         }
     }

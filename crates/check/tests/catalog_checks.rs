@@ -212,6 +212,12 @@ const EXPECT: &[(&str, &[&str], Level, Option<bool>)] = &[
     ),
     ("dane-expired.test", &["dnssec-bogus"], Level::Error, None),
     (
+        "dane-cname.test",
+        &["tlsa-match", "mx-not-covered"],
+        Level::Error,
+        Some(false),
+    ),
+    (
         "dane-partial.test",
         &["no-dane", "tlsa-mismatch"],
         Level::Error,
@@ -384,6 +390,8 @@ async fn every_catalog_scenario_gets_its_diagnosis() {
     for (domain, dane) in [
         ("dane.test", "dane-only"),
         ("dane-ta.test", "dane-only"),
+        // TLSA at the end of the MX host's validated CNAME chain (RFC 7672 §2.2.3).
+        ("dane-cname.test", "dane-only"),
         ("dane-unusable.test", "dane"),
         ("dane-partial.test", "dane"),
         ("dane-partial-bogus.test", "dane"),

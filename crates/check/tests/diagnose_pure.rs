@@ -30,6 +30,7 @@ fn observed(fetch: Result<Fetched, FetchError>, mx: &[&str]) -> Observations {
                 host: m.to_string(),
                 addresses: None,
                 probes: Vec::new(),
+                tlsa_base: m.to_string(),
                 tlsa: Answer {
                     status: DnssecStatus::Insecure,
                     records: Vec::new(),
@@ -113,6 +114,7 @@ fn no_mx_means_the_domain_itself_and_dns_failures_are_named() {
         host: "example.test".into(),
         addresses: None,
         probes: Vec::new(),
+        tlsa_base: "example.test".into(),
         tlsa: Answer {
             status: DnssecStatus::Indeterminate,
             records: Vec::new(),

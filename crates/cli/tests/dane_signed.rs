@@ -64,9 +64,10 @@ fn check_and_query_see_the_signed_lab_zones_as_a_validating_resolver_does() {
     );
 
     // (domain, DANE decision, the check's DANE finding codes)
-    let expect: [(&str, &str, &str); 13] = [
+    let expect: [(&str, &str, &str); 14] = [
         ("dane.test", "dane-only", "tlsa-match"),
         ("dane-ta.test", "dane-only", "tlsa-match"),
+        ("dane-cname.test", "dane-only", "tlsa-match"),
         ("dane-wrong.test", "dane-only", "tlsa-mismatch"),
         ("dane-unusable.test", "dane", "tlsa-unusable"),
         ("dane-partial.test", "dane", "no-dane,tlsa-mismatch"),

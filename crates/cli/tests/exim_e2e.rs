@@ -161,7 +161,7 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
     // DANE verified DANE-EE and DANE-TA, refused a TLSA matching nothing; bogus data (a broken
     // TLSA signature, expired signatures) deferred by the daemon; an unsigned zone's TLSA and
     // an authenticated denial (NSEC3) left to MTA-STS or opportunistic TLS.
-    for domain in ["dane.test", "dane-ta.test"] {
+    for domain in ["dane.test", "dane-ta.test", "dane-cname.test"] {
         assert!(has(&text, &format!("STATUS {domain} delivered")), "{text}");
         assert!(
             mainlog(

@@ -101,10 +101,13 @@ fn postfix_with_dnssec_lookups_enforces_dane_and_mta_sts_through_the_daemon() {
     // Both see the lab's signed zones through the one validating unbound of the namespace.
     assert!(has(&text, "POSTMAP-DANE dane-only"), "{text}");
     // (scenario, the daemon's answer, what Postfix then did)
-    let dane: [(&str, &str, &str); 14] = [
+    let dane: [(&str, &str, &str); 15] = [
         // Secure, usable TLSA: DANE-EE and DANE-TA.
         ("dane.test", "dane-only", "sent"),
         ("dane-ta.test", "dane-only", "sent"),
+        // The MX host a CNAME, TLSA only at its target (RFC 7672 §2.2.3): DANE, not the
+        // MTA-STS policy (which matches no MX and would defer).
+        ("dane-cname.test", "dane-only", "sent"),
         // TLSA matching no certificate: deferred by Postfix's own DANE check, never downgraded.
         ("dane-wrong.test", "dane-only", "deferred"),
         ("dane-sts.test", "dane-only", "sent"),

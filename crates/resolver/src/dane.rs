@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use mtasts_core::dane::{Answer, DaneDecision, DnssecStatus, decide, tlsa_name};
+use mtasts_core::dane::{Answer, DaneDecision, DnssecStatus, decide};
 use mtasts_core::{DomainName, UnixTime};
 
 use crate::clock::{Clock, SystemClock};
@@ -201,8 +201,8 @@ impl DaneResolver {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, host) in hosts.iter().enumerate() {
             let client = self.client.clone();
-            let owner = tlsa_name(host);
-            tasks.spawn(async move { (i, client.tlsa(&owner).await) });
+            let host = host.clone();
+            tasks.spawn(async move { (i, client.host_tlsa(&host).await.1) });
         }
         let mut answers: Vec<Option<Answer<_>>> = vec![None; hosts.len()];
         while let Some(joined) = tasks.join_next().await {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use mtasts_core::dane::{Answer, DnssecStatus, Tlsa};
+use mtasts_core::dane::{Answer, DnssecStatus, Tlsa, tlsa_name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -80,6 +80,35 @@ impl DnssecClient {
             _ => None,
         })
         .await
+    }
+
+    /// The TLSA records that apply to MX host `host` and the name they were found under
+    /// (RFC 7672 §2.2.3): when the host's address lookup is a CNAME chain validated end to
+    /// end, the chain's last name first, unless it has (authenticatedly) none; else the host
+    /// name itself — as Postfix and Exim look them up, so all three agree.
+    pub async fn host_tlsa(&self, host: &str) -> (String, Answer<Tlsa>) {
+        if let Some(expanded) = self.secure_cname_target(host).await {
+            let answer = self.tlsa(&tlsa_name(&expanded)).await;
+            let none_there = answer.status == DnssecStatus::Secure && answer.records.is_empty();
+            if !none_there {
+                return (expanded, answer);
+            }
+        }
+        (host.to_string(), self.tlsa(&tlsa_name(host)).await)
+    }
+
+    /// Where the CNAME chain at `host` ends, if its address lookup is one and validated.
+    async fn secure_cname_target(&self, host: &str) -> Option<String> {
+        let chain = self
+            .lookup(host, RecordType::A, |r| match r {
+                RData::CNAME(c) => Some(c.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+                _ => None,
+            })
+            .await;
+        // Answers list a chain in order: the last target is where it ends.
+        (chain.status == DnssecStatus::Secure)
+            .then(|| chain.records.last().cloned())
+            .flatten()
     }
 
     async fn lookup<T>(

@@ -54,6 +54,9 @@ pub struct Scenario {
     /// Per-MX overrides.
     #[serde(default)]
     pub smtp: BTreeMap<String, SmtpHost>,
+    /// MX host names that are CNAMEs: name → target, where the SMTP server then runs.
+    #[serde(default)]
+    pub mx_cname: BTreeMap<String, String>,
     /// The domain is its own DNSSEC-signed zone under the lab's signed `test.` (signed for
     /// real in `mtasts lab`, simulated in-process).
     #[serde(default)]
@@ -213,7 +216,11 @@ impl Scenario {
         for (i, mx) in self.mx.iter().enumerate() {
             let pref = u16::try_from(10 * (i + 1)).unwrap_or(u16::MAX);
             let spec = self.smtp.get(mx).cloned().unwrap_or_default();
-            b = b.mx(&self.name, pref, mx).smtp(mx, spec);
+            b = b.mx(&self.name, pref, mx);
+            b = match self.mx_cname.get(mx) {
+                Some(target) => b.cname(mx, target).smtp(target, spec),
+                None => b.smtp(mx, spec),
+            };
         }
         b
     }

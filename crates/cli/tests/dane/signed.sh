@@ -36,7 +36,7 @@ echo "PROOF dane-notlsa-nsec3.test $(dig +dnssec +noall +authority TLSA _25._tcp
 ad=-; dig +dnssec @127.0.0.1 MX dane.test | grep -qE '^;; flags:[a-z ]* ad[ ;]' && ad=ad
 echo "DIRECT dane.test $ad"
 
-for d in dane.test dane-ta.test dane-wrong.test dane-unusable.test dane-partial.test dane-partial-bogus.test dane-bogus.test dane-expired.test dane-ds-mismatch.test dane-unsigned.test dane-offsite.test dane-notlsa.test dane-notlsa-nsec3.test; do
+for d in dane.test dane-ta.test dane-cname.test dane-wrong.test dane-unusable.test dane-partial.test dane-partial-bogus.test dane-bogus.test dane-expired.test dane-ds-mismatch.test dane-unsigned.test dane-offsite.test dane-notlsa.test dane-notlsa-nsec3.test; do
     # /etc/resolv.conf: the validating unbound, as on a production host.
     "$MTASTS" check "$d" --ca-file "$MTASTS_LAB_CA" --json >"/tmp/dane-check-$$.json" || true
     python3 - "$d" "/tmp/dane-check-$$.json" <<'PY'

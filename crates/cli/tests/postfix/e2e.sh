@@ -66,7 +66,7 @@ echo "POSTMAP $(postmap -c "$ETC" -q enforce.test socketmap:inet:127.0.0.1:8461:
 echo "POSTMAP-DANE $(postmap -c "$ETC" -q dane-sts.test socketmap:inet:127.0.0.1:8461:postfix)"
 # Every DANE scenario of the signed lab zones: what the daemon answers (NOTFOUND: no policy;
 # TEMP: the socketmap's temporary error, which postmap prints as a warning).
-DANE_DOMAINS=(dane.test dane-ta.test dane-wrong.test dane-sts.test dane-unusable.test dane-partial.test dane-partial-bogus.test dane-bogus.test dane-expired.test dane-ds-mismatch.test dane-unsigned.test dane-offsite.test dane-notlsa.test dane-notlsa-nsec3.test)
+DANE_DOMAINS=(dane.test dane-ta.test dane-cname.test dane-wrong.test dane-sts.test dane-unusable.test dane-partial.test dane-partial-bogus.test dane-bogus.test dane-expired.test dane-ds-mismatch.test dane-unsigned.test dane-offsite.test dane-notlsa.test dane-notlsa-nsec3.test)
 for d in "${DANE_DOMAINS[@]}"; do
     if out=$(postmap -c "$ETC" -q "$d" socketmap:inet:127.0.0.1:8461:postfix 2>&1); then
         echo "POSTMAP-OF $d $out"
