@@ -205,7 +205,10 @@ fn serve(arg: &CatalogArg, placement: &str, dnssec: DnssecArg, state_dir: &Path)
             .dnssec_mode(dnssec)
             .build()
             .await
-            .context("starting the lab servers")?;
+            .with_context(|| match dnssec {
+                DnssecMode::Signed => "starting the lab servers (real DNSSEC needs Debian's bind9-utils, nsd and unbound; `--dnssec simulated` runs without them)",
+                DnssecMode::Simulated => "starting the lab servers",
+            })?;
         // The real DNSSEC's processes, for `lab down` should this one be killed; its trust
         // anchor, for validators people point at the lab.
         let pids: String = world
