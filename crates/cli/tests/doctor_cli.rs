@@ -119,6 +119,21 @@ fn doctor_tells_right_and_broken_setups_apart() {
         "{text}"
     );
 
+    // The daemon's DANE resolver is not the MTA's (and does not validate): both said.
+    let (status, text) = case("other-resolver");
+    assert_eq!(*status, 1, "{text}");
+    assert!(
+        has(text, "warn", "dane-resolver-differs") && has(text, "warn", "not-validating"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the daemon asks 127.0.0.1:53 for DANE, the MTA asks 127.0.0.53:53"),
+        "{text}"
+    );
+    let (status, text) = case("right");
+    assert!(!has(text, "warn", "dane-resolver-differs"), "{text}");
+    assert_eq!(*status, 0);
+
     let (status, text) = case("empty-ca");
     assert_eq!(*status, 2);
     assert!(has(text, "ERROR", "ca-file-empty"), "{text}");

@@ -225,6 +225,22 @@ async fn daemon_checks(c: &Config, o: &Options, dane_answers: bool, report: &mut
                 Finding::new("dns", "no-resolver", Level::Warning, e)
             }
         });
+        // The MTA asks /etc/resolv.conf's resolver for its own DANE lookups: a different one
+        // can see other DNSSEC (another trust anchor, a stale cache, no validation).
+        let system = DnssecClient::new(None, o.timeout).map(|c| c.server());
+        if let (Some(daemon), Ok(system)) = (server, system)
+            && daemon != system
+        {
+            report.findings.push(
+                Finding::new(
+                    "dns",
+                    "dane-resolver-differs",
+                    Level::Warning,
+                    format!("the daemon asks {daemon} for DANE, the MTA asks {system} (/etc/resolv.conf): they can disagree about which domains DANE covers"),
+                )
+                .fix("use one validating resolver for both: leave dane_nameserver (and nameserver) unset, or point /etc/resolv.conf at it"),
+            );
+        }
     }
 }
 

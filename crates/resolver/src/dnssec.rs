@@ -54,6 +54,11 @@ impl DnssecClient {
         Ok(Self { server, timeout })
     }
 
+    /// The resolver asked.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
     /// MX host names of `domain`, with status.
     pub async fn mx(&self, domain: &str) -> Answer<String> {
         self.lookup(domain, RecordType::MX, |r| match r {

@@ -18,6 +18,8 @@ postfix_version = "3.7.0"
 postfix_dnssec = "yes"
 TOML
 sed 's/^exim_listen.*//' "$work/daemon.toml" > "$work/daemon-no-exim.toml"
+# DANE asked of the lab's own (non-validating) server, not the namespace's resolver.
+{ cat "$work/daemon.toml"; printf 'dane_nameserver = "127.0.0.1:53"\n'; } > "$work/daemon-other-resolver.toml"
 # Postfix 3.7 (Debian 12's) with a zone forcing the TLSRPT attributes, and a collector running.
 { cat "$work/daemon.toml"; printf '[default_zone]\ntlsrpt = true\n'; } > "$work/daemon-tlsrpt.toml"
 "$mtasts" tlsrpt collect --db "sqlite:$work/tlsrpt.sqlite3" --socket "$work/collector.sock" 2> "$work/collect.log" &
@@ -91,6 +93,7 @@ doctor right --config "$work/daemon.toml" --postfix-config "$work/right" --dnsse
 doctor right-json --config "$work/daemon.toml" --postfix-config "$work/right" --dnssec-probe dane.test --json
 doctor broken --config "$work/daemon.toml" --postfix-config "$work/broken" --dnssec-probe dane.test
 doctor not-validating --config "$work/daemon.toml" --postfix-config "$work/right" --dnssec-probe enforce.test
+doctor other-resolver --config "$work/daemon-other-resolver.toml" --postfix-config "$work/right" --dnssec-probe dane.test
 doctor empty-ca --config "$work/daemon.toml" --postfix-config "$work/empty-ca" --dnssec-probe dane.test
 doctor no-map --config "$work/daemon.toml" --postfix-config "$work/no-map" --dnssec-probe dane.test
 doctor exim-misordered --config "$work/daemon.toml" --no-postfix --dnssec-probe dane.test --exim-config "$work/exim-misordered.conf"
