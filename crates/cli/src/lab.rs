@@ -221,6 +221,12 @@ fn serve(arg: &CatalogArg, placement: &str, dnssec: DnssecArg, state_dir: &Path)
             std::fs::write(state_dir.join("trust-anchor.txt"), format!("{anchor}\n"))
                 .context("writing trust-anchor.txt")?;
         }
+        if let Some(dir) = world.signed_dns_dir() {
+            // Zone files, keys, unbound's log of validation failures: where people look.
+            let link = state_dir.join("files");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&dir, &link).context("linking the DNSSEC files")?;
+        }
         std::fs::copy(world.ca_file(), state_dir.join("ca.pem")).context("writing ca.pem")?;
         // The second CA, trusted by nobody unless configured for some domains.
         std::fs::copy(world.private_ca_file(), state_dir.join("private-ca.pem"))

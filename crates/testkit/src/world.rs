@@ -495,6 +495,12 @@ impl World {
             .map(|s| (s.resolver.addr(), s.zones.addr(), s.trust_anchor.as_str()))
     }
 
+    /// In [`DnssecMode::Signed`]: the zone files, keys, and unbound's and NSD's configuration
+    /// and logs (unbound logs why each answer was bogus).
+    pub fn signed_dns_dir(&self) -> Option<PathBuf> {
+        self.signed.as_ref().map(|_| self.dir.clone())
+    }
+
     /// The process ids of unbound and NSD in [`DnssecMode::Signed`].
     pub fn signed_dns_pids(&self) -> Vec<u32> {
         self.signed
