@@ -205,9 +205,14 @@ fn serve(arg: &CatalogArg, placement: &str, dnssec: DnssecArg, state_dir: &Path)
             .dnssec_mode(dnssec)
             .build()
             .await
-            .with_context(|| match dnssec {
-                DnssecMode::Signed => "starting the lab servers (real DNSSEC needs Debian's bind9-utils, nsd and unbound; `--dnssec simulated` runs without them)",
-                DnssecMode::Simulated => "starting the lab servers",
+            .map_err(|e| {
+                // A missing program is an I/O error: say which packages real DNSSEC needs.
+                let hint = matches!((&e, dnssec), (mtasts_testkit::Error::Io(_), DnssecMode::Signed));
+                anyhow::Error::new(e).context(if hint {
+                    "starting the lab servers (real DNSSEC needs Debian's bind9-utils, nsd and unbound; `--dnssec simulated` runs without them)"
+                } else {
+                    "starting the lab servers"
+                })
             })?;
         // The real DNSSEC's processes, for `lab down` should this one be killed; its trust
         // anchor, for validators people point at the lab.

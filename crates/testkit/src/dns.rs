@@ -81,6 +81,11 @@ impl Zone {
         self.bogus_below.push(key(suffix));
     }
 
+    /// The names with a fault set.
+    pub fn faulted_names(&self) -> impl Iterator<Item = &str> {
+        self.faults.keys().map(String::as_str)
+    }
+
     /// Every record, by lower-case name (what the lab signs).
     pub fn records(&self) -> &BTreeMap<String, Vec<RData>> {
         &self.records
