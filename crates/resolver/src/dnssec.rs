@@ -59,18 +59,27 @@ impl DnssecClient {
         self.server
     }
 
-    /// MX host names of `domain`, with status.
+    /// MX host names of `domain` in preference order (resolvers rotate RRsets; ties by name,
+    /// so a report reads the same every time), with status.
     pub async fn mx(&self, domain: &str) -> Answer<String> {
-        self.lookup(domain, RecordType::MX, |r| match r {
-            RData::MX(mx) => Some(
-                mx.exchange()
-                    .to_ascii()
-                    .trim_end_matches('.')
-                    .to_ascii_lowercase(),
-            ),
-            _ => None,
-        })
-        .await
+        let answer = self
+            .lookup(domain, RecordType::MX, |r| match r {
+                RData::MX(mx) => Some((
+                    mx.preference(),
+                    mx.exchange()
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
+                )),
+                _ => None,
+            })
+            .await;
+        let mut records = answer.records;
+        records.sort();
+        Answer {
+            status: answer.status,
+            records: records.into_iter().map(|(_, host)| host).collect(),
+        }
     }
 
     /// TLSA records at `owner`, with status.

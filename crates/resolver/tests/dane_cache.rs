@@ -188,3 +188,50 @@ async fn a_domain_that_drops_dane_is_counted_and_logged_as_a_possible_downgrade(
         "names the domain: {text}"
     );
 }
+
+#[tokio::test]
+async fn mx_hosts_come_in_preference_order_whatever_the_answer_order() {
+    let w = World::builder()
+        .dnssec_secure("order.test")
+        .mx("order.test", 20, "a.order.test")
+        .mx("order.test", 10, "z.order.test")
+        .mx("order.test", 20, "b.order.test")
+        .build()
+        .await
+        .expect("world");
+    let client = DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client");
+    let mx = client.mx("order.test").await;
+    assert_eq!(mx.records, ["z.order.test", "a.order.test", "b.order.test"]);
+}
+
+#[tokio::test]
+async fn tlsa_is_looked_up_at_the_end_of_a_secure_cname_chain_first() {
+    // RFC 7672 §2.2.3: the expanded name first, the MX name when the expanded one has none.
+    let w = World::builder()
+        .dnssec_secure("cn.test")
+        .cname("mx.cn.test", "real.cn.test")
+        .a("real.cn.test", std::net::Ipv4Addr::new(127, 9, 0, 1))
+        .tlsa("_25._tcp.real.cn.test", 3, 1, 1, vec![1; 32])
+        .cname("other.cn.test", "bare.cn.test")
+        .a("bare.cn.test", std::net::Ipv4Addr::new(127, 9, 0, 2))
+        .tlsa("_25._tcp.other.cn.test", 3, 1, 1, vec![2; 32])
+        .cname("mx.insecure.test", "real.cn.test")
+        .build()
+        .await
+        .expect("world");
+    let client = DnssecClient::new(Some(w.dns_addr()), Duration::from_secs(5)).expect("client");
+    let (base, answer) = client.host_tlsa("mx.cn.test").await;
+    assert_eq!(
+        (base.as_str(), answer.records[0].data[0]),
+        ("real.cn.test", 1)
+    );
+    let (base, answer) = client.host_tlsa("other.cn.test").await;
+    assert_eq!(
+        (base.as_str(), answer.records[0].data[0]),
+        ("other.cn.test", 2)
+    );
+    // The chain starts in an unsigned zone: not validated end to end, so the MX name only.
+    let (base, answer) = client.host_tlsa("mx.insecure.test").await;
+    assert_eq!(base, "mx.insecure.test");
+    assert!(answer.records.is_empty());
+}
