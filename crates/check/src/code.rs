@@ -76,6 +76,7 @@ codes! {
     TlsaUnchecked => "tlsa-unchecked",
     TlsaInsecure => "tlsa-insecure",
     NoDane => "no-dane",
+    ValidatedInProcess => "dnssec-validated-in-process",
     TlsrptOk => "tlsrpt-ok",
     TlsrptInvalid => "tlsrpt-invalid",
     TlsrptMissing => "tlsrpt-missing",

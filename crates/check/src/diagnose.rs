@@ -366,6 +366,16 @@ fn dane(o: &Observations, r: &mut Report) -> DaneDecision {
         .collect();
     let decision = decide(&o.mx, &hosts_tlsa);
     r.dane = decision.code().to_string();
+    if let Some(anchor) = &o.validated_by {
+        r.dnssec_validated_by = "mtasts".into();
+        r.add(
+            "dane",
+            Level::Info,
+            Code::ValidatedInProcess,
+            format!("DNSSEC validated by mtasts itself against {anchor}: not the view your MTA uses (it trusts its resolver's AD bit)"),
+            Some("run a validating resolver (unbound) for the MTA, and check without --validate".into()),
+        );
+    }
     match mx_status {
         // Nothing below the MX is trustworthy: its hosts' TLSA lookups say nothing more.
         DnssecStatus::Bogus => {

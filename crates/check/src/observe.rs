@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use mtasts_core::DomainName;
 use mtasts_core::dane::{Answer, Tlsa};
+use mtasts_resolver::dnssec::host_tlsa;
+use mtasts_resolver::validate::Validator;
 use mtasts_resolver::{
     Dns, DnsError, DnssecClient, Fetch, FetchError, FetchSettings, Fetched, HickoryDns,
     HttpsFetcher, NoValidatingResolver, TrustError, TxtAnswer, client_config, root_store,
@@ -56,6 +58,9 @@ pub struct Observations {
     pub domain: DomainName,
     /// Whether MX hosts were probed on port 25.
     pub smtp: bool,
+    /// `None`: DNSSEC status is the resolver's AD bit; else mtasts validated it against this
+    /// trust anchor itself.
+    pub validated_by: Option<String>,
     /// `_mta-sts.<domain>` TXT.
     pub txt: Result<TxtAnswer, DnsError>,
     /// The policy fetch.
@@ -86,11 +91,41 @@ pub struct HostObservation {
     pub tlsa: Answer<Tlsa>,
 }
 
+/// Where DNSSEC status comes from: the resolver's AD bit (the MTA's view), or mtasts' own
+/// validation (for hosts without a validating resolver; not what the MTA sees).
+enum DnssecView {
+    Resolver(DnssecClient),
+    Validator(Box<Validator>),
+}
+
+impl DnssecView {
+    async fn mx(&self, domain: &str) -> Answer<String> {
+        match self {
+            Self::Resolver(c) => c.mx(domain).await,
+            Self::Validator(v) => v.mx(domain).await,
+        }
+    }
+
+    async fn host_tlsa(&self, host: &str) -> (String, Answer<Tlsa>) {
+        match self {
+            Self::Resolver(c) => host_tlsa(c, host).await,
+            Self::Validator(v) => host_tlsa(v.as_ref(), host).await,
+        }
+    }
+
+    fn validated_by(&self) -> Option<String> {
+        match self {
+            Self::Resolver(_) => None,
+            Self::Validator(v) => Some(v.anchor().to_string()),
+        }
+    }
+}
+
 /// Runs checks; reusable across domains (scan).
 pub struct Checker {
     dns: Arc<HickoryDns>,
     fetcher: HttpsFetcher<HickoryDns>,
-    dnssec: DnssecClient,
+    dnssec: DnssecView,
     roots: Arc<RootCertStore>,
     settings: CheckSettings,
 }
@@ -120,7 +155,8 @@ impl Checker {
                 ..FetchSettings::default()
             },
         );
-        let dnssec = DnssecClient::new(settings.nameserver, settings.timeout)?;
+        let dnssec =
+            DnssecView::Resolver(DnssecClient::new(settings.nameserver, settings.timeout)?);
         let roots = Arc::new(root_store(settings.ca_file.as_deref())?);
         Ok(Self {
             dns,
@@ -129,6 +165,13 @@ impl Checker {
             roots,
             settings,
         })
+    }
+
+    /// DNSSEC validated by mtasts itself with `validator` instead of trusting the resolver's
+    /// AD bit: reports then say so, as it is not the view the MTA uses.
+    pub fn with_validator(mut self, validator: Validator) -> Self {
+        self.dnssec = DnssecView::Validator(Box::new(validator));
+        self
     }
 
     /// The full diagnosis of `domain`: [`Checker::observe`], then [`crate::diagnose()`].
@@ -154,6 +197,7 @@ impl Checker {
         Observations {
             domain: domain.clone(),
             smtp: self.settings.smtp,
+            validated_by: self.dnssec.validated_by(),
             txt,
             fetch,
             policy_tls,

@@ -135,6 +135,9 @@ pub struct Report {
     /// What DANE decides for the domain, as the daemon decides it (`mtasts_core::dane::
     /// decide`): `dane-only`, `dane`, `not-applicable`, `temporary-failure` or `unavailable`.
     pub dane: String,
+    /// Who validated the DNSSEC status: `resolver` (its AD bit, the view the MTA uses) or
+    /// `mtasts` (in-process, `--validate`: not the MTA's view).
+    pub dnssec_validated_by: String,
     /// The TLS-RPT record.
     pub tlsrpt: TlsRptSection,
     /// DNS gave no answer for lookups the verdict rests on (the `_mta-sts` TXT, the MX set,
@@ -201,6 +204,7 @@ impl Report {
             mx: Vec::new(),
             mx_dnssec: String::new(),
             dane: String::new(),
+            dnssec_validated_by: "resolver".into(),
             tlsrpt: TlsRptSection::default(),
             lookups_failed: Vec::new(),
         }

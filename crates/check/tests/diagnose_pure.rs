@@ -17,6 +17,7 @@ fn observed(fetch: Result<Fetched, FetchError>, mx: &[&str]) -> Observations {
     Observations {
         domain: DomainName::parse("example.test").expect("domain"),
         smtp: false,
+        validated_by: None,
         txt: txt("v=STSv1; id=20261201;"),
         fetch,
         policy_tls: None,

@@ -31,6 +31,14 @@ pub struct CheckNet {
     /// Testing only: connect to other addresses than DNS says (a lab ports.txt).
     #[arg(long, value_name = "FILE", hide = true)]
     port_map: Option<PathBuf>,
+    /// Validate DNSSEC in mtasts itself instead of trusting the resolver's AD bit, for hosts
+    /// without a validating resolver (the resolver must pass DNSSEC records on). Not the view
+    /// the MTA uses: reports say so.
+    #[arg(long)]
+    validate: bool,
+    /// With --validate: the trust anchor, a file of DNSKEY records (default: IANA's root keys).
+    #[arg(long, value_name = "FILE", requires = "validate")]
+    trust_anchor: Option<PathBuf>,
 }
 
 impl CheckNet {
@@ -39,14 +47,24 @@ impl CheckNet {
             Some(p) => crate::net::read_port_map(p)?,
             None => Default::default(),
         };
-        Checker::new(CheckSettings {
+        let checker = Checker::new(CheckSettings {
             nameserver: self.nameserver,
             ca_file: self.ca_file.clone(),
             timeout: self.timeout,
             smtp: !self.no_smtp,
             connect_map,
         })
-        .map_err(anyhow::Error::new)
+        .map_err(anyhow::Error::new)?;
+        if !self.validate {
+            return Ok(checker);
+        }
+        let validator = mtasts_resolver::validate::Validator::new(
+            self.nameserver,
+            self.trust_anchor.as_deref(),
+            self.timeout,
+        )
+        .context("setting up DNSSEC validation (--validate)")?;
+        Ok(checker.with_validator(validator))
     }
 }
 

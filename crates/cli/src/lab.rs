@@ -226,6 +226,10 @@ fn serve(arg: &CatalogArg, placement: &str, dnssec: DnssecArg, state_dir: &Path)
             std::fs::write(state_dir.join("trust-anchor.txt"), format!("{anchor}\n"))
                 .context("writing trust-anchor.txt")?;
         }
+        if let Some(key) = world.trust_anchor_dnskey() {
+            std::fs::write(state_dir.join("trust-anchor.dnskey"), format!("{key}\n"))
+                .context("writing trust-anchor.dnskey")?;
+        }
         if let Some(dir) = world.signed_dns_dir() {
             // Zone files, keys, unbound's log of validation failures: where people look.
             let link = state_dir.join("files");
@@ -243,7 +247,13 @@ fn serve(arg: &CatalogArg, placement: &str, dnssec: DnssecArg, state_dir: &Path)
         if placement == Placement::RealPorts {
             let dns = world
                 .signed_dns()
-                .map(|(resolver, zones, _)| [resolver.ip(), zones.ip()])
+                .map(|(resolver, zones, _)| {
+                    [
+                        resolver.ip(),
+                        zones.ip(),
+                        mtasts_testkit::world::PASSTHROUGH_RESOLVER_ADDR.ip(),
+                    ]
+                })
                 .into_iter()
                 .flatten();
             let hosts = world.hosts().into_iter().map(|(_, ip)| ip);

@@ -1,7 +1,9 @@
 //! DANE against really signed zones: the lab signs its DNSSEC scenarios (dnssec-signzone),
 //! NSD serves them under a signed `test.`, and unbound validates them with the run's trust
 //! anchor as the namespace's resolver. `mtasts check` and `mtasts query` must see every
-//! scenario as a DANE sender would (the scenario is `tests/dane/signed.sh`). The daemon,
+//! scenario as a DANE sender would (the scenario is `tests/dane/signed.sh`), and so must
+//! `check --validate` (mtasts' own validator) through a resolver that only passes DNSSEC
+//! records on. The daemon,
 //! Postfix and Exim against the same zones: postfix_e2e.rs and exim_e2e.rs.
 //!
 //! The in-process tests (catalog_checks, the daemon's socketmap tests) use the lab server's
@@ -95,6 +97,15 @@ fn check_and_query_see_the_signed_lab_zones_as_a_validating_resolver_does() {
             .unwrap_or_default();
         let want: std::collections::BTreeSet<&str> = codes.split(',').collect();
         assert_eq!(got, want, "{check}");
+        // mtasts' own validation (hickory's validator, the lab's key as anchor) through a
+        // resolver that only passes DNSSEC records on: the same decision as unbound's.
+        let validate = line_of(&text, &format!("VALIDATE {domain} "));
+        assert!(
+            validate.starts_with(&format!(
+                "VALIDATE {domain} dane={decision} by=mtasts codes=dnssec-validated-in-process,"
+            )),
+            "{validate}"
+        );
         // `query` (the daemon's resolver code) decides the same as `check`.
         let query = line_of(&text, &format!("QUERY {domain} "));
         assert!(
@@ -102,6 +113,10 @@ fn check_and_query_see_the_signed_lab_zones_as_a_validating_resolver_does() {
             "{query}"
         );
     }
+    assert!(
+        has(&text, "STRIPPED dane.test dane=temporary-failure"),
+        "signatures stripped on the way: {text}"
+    );
     assert!(
         line_of(&text, "CHECK dane-expired.test ").contains(
             "summary=DNSSEC fails (MX lookup failed DNSSEC validation): DANE senders defer"

@@ -172,16 +172,7 @@ impl Dns for HickoryDns {
         match self.resolver.lookup(fqdn(domain), RecordType::MX).await {
             Ok(lookup) => Ok(lookup
                 .record_iter()
-                .filter_map(|r| match r.data() {
-                    RData::MX(mx) => Some((
-                        mx.preference(),
-                        mx.exchange()
-                            .to_ascii()
-                            .trim_end_matches('.')
-                            .to_ascii_lowercase(),
-                    )),
-                    _ => None,
-                })
+                .filter_map(|r| crate::dnssec::pick_mx(r.data()))
                 .collect()),
             Err(e) => classify(&e).map(|_| Vec::new()),
         }

@@ -26,6 +26,87 @@ pub enum NoValidatingResolver {
     NoNameserver,
 }
 
+/// Where DNSSEC-qualified TLSA answers come from: a validating resolver's AD bit, or
+/// mtasts' own validation.
+pub trait TlsaSource: Sync {
+    /// TLSA records at `owner`, with status.
+    fn tlsa_at(&self, owner: &str) -> impl Future<Output = Answer<Tlsa>> + Send;
+    /// Where the CNAME chain at `host` ends, if its address lookup is one and validated.
+    fn cname_target(&self, host: &str) -> impl Future<Output = Option<String>> + Send;
+}
+
+impl TlsaSource for DnssecClient {
+    fn tlsa_at(&self, owner: &str) -> impl Future<Output = Answer<Tlsa>> + Send {
+        self.tlsa(owner)
+    }
+    fn cname_target(&self, host: &str) -> impl Future<Output = Option<String>> + Send {
+        self.secure_cname_target(host)
+    }
+}
+
+/// The TLSA records that apply to MX host `host` and the name they were found under
+/// (RFC 7672 §2.2.3): when the host's address lookup is a CNAME chain validated end to end,
+/// the chain's last name first, unless it has (authenticatedly) none; else the host name
+/// itself — as Postfix and Exim look them up, so all three agree.
+pub async fn host_tlsa<S: TlsaSource>(source: &S, host: &str) -> (String, Answer<Tlsa>) {
+    if let Some(expanded) = source.cname_target(host).await {
+        let answer = source.tlsa_at(&tlsa_name(&expanded)).await;
+        let none_there = answer.status == DnssecStatus::Secure && answer.records.is_empty();
+        if !none_there {
+            return (expanded, answer);
+        }
+    }
+    (host.to_string(), source.tlsa_at(&tlsa_name(host)).await)
+}
+
+/// An MX record's (preference, host), the host lower-case without the trailing dot.
+pub fn pick_mx(r: &RData) -> Option<(u16, String)> {
+    match r {
+        RData::MX(mx) => Some((mx.preference(), bare(mx.exchange()))),
+        _ => None,
+    }
+}
+
+pub(crate) fn pick_tlsa(r: &RData) -> Option<Tlsa> {
+    match r {
+        RData::TLSA(t) => Some(Tlsa {
+            usage: u8::from(t.cert_usage()),
+            selector: u8::from(t.selector()),
+            matching: u8::from(t.matching()),
+            data: t.cert_data().to_vec(),
+        }),
+        _ => None,
+    }
+}
+
+pub(crate) fn pick_cname(r: &RData) -> Option<String> {
+    match r {
+        RData::CNAME(c) => Some(bare(&c.0)),
+        _ => None,
+    }
+}
+
+fn bare(name: &Name) -> String {
+    name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// MX hosts in preference order (resolvers rotate RRsets; ties by name).
+pub(crate) fn by_preference(answer: Answer<(u16, String)>) -> Answer<String> {
+    let mut records = answer.records;
+    records.sort();
+    Answer {
+        status: answer.status,
+        records: records.into_iter().map(|(_, host)| host).collect(),
+    }
+}
+
+/// Where a validated CNAME chain ends: answers list a chain in order, so its last target.
+pub(crate) fn chain_end(chain: Answer<String>) -> Option<String> {
+    (chain.status == DnssecStatus::Secure)
+        .then(|| chain.records.last().cloned())
+        .flatten()
+}
+
 /// Queries one validating resolver and reports the AD bit.
 #[derive(Debug, Clone)]
 pub struct DnssecClient {
@@ -62,67 +143,22 @@ impl DnssecClient {
     /// MX host names of `domain` in preference order (resolvers rotate RRsets; ties by name,
     /// so a report reads the same every time), with status.
     pub async fn mx(&self, domain: &str) -> Answer<String> {
-        let answer = self
-            .lookup(domain, RecordType::MX, |r| match r {
-                RData::MX(mx) => Some((
-                    mx.preference(),
-                    mx.exchange()
-                        .to_ascii()
-                        .trim_end_matches('.')
-                        .to_ascii_lowercase(),
-                )),
-                _ => None,
-            })
-            .await;
-        let mut records = answer.records;
-        records.sort();
-        Answer {
-            status: answer.status,
-            records: records.into_iter().map(|(_, host)| host).collect(),
-        }
+        by_preference(self.lookup(domain, RecordType::MX, pick_mx).await)
     }
 
     /// TLSA records at `owner`, with status.
     pub async fn tlsa(&self, owner: &str) -> Answer<Tlsa> {
-        self.lookup(owner, RecordType::TLSA, |r| match r {
-            RData::TLSA(t) => Some(Tlsa {
-                usage: u8::from(t.cert_usage()),
-                selector: u8::from(t.selector()),
-                matching: u8::from(t.matching()),
-                data: t.cert_data().to_vec(),
-            }),
-            _ => None,
-        })
-        .await
+        self.lookup(owner, RecordType::TLSA, pick_tlsa).await
     }
 
-    /// The TLSA records that apply to MX host `host` and the name they were found under
-    /// (RFC 7672 §2.2.3): when the host's address lookup is a CNAME chain validated end to
-    /// end, the chain's last name first, unless it has (authenticatedly) none; else the host
-    /// name itself — as Postfix and Exim look them up, so all three agree.
+    /// The TLSA records that apply to MX host `host` ([`host_tlsa`]).
     pub async fn host_tlsa(&self, host: &str) -> (String, Answer<Tlsa>) {
-        if let Some(expanded) = self.secure_cname_target(host).await {
-            let answer = self.tlsa(&tlsa_name(&expanded)).await;
-            let none_there = answer.status == DnssecStatus::Secure && answer.records.is_empty();
-            if !none_there {
-                return (expanded, answer);
-            }
-        }
-        (host.to_string(), self.tlsa(&tlsa_name(host)).await)
+        host_tlsa(self, host).await
     }
 
     /// Where the CNAME chain at `host` ends, if its address lookup is one and validated.
-    async fn secure_cname_target(&self, host: &str) -> Option<String> {
-        let chain = self
-            .lookup(host, RecordType::A, |r| match r {
-                RData::CNAME(c) => Some(c.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
-                _ => None,
-            })
-            .await;
-        // Answers list a chain in order: the last target is where it ends.
-        (chain.status == DnssecStatus::Secure)
-            .then(|| chain.records.last().cloned())
-            .flatten()
+    pub async fn secure_cname_target(&self, host: &str) -> Option<String> {
+        chain_end(self.lookup(host, RecordType::A, pick_cname).await)
     }
 
     async fn lookup<T>(

@@ -16,6 +16,7 @@ pub mod single_flight;
 pub mod testing;
 pub mod throttle;
 pub mod trust;
+pub mod validate;
 
 pub use builder::{EndpointError, NetEndpoints, ResolverBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -73,6 +73,8 @@ pub struct SignedTree {
     pub zones: Vec<(String, PathBuf)>,
     /// The DS record of `test.`'s key in presentation format, for a validator's trust anchor.
     pub trust_anchor: String,
+    /// The same anchor as `test.`'s DNSKEY record, for validators that take keys.
+    pub trust_anchor_dnskey: String,
 }
 
 fn under(name: &str, apex: &str) -> bool {
@@ -184,10 +186,18 @@ pub fn sign(
     root.push_str(delegations.get(LAB_ROOT).map_or("", String::as_str));
     let signed = sign_zone(dir, LAB_ROOT, &root, &SignedZone::new(LAB_ROOT))?;
     let trust_anchor = ds_of(dir, &signed.key)?;
+    let key_file = std::fs::read_to_string(dir.join(format!("{}.key", signed.key)))
+        .map_err(Error::io("reading the root DNSKEY file"))?;
+    let trust_anchor_dnskey = key_file
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(';') && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
     out.push((LAB_ROOT.to_string(), signed.file));
     Ok(SignedTree {
         zones: out,
         trust_anchor,
+        trust_anchor_dnskey,
     })
 }
 

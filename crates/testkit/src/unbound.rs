@@ -37,6 +37,19 @@ impl Unbound {
         )))
     }
 
+    /// A non-validating resolver on `addr` with these stubs (it passes DNSSEC records on to
+    /// clients that ask with DO, and sets no AD bit).
+    pub fn at(
+        addr: SocketAddr,
+        stubs: &[(&str, SocketAddr)],
+        max_ttl: u32,
+        dir: &Path,
+    ) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(Error::io("unbound directory"))?;
+        Self::start_on(addr, stubs, max_ttl, None, dir)?
+            .map_err(|why| Error::Io(format!("unbound exited: {why}")))
+    }
+
     /// A validating resolver on `addr` trusting `trust_anchor` (a DS or DNSKEY record in
     /// presentation format), with the same stubs; nothing is cached (`lab ctl` changes are
     /// seen at once), bogus answers are SERVFAIL, and each validation failure is logged.

@@ -40,6 +40,10 @@ pub const SIGNED_ZONES_ADDR: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 53);
 /// In [`DnssecMode::Signed`]: where the validating resolver (unbound) answers.
 pub const RESOLVER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), 53);
+/// In [`DnssecMode::Signed`]: a resolver that passes DNSSEC records on without validating
+/// (unbound as an ISP resolver often is), for validators of their own.
+pub const PASSTHROUGH_RESOLVER_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 54)), 53);
 
 /// How the world's signed zones are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -418,10 +422,12 @@ type HostEntry<S> = (Arc<S>, SocketAddr, SocketAddr);
 /// The real DNSSEC of a world: NSD with the signed zones, unbound validating.
 #[derive(Debug)]
 struct SignedDns {
-    // Field order is drop order: the resolver goes first.
+    // Field order is drop order: the resolvers go first.
     resolver: Unbound,
+    passthrough: Unbound,
     zones: Nsd,
     trust_anchor: String,
+    trust_anchor_dnskey: String,
 }
 
 /// Signs the zones, starts NSD and the validating unbound in front of the tree.
@@ -457,10 +463,18 @@ fn start_signed(zone: &Zone, zones: &[SignedZone], dir: &Path) -> Result<SignedD
         &tree.trust_anchor,
         &dir.join("unbound"),
     )?;
+    let passthrough = Unbound::at(
+        PASSTHROUGH_RESOLVER_ADDR,
+        &stubs,
+        0,
+        &dir.join("unbound-passthrough"),
+    )?;
     Ok(SignedDns {
         resolver,
+        passthrough,
         zones: nsd,
         trust_anchor: tree.trust_anchor,
+        trust_anchor_dnskey: tree.trust_anchor_dnskey,
     })
 }
 
@@ -512,11 +526,16 @@ impl World {
         self.signed.as_ref().map(|_| self.dir.clone())
     }
 
-    /// The process ids of unbound and NSD in [`DnssecMode::Signed`].
+    /// In [`DnssecMode::Signed`]: the trust anchor as `test.`'s DNSKEY record.
+    pub fn trust_anchor_dnskey(&self) -> Option<&str> {
+        self.signed.as_ref().map(|s| s.trust_anchor_dnskey.as_str())
+    }
+
+    /// The process ids of the unbounds and NSD in [`DnssecMode::Signed`].
     pub fn signed_dns_pids(&self) -> Vec<u32> {
         self.signed
             .as_ref()
-            .map(|s| vec![s.resolver.pid(), s.zones.pid()])
+            .map(|s| vec![s.resolver.pid(), s.passthrough.pid(), s.zones.pid()])
             .unwrap_or_default()
     }
 

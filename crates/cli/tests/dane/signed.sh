@@ -6,6 +6,8 @@
 #   DIRECT <name> <ad|->                    what the lab's own (unsigned) server answered
 #   CHECK <domain> dane=<decision> codes=<dane-step codes> summary=<summary>
 #   QUERY <domain> <dane line of `mtasts query`>
+#   VALIDATE <domain> dane=<decision> by=<validator> codes=<dane-step codes>   `check --validate`
+#                                           through a resolver that does not validate
 set -euo pipefail
 MTASTS="${1:?usage: signed.sh MTASTS}"
 : "${MTASTS_LAB_CA:?run inside mtasts lab run}" "${MTASTS_LAB_RESOLVER:?run in a lab with real DNSSEC}"
@@ -46,5 +48,18 @@ codes = ",".join(f["code"] for f in r["findings"] if f["step"] == "dane")
 print(f"CHECK {sys.argv[1]} dane={r['dane']} codes={codes} summary={r['summary']}")
 PY
     echo "QUERY $d $("$MTASTS" query "$d" --ca-file "$MTASTS_LAB_CA" --dane-nameserver "$MTASTS_LAB_RESOLVER" 2>&1 | grep '^dane:' || true)"
+    # mtasts validating by itself, through the lab's resolver that only passes DNSSEC on.
+    "$MTASTS" check "$d" --ca-file "$MTASTS_LAB_CA" --nameserver 127.0.0.54:53 --validate \
+        --trust-anchor "$MTASTS_LAB_STATE/trust-anchor.dnskey" --json >"/tmp/dane-check-$$.json" || true
+    python3 - "$d" "/tmp/dane-check-$$.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[2]))
+codes = ",".join(f["code"] for f in r["findings"] if f["step"] == "dane")
+print(f"VALIDATE {sys.argv[1]} dane={r['dane']} by={r['dnssec_validated_by']} codes={codes}")
+PY
 done
+# The same validator against a server that strips DNSSEC records (the lab's own): bogus.
+"$MTASTS" check dane.test --ca-file "$MTASTS_LAB_CA" --nameserver 127.0.0.1:53 --validate \
+    --trust-anchor "$MTASTS_LAB_STATE/trust-anchor.dnskey" --json >"/tmp/dane-check-$$.json" || true
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("STRIPPED dane.test dane=" + r["dane"])' "/tmp/dane-check-$$.json"
 rm -f "/tmp/dane-check-$$.json"
