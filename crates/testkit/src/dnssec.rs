@@ -159,6 +159,13 @@ pub fn sign(
             .max_by_key(|a| a.len())
             .unwrap_or(LAB_ROOT)
             .to_string();
+        // Between `test.` and a deeper apex would sit an unsigned delegation: no chain.
+        if parent == LAB_ROOT && z.apex.matches('.').count() != 1 {
+            return Err(Error::Config(format!(
+                "signed zone `{}`: must be a child of `{LAB_ROOT}.` or of another signed zone",
+                z.apex
+            )));
+        }
         let mut text = soa_and_ns(&z.apex);
         text.push_str(bodies.get(z.apex.as_str()).map_or("", String::as_str));
         text.push_str(delegations.get(&z.apex).map_or("", String::as_str));
@@ -456,6 +463,25 @@ mod tests {
             presentation(&txt).as_deref(),
             Ok(r#""v=STSv1; id=\"x\\" "\001""#)
         );
+    }
+
+    #[test]
+    fn zones_that_cannot_chain_to_the_lab_root_are_refused_before_signing() {
+        let dir = std::env::temp_dir().join(format!("mtasts-dnssec-unit-{}", std::process::id()));
+        let records = BTreeMap::new();
+        let ip = Ipv4Addr::LOCALHOST;
+        let refused = |zone: SignedZone| match sign(&records, &[zone], ip, ip, &dir) {
+            Err(Error::Config(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(SignedZone::new("example.org")).contains("below `test.`"));
+        assert!(refused(SignedZone::new("a.b.test")).contains("child of `test.`"));
+        let broken = SignedZone {
+            broken: vec!["mx.other.test".into()],
+            ..SignedZone::new("d.test")
+        };
+        assert!(refused(broken).contains("not in the zone"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
