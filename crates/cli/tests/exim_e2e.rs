@@ -174,6 +174,16 @@ fn exim_enforces_mta_sts_with_sni_through_the_daemon() {
         );
     }
     assert!(has(&text, "STATUS dane-wrong.test deferred"), "{text}");
+    // Only unusable TLSA (dane="encrypt"): delivered over TLS, not authenticated.
+    assert!(
+        mainlog(
+            &text,
+            "=> user@dane-unusable.test R=mtasts_dane T=mtasts_dane_smtp"
+        )
+        .iter()
+        .any(|l| l.contains(" X=TLS") && l.contains(" CV=no ")),
+        "{text}"
+    );
     // DANE tried per host (dane="try"): the host without TLSA gets the mail over TLS; the
     // host whose TLSA is bogus is skipped and the other, verified by DANE, gets it.
     assert!(
