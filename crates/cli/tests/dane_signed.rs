@@ -113,6 +113,12 @@ fn check_and_query_see_the_signed_lab_zones_as_a_validating_resolver_does() {
             "{query}"
         );
     }
+    // DNS-04: a bogus `_mta-sts` answer reaches mtasts as SERVFAIL, a lookup with no answer.
+    assert!(
+        line_of(&text, "CHECK dane-expired.test ")
+            .contains("DNS gave no answer for TXT _mta-sts.dane-expired.test"),
+        "{text}"
+    );
     assert!(
         has(&text, "STRIPPED dane.test dane=temporary-failure"),
         "signatures stripped on the way: {text}"
